@@ -1,0 +1,283 @@
+//! The command line: `serve`, `worker`, `migrate`, `jobs …`, `config check`. Parses
+//! arguments, resolves configuration once, and hands off to the library. The only module
+//! that prints to stdout.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::Clock;
+use crate::config::{Config, ConfigArgs};
+use crate::db::Db;
+use crate::queue::store::{self, JobRow, JobState, ListFilter, RetryError};
+
+/// pipewright: gives every repository the CI/CD it is missing.
+#[derive(Debug, Parser)]
+#[command(name = "pipewright", version, about)]
+pub struct Cli {
+    /// Configuration (flags, `PIPEWRIGHT_*` variables, optional TOML file).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve webhooks and run workers (embedded SQLite by default; no other service needed).
+    Serve,
+    /// Run workers only (scale-out replicas sharing a PostgreSQL database).
+    Worker,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect and repair the job queue.
+    Jobs {
+        /// Jobs subcommand.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Configuration tools.
+    Config {
+        /// Config subcommand.
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+/// `pipewright jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state (queued, running, succeeded, failed, dead).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show one job with its payload and last error.
+    Show {
+        /// Job id.
+        id: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Queue a dead (or failed) job again, attempts reset.
+    Retry {
+        /// Job id.
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<i64>,
+        /// Retry every dead job.
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Delete dead jobs.
+    PurgeDead {
+        /// Only those dead for longer than this many days.
+        #[arg(long, default_value_t = 0)]
+        older_than_days: i64,
+    },
+}
+
+/// `pipewright config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate and print the effective configuration, secrets redacted.
+    Check,
+}
+
+/// Output format of inspection commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = match cli.config.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    crate::telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve => crate::app::serve(config).await?,
+        Command::Worker => crate::app::worker(config).await?,
+        Command::Migrate => {
+            Db::connect_and_migrate(config.database_url.expose())
+                .await
+                .with_context(|| format!("database {}", config.database_url_redacted()))?
+                .close()
+                .await;
+            println!("migrations applied to {}", config.database_url_redacted());
+        }
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print!("{}", config.render_redacted());
+            println!("# configuration is valid");
+        }
+        Command::Jobs { command } => return jobs(&config, command).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<ExitCode> {
+    let db = Db::connect_and_migrate(config.database_url.expose())
+        .await
+        .with_context(|| format!("database {}", config.database_url_redacted()))?;
+    let now = Clock::System.now();
+    let code = match command {
+        JobsCommand::List {
+            state,
+            kind,
+            limit,
+            format,
+        } => {
+            let state = match state.map(|s| s.parse::<JobState>()).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("pipewright: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let rows = store::list(&db, &ListFilter { state, kind, limit }).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Text => print!("{}", render_table(&rows, now)),
+            }
+            ExitCode::SUCCESS
+        }
+        JobsCommand::Show { id, format } => match store::get(&db, id).await? {
+            None => {
+                eprintln!("pipewright: job {id} does not exist");
+                ExitCode::from(1)
+            }
+            Some(job) => {
+                match format {
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&job)?),
+                    Format::Text => print!("{}", render_job(&job)),
+                }
+                ExitCode::SUCCESS
+            }
+        },
+        JobsCommand::Retry { id, all_dead } => {
+            if all_dead {
+                let (revived, skipped) = store::retry_all_dead(&db, now).await?;
+                println!("queued {} dead job(s) again", revived.len());
+                if !skipped.is_empty() {
+                    println!("skipped {skipped:?}: a live job with the same dedupe key exists");
+                }
+                ExitCode::SUCCESS
+            } else {
+                let id = id.context("a job id or --all-dead is required")?;
+                match store::retry(&db, id, now).await {
+                    Ok(()) => {
+                        println!("job {id} queued again");
+                        ExitCode::SUCCESS
+                    }
+                    Err(RetryError::Db(e)) => return Err(e.into()),
+                    Err(e) => {
+                        eprintln!("pipewright: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+        }
+        JobsCommand::PurgeDead { older_than_days } => {
+            let before = now - older_than_days.max(0) * 24 * 60 * 60 * 1000;
+            let n = store::purge_dead(&db, before + 1).await?;
+            println!("deleted {n} dead job(s)");
+            ExitCode::SUCCESS
+        }
+    };
+    db.close().await;
+    Ok(code)
+}
+
+fn ago(now: i64, then: i64) -> String {
+    let secs = (now - then) / 1000;
+    match secs {
+        s if s < -1 => format!("in {}", human(-s)),
+        s if s < 1 => "now".to_owned(),
+        s => format!("{} ago", human(s)),
+    }
+}
+
+fn human(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn render_table(rows: &[JobRow], now: i64) -> String {
+    let mut out = format!(
+        "{:>8}  {:<20}  {:<9}  {:>8}  {:<10}  {}\n",
+        "ID", "KIND", "STATE", "ATTEMPTS", "RUN AT", "LAST ERROR"
+    );
+    for j in rows {
+        let err = j
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("");
+        let err: String = err.chars().take(60).collect();
+        out.push_str(&format!(
+            "{:>8}  {:<20}  {:<9}  {:>8}  {:<10}  {}\n",
+            j.id,
+            j.kind,
+            j.state.as_str(),
+            format!("{}/{}", j.attempts, j.max_attempts),
+            ago(now, j.run_at),
+            err
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(no jobs)\n");
+    }
+    out
+}
+
+fn render_job(j: &JobRow) -> String {
+    let payload = serde_json::from_str::<serde_json::Value>(&j.payload)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| j.payload.clone());
+    format!(
+        "job {}\n  kind:            {}\n  state:           {}\n  attempts:        {}/{}\n  \
+         priority:        {}\n  run at:          {}\n  dedupe key:      {}\n  \
+         concurrency key: {}\n  locked by:       {}\n  last error:      {}\npayload:\n{}\n",
+        j.id,
+        j.kind,
+        j.state,
+        j.attempts,
+        j.max_attempts,
+        j.priority,
+        j.run_at,
+        j.dedupe_key.as_deref().unwrap_or("-"),
+        j.concurrency_key.as_deref().unwrap_or("-"),
+        j.locked_by.as_deref().unwrap_or("-"),
+        j.last_error.as_deref().unwrap_or("-"),
+        payload
+    )
+}

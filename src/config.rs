@@ -1,0 +1,555 @@
+//! Server configuration: flags and `PIPEWRIGHT_*` environment variables, an optional
+//! `pipewright.toml`, and `*_FILE` variants for secrets. Parsed and validated once at
+//! start-up into [`Config`], which is passed down; nothing else reads the environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+/// Default database: an embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pipewright.db";
+/// Default listen address: loopback only, so a first try exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default number of worker tasks in `serve` (and `worker`).
+pub const DEFAULT_WORKERS: usize = 4;
+/// Largest accepted webhook body, in bytes (GitHub and GitLab cap payloads at 25 MB).
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 25 * 1024 * 1024;
+/// How far a Standard Webhooks `webhook-timestamp` may be from now, in seconds (replay window).
+pub const SIGNATURE_TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// A secret value: `Debug` and `Display` print `[redacted]`; the value is only reachable
+/// through [`Secret::expose`], so it cannot end up in a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used (signature checks, API auth).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags (each also readable from its `PIPEWRIGHT_*` variable) shared by every command
+/// that needs configuration. All optional here: defaults and the config file fill gaps.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// Optional TOML file with the same keys as the flags (snake_case). Flags and
+    /// environment variables win over it.
+    #[arg(long, env = "PIPEWRIGHT_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
+    #[arg(long, env = "PIPEWRIGHT_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "PIPEWRIGHT_LISTEN", global = true)]
+    pub listen: Option<String>,
+    /// Worker tasks (concurrent jobs) in this process; 0 = webhook intake only.
+    /// (Text, so a bad value is reported under its variable's name.)
+    #[arg(long, env = "PIPEWRIGHT_WORKERS", global = true)]
+    pub workers: Option<String>,
+    /// GitHub webhook secret(s), comma-separated to allow rotation.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_webhook_secret: Option<String>,
+    /// File holding the GitHub webhook secret(s).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET_FILE", global = true)]
+    pub github_webhook_secret_file: Option<PathBuf>,
+    /// GitLab webhook secret token(s) (`X-Gitlab-Token`), comma-separated.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITLAB_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub gitlab_webhook_secret: Option<String>,
+    /// File holding the GitLab webhook secret token(s).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_WEBHOOK_SECRET_FILE", global = true)]
+    pub gitlab_webhook_secret_file: Option<PathBuf>,
+    /// GitLab signing token(s) (`whsec_…`, Standard Webhooks), comma-separated.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITLAB_SIGNING_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub gitlab_signing_key: Option<String>,
+    /// File holding the GitLab signing token(s).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_SIGNING_KEY_FILE", global = true)]
+    pub gitlab_signing_key_file: Option<PathBuf>,
+    /// Bitbucket Cloud webhook secret(s), comma-separated.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bitbucket_webhook_secret: Option<String>,
+    /// File holding the Bitbucket webhook secret(s).
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET_FILE", global = true)]
+    pub bitbucket_webhook_secret_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "PIPEWRIGHT_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// The word of slash commands (`/pipewright help`); comments without it queue nothing.
+    #[arg(long, env = "PIPEWRIGHT_COMMAND_WORD", global = true)]
+    pub command_word: Option<String>,
+}
+
+/// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
+/// error, so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    listen: Option<String>,
+    workers: Option<usize>,
+    github_webhook_secret: Option<String>,
+    github_webhook_secret_file: Option<PathBuf>,
+    gitlab_webhook_secret: Option<String>,
+    gitlab_webhook_secret_file: Option<PathBuf>,
+    gitlab_signing_key: Option<String>,
+    gitlab_signing_key_file: Option<PathBuf>,
+    bitbucket_webhook_secret: Option<String>,
+    bitbucket_webhook_secret_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    command_word: Option<String>,
+}
+
+/// The validated configuration of a pipewright process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Database URL (may embed a password: print it with [`Config::database_url_redacted`]).
+    pub database_url: Secret,
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Worker tasks in this process.
+    pub workers: usize,
+    /// Accepted GitHub webhook secrets (empty: the GitHub endpoint is disabled).
+    pub github_webhook_secrets: Vec<Secret>,
+    /// Accepted GitLab `X-Gitlab-Token` values.
+    pub gitlab_webhook_secrets: Vec<Secret>,
+    /// Accepted GitLab signing keys (raw HMAC keys, decoded from `whsec_…`).
+    pub gitlab_signing_keys: Vec<Secret>,
+    /// Accepted Bitbucket webhook secrets.
+    pub bitbucket_webhook_secrets: Vec<Secret>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Slash-command word, without the slash.
+    pub command_word: String,
+}
+
+/// A configuration problem, reported once at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has an unknown key.
+    #[error("invalid config file {path}: {message}")]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// The TOML parser's message, with line and column.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid {key}: {message}")]
+    Invalid {
+        /// The setting's environment variable name.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ConfigArgs {
+    /// Merges flags/env over the optional file over defaults, and validates.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let database_url = self
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_DATABASE_URL",
+                message: "must start with sqlite:, postgres:// or postgresql://".into(),
+            });
+        }
+        let listen_text = self
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse::<SocketAddr>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "PIPEWRIGHT_LISTEN",
+                message: format!("`{listen_text}` is not an address like 127.0.0.1:8080 ({e})"),
+            })?;
+        let workers = match &self.workers {
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| ConfigError::Invalid {
+                    key: "PIPEWRIGHT_WORKERS",
+                    message: format!("`{text}` is not a whole number"),
+                })?,
+            None => file.workers.unwrap_or(DEFAULT_WORKERS),
+        };
+        if workers > 1024 {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_WORKERS",
+                message: format!("{workers} is more than 1024"),
+            });
+        }
+        let github_webhook_secrets = secret_list(
+            "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET",
+            self.github_webhook_secret
+                .clone()
+                .or(file.github_webhook_secret),
+            self.github_webhook_secret_file
+                .clone()
+                .or(file.github_webhook_secret_file),
+        )?;
+        let gitlab_webhook_secrets = secret_list(
+            "PIPEWRIGHT_GITLAB_WEBHOOK_SECRET",
+            self.gitlab_webhook_secret
+                .clone()
+                .or(file.gitlab_webhook_secret),
+            self.gitlab_webhook_secret_file
+                .clone()
+                .or(file.gitlab_webhook_secret_file),
+        )?;
+        let gitlab_signing_keys = secret_list(
+            "PIPEWRIGHT_GITLAB_SIGNING_KEY",
+            self.gitlab_signing_key.clone().or(file.gitlab_signing_key),
+            self.gitlab_signing_key_file
+                .clone()
+                .or(file.gitlab_signing_key_file),
+        )?
+        .into_iter()
+        .map(|s| decode_signing_key(&s))
+        .collect::<Result<Vec<_>, _>>()?;
+        let bitbucket_webhook_secrets = secret_list(
+            "PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET",
+            self.bitbucket_webhook_secret
+                .clone()
+                .or(file.bitbucket_webhook_secret),
+            self.bitbucket_webhook_secret_file
+                .clone()
+                .or(file.bitbucket_webhook_secret_file),
+        )?;
+        let command_word = self
+            .command_word
+            .clone()
+            .or(file.command_word)
+            .unwrap_or_else(|| "pipewright".to_owned());
+        if command_word.is_empty()
+            || !command_word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_COMMAND_WORD",
+                message: format!("`{command_word}` must be letters, digits, `-` or `_`"),
+            });
+        }
+        Ok(Config {
+            database_url: Secret::new(database_url),
+            listen,
+            workers,
+            github_webhook_secrets,
+            gitlab_webhook_secrets,
+            gitlab_signing_keys,
+            bitbucket_webhook_secrets,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            command_word,
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+/// A comma-separated list of secrets from a value or from a file (not both).
+fn secret_list(
+    key: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Vec<Secret>, ConfigError> {
+    let raw = match (value, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                key,
+                message: format!("set either {key} or {key}_FILE, not both"),
+            })
+        }
+        (Some(v), None) => v,
+        (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+            key,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let secrets: Vec<Secret> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(ConfigError::Invalid {
+            key,
+            message: "is set but holds no secret".into(),
+        });
+    }
+    Ok(secrets)
+}
+
+/// Standard Webhooks keys are `whsec_` + base64 of the raw HMAC key.
+fn decode_signing_key(secret: &Secret) -> Result<Secret, ConfigError> {
+    use base64::Engine as _;
+    let text = secret.expose();
+    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| ConfigError::Invalid {
+            key: "PIPEWRIGHT_GITLAB_SIGNING_KEY",
+            message: "a signing key must be `whsec_` followed by base64".into(),
+        })?;
+    // HMAC keys are bytes; keep them in a String-based Secret via lossless hex.
+    Ok(Secret::new(hex::encode(raw)))
+}
+
+impl Config {
+    /// The database URL with any password replaced by `***`, for logs and `config check`.
+    pub fn database_url_redacted(&self) -> String {
+        redact_url_password(self.database_url.expose())
+    }
+
+    /// Is this a PostgreSQL configuration?
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.expose().starts_with("postgres")
+    }
+
+    /// Human-readable effective configuration, every secret redacted (`config check`).
+    pub fn render_redacted(&self) -> String {
+        fn secrets(list: &[Secret]) -> String {
+            if list.is_empty() {
+                "(not set: endpoint disabled)".to_owned()
+            } else {
+                format!("[redacted] x{}", list.len())
+            }
+        }
+        format!(
+            "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
+             gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
+             log_format = {}\ncommand_word = {}\n",
+            self.database_url_redacted(),
+            self.listen,
+            self.workers,
+            secrets(&self.github_webhook_secrets),
+            secrets(&self.gitlab_webhook_secrets),
+            secrets(&self.gitlab_signing_keys),
+            secrets(&self.bitbucket_webhook_secrets),
+            match self.log_format {
+                LogFormat::Text => "text",
+                LogFormat::Json => "json",
+            },
+            self.command_word,
+        )
+    }
+
+    /// A configuration for tests and benchmarks: the given database, no forge secrets.
+    pub fn for_database(database_url: &str) -> Self {
+        Config {
+            database_url: Secret::new(database_url),
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            workers: DEFAULT_WORKERS,
+            github_webhook_secrets: Vec::new(),
+            gitlab_webhook_secrets: Vec::new(),
+            gitlab_signing_keys: Vec::new(),
+            bitbucket_webhook_secrets: Vec::new(),
+            log_format: LogFormat::Text,
+            command_word: "pipewright".into(),
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host/…` with `***`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_zero_config() {
+        let c = ConfigArgs::default().resolve().unwrap();
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.workers, 4);
+        assert!(c.github_webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn secrets_split_on_commas_and_never_print() {
+        let args = ConfigArgs {
+            github_webhook_secret: Some("old, new".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.github_webhook_secrets.len(), 2);
+        assert_eq!(c.github_webhook_secrets[1].expose(), "new");
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(!shown.contains("old") && !shown.contains("new,"), "{shown}");
+        assert!(shown.contains("[redacted] x2"));
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_variable() {
+        let args = ConfigArgs {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(
+            err.starts_with("invalid PIPEWRIGHT_LISTEN: `localhost`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn value_and_file_are_exclusive() {
+        let args = ConfigArgs {
+            bitbucket_webhook_secret: Some("a".into()),
+            bitbucket_webhook_secret_file: Some("/nonexistent".into()),
+            ..Default::default()
+        };
+        let err = args.resolve().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET: set either \
+             PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET or PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET_FILE, not both"
+        );
+    }
+
+    #[test]
+    fn file_config_rejects_unknown_keys_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipewright.toml");
+        std::fs::write(&path, "workers = 2\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            workers: Some("7".into()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.workers, 7);
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+
+        std::fs::write(&path, "wrokers = 2\n").unwrap();
+        let err = args.resolve().unwrap_err().to_string();
+        assert!(err.contains("unknown field `wrokers`"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn signing_key_must_be_whsec_base64() {
+        let ok = ConfigArgs {
+            gitlab_signing_key: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            ..Default::default()
+        };
+        assert_eq!(ok.resolve().unwrap().gitlab_signing_keys.len(), 1);
+        let bad = ConfigArgs {
+            gitlab_signing_key: Some("whsec_***".into()),
+            ..Default::default()
+        };
+        assert!(bad.resolve().is_err());
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact_url_password("postgres://bot:hunter2@db:5432/pw"),
+            "postgres://bot:***@db:5432/pw"
+        );
+        assert_eq!(
+            redact_url_password("postgres://bot@db/pw"),
+            "postgres://bot@db/pw"
+        );
+        assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+}

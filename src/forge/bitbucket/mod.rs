@@ -1,0 +1,3 @@
+//! Bitbucket Cloud: webhook payloads.
+
+pub(crate) mod payload;

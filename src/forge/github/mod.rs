@@ -1,0 +1,3 @@
+//! GitHub: webhook payloads (App and repository hooks).
+
+pub(crate) mod payload;

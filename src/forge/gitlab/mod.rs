@@ -1,0 +1,3 @@
+//! GitLab: webhook payloads (project, group and system hooks).
+
+pub(crate) mod payload;

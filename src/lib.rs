@@ -1,0 +1,23 @@
+//! pipewright: a CI/CD bot for GitHub, GitLab and Bitbucket Cloud. It receives webhooks,
+//! verifies and queues them durably, keeps track of installations and repositories, and
+//! (in the capabilities built on this foundation) detects each repository's stack and
+//! opens one fix-up pull request with the CI it is missing.
+//!
+//! Map: `server` (HTTP intake) → `db` + `queue` (durable jobs) → `jobs` (what each job
+//! does) ; `forge` (wire formats → typed events) ; `config`, `telemetry`, `metrics`.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod forge;
+pub mod jobs;
+pub mod metrics;
+pub mod queue;
+pub mod server;
+pub mod telemetry;
+
+pub use clock::Clock;
+pub use config::Config;
+pub use db::Db;

@@ -1,0 +1,242 @@
+//! The `pipewright` binary as an operator uses it: `config check`, `migrate`, `jobs …`,
+//! and `serve` end to end (a signed delivery in, the job run by its workers, a graceful
+//! SIGTERM stop), on an embedded SQLite file.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+fn pipewright(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipewright"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run pipewright")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn config_check_redacts_secrets_and_rejects_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = pipewright(
+        dir.path(),
+        &["config", "check"],
+        &[
+            ("PIPEWRIGHT_GITHUB_WEBHOOK_SECRET", "hunter2,hunter3"),
+            (
+                "PIPEWRIGHT_DATABASE_URL",
+                "postgres://bot:pa55word@db.internal/pw",
+            ),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("github_webhook_secret = [redacted] x2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("database_url = postgres://bot:***@db.internal/pw"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gitlab_webhook_secret = (not set: endpoint disabled)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter") && !text.contains("pa55word"),
+        "{text}"
+    );
+
+    let out = pipewright(
+        dir.path(),
+        &["config", "check"],
+        &[("PIPEWRIGHT_WORKERS", "many")],
+    );
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim(),
+        "pipewright: invalid PIPEWRIGHT_WORKERS: `many` is not a whole number"
+    );
+
+    let out = pipewright(
+        dir.path(),
+        &["config", "check"],
+        &[("PIPEWRIGHT_LISTEN", "nowhere")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "pipewright: invalid PIPEWRIGHT_LISTEN: `nowhere` is not an address like 127.0.0.1:8080 \
+         (invalid socket address syntax)"
+    );
+}
+
+#[test]
+fn migrate_and_jobs_commands_on_an_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("pw.db").display());
+    let env = [("PIPEWRIGHT_DATABASE_URL", db.as_str())];
+    let out = pipewright(dir.path(), &["migrate"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = pipewright(dir.path(), &["jobs", "list", "--format", "json"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "[]");
+    let out = pipewright(dir.path(), &["jobs", "list"], &env);
+    assert!(stdout(&out).contains("(no jobs)"));
+    let out = pipewright(dir.path(), &["jobs", "retry", "12"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim(), "pipewright: job 12 does not exist");
+    let out = pipewright(dir.path(), &["jobs", "show", "12"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let out = pipewright(dir.path(), &["jobs", "list", "--state", "sleeping"], &env);
+    assert_eq!(out.status.code(), Some(2));
+    let out = pipewright(dir.path(), &["jobs", "purge-dead"], &env);
+    assert_eq!(stdout(&out).trim(), "deleted 0 dead job(s)");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http(port: u16, request: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.write_all(request).ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, buf))
+}
+
+#[test]
+fn serve_accepts_a_signed_delivery_runs_it_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("pw.db").display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipewright"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .env_clear()
+        .env("PIPEWRIGHT_DATABASE_URL", &db)
+        .env("PIPEWRIGHT_LISTEN", &listen)
+        .env("PIPEWRIGHT_WORKERS", "2")
+        .env("PIPEWRIGHT_GITHUB_WEBHOOK_SECRET", "s3cret")
+        .env("PIPEWRIGHT_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, _)) = http(port, b"GET /readyz HTTP/1.0\r\n\r\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let body = r#"{"action":"created","installation":{"id":7,"account":{"login":"acme"}},"repositories":[{"id":42,"full_name":"acme/widget","private":false}],"sender":{"login":"alice","id":1,"type":"User"}}"#;
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(body.as_bytes());
+    let sig = hex::encode(mac.finalize().into_bytes());
+    let req = format!(
+        "POST /webhooks/github HTTP/1.0\r\nContent-Type: application/json\r\nX-GitHub-Event: installation\r\n\
+         X-GitHub-Delivery: 0f0e-1\r\nX-Hub-Signature-256: sha256={sig}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, text) = http(port, req.as_bytes()).unwrap();
+    assert_eq!(status, 202, "{text}");
+    let (status, _) = http(
+        port,
+        b"POST /webhooks/gitlab HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    .unwrap();
+    assert_eq!(status, 404, "gitlab is not configured");
+
+    // The worker runs handle_event, which queues an analysis of the one repository.
+    let env = [("PIPEWRIGHT_DATABASE_URL", db.as_str())];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = pipewright(dir.path(), &["jobs", "list", "--format", "json"], &env);
+        let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let states: Vec<(String, String)> = jobs
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|j| {
+                        (
+                            j["kind"].as_str().unwrap_or("").to_owned(),
+                            j["state"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if states.contains(&("handle_event".into(), "succeeded".into()))
+            && states.contains(&("analyze_repo".into(), "queued".into()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jobs never settled: {states:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, metrics) = http(port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains(r#"pipewright_webhook_deliveries_total{forge="github",event="installation",outcome="accepted"} 1"#), "{metrics}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(status.success(), "exit {status}: {logs}");
+    // JSON logs, one object per line, never a secret.
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "{logs}"
+    );
+    assert!(!logs.contains("s3cret"));
+    assert!(
+        logs.contains("delivery accepted") && logs.contains("0f0e-1"),
+        "{logs}"
+    );
+}
