@@ -600,3 +600,44 @@ async fn handle_event_tracks_installations_and_fans_out_follow_ups() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_database_outage_answers_503_and_forgotten_deliveries_are_accepted_again() {
+    let t = TestDb::sqlite().await;
+    let c = ctx(&t, config(&t.url));
+    let app = app!(c);
+    let resp = test::call_service(
+        &app,
+        github_req("push", "r-1", PUSH, Some(GITHUB_SECRET)).to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    // Retention: once a delivery id is swept, the same id is new again.
+    assert_eq!(
+        deliveries::sweep(&t.db, c.clock.now() + 1).await.unwrap(),
+        1
+    );
+    let jobs = all_jobs(&t.db).await;
+    assert_eq!(jobs.len(), 1);
+    // (Its job is still queued, so the job-level dedupe key keeps it single.)
+    let resp = test::call_service(
+        &app,
+        github_req("push", "r-1", PUSH, Some(GITHUB_SECRET)).to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(all_jobs(&t.db).await.len(), 1);
+
+    t.db.close().await;
+    let resp = test::call_service(
+        &app,
+        github_req("push", "r-2", PUSH, Some(GITHUB_SECRET)).to_request(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let req = test::TestRequest::get().uri("/readyz");
+    assert_eq!(
+        test::call_service(&app, req.to_request()).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}

@@ -183,25 +183,6 @@ pub async fn enqueue(db: &Db, job: &NewJob, now: Millis) -> Result<Option<i64>, 
     })
 }
 
-/// Inserts a job inside a SQLite transaction (intake writes delivery + job atomically).
-pub(crate) async fn enqueue_sqlite_tx(
-    tx: &mut sqlx::SqliteConnection,
-    job: &NewJob,
-    now: Millis,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar::<_, i64>(INSERT_JOB)
-        .bind(&job.kind)
-        .bind(&job.payload)
-        .bind(&job.dedupe_key)
-        .bind(&job.concurrency_key)
-        .bind(job.priority)
-        .bind(job.run_at.unwrap_or(now))
-        .bind(job.max_attempts)
-        .bind(now)
-        .fetch_optional(tx)
-        .await
-}
-
 /// A job a worker now holds a lease on.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
