@@ -129,9 +129,24 @@ pub(crate) fn git_ref(event: &str, full: &str) -> Result<super::event::GitRef, P
     }
 }
 
-/// Sorted, de-duplicated union of file lists.
-pub(crate) fn merge_paths<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<String> {
-    let mut all: Vec<String> = lists.flatten().cloned().collect();
+/// The files a pushed commit touched (GitHub and GitLab share this shape).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct CommitFiles {
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+/// Sorted, de-duplicated union of the files touched by `commits`.
+pub(crate) fn changed_paths(commits: &[CommitFiles]) -> Vec<String> {
+    let mut all: Vec<String> = commits
+        .iter()
+        .flat_map(|c| c.added.iter().chain(&c.modified).chain(&c.removed))
+        .cloned()
+        .collect();
     all.sort();
     all.dedup();
     all

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::NewJob;
 use crate::clock::Millis;
-use crate::db::{is_unique_violation, with_pool, Db};
+use crate::db::{is_unique_violation, with_pool, Backend, Db};
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -200,8 +200,6 @@ pub struct ClaimedJob {
     pub run_at: Millis,
 }
 
-const CLAIM_RETURNING: &str = "RETURNING id, kind, payload, attempts, max_attempts, run_at";
-
 /// Claims up to `limit` due jobs of the given kinds for `worker`, leasing them until
 /// `now + lease_ms`. Never returns two jobs with the same concurrency key, nor one whose
 /// key is already running.
@@ -235,6 +233,36 @@ pub async fn claim(
     }
 }
 
+/// The claim statement; only the kind filter and the locking differ per backend.
+fn claim_sql(backend: Backend) -> String {
+    // `failed` jobs are due again at their backoff `run_at`; `queued` at theirs.
+    // A job whose concurrency key is running waits (the index would refuse it anyway).
+    // PostgreSQL: `= ANY(ARRAY(subquery))` runs the locking subquery once as an InitPlan;
+    // it plans in a fifth of the time of `IN (subquery)`, and planning dominated a claim.
+    // SQLite has one writer at a time, so its single statement is atomic without locks.
+    let (open, kind_filter, close) = match backend {
+        Backend::Postgres => (
+            "= ANY(ARRAY(",
+            "j.kind = ANY($4)",
+            "FOR UPDATE SKIP LOCKED))",
+        ),
+        Backend::Sqlite => ("IN (", "j.kind IN (SELECT value FROM json_each($4))", ")"),
+    };
+    format!(
+        "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
+         attempts = attempts + 1, started_at = $3, updated_at = $3 \
+         WHERE id {open} \
+           SELECT j.id FROM jobs j \
+           WHERE j.state IN ('queued', 'failed') AND j.run_at <= $3 AND {kind_filter} \
+             AND (j.concurrency_key IS NULL OR NOT EXISTS ( \
+               SELECT 1 FROM jobs r WHERE r.state = 'running' \
+               AND r.concurrency_key = j.concurrency_key)) \
+           ORDER BY j.priority DESC, j.run_at, j.id \
+           LIMIT $5 {close} \
+         RETURNING id, kind, payload, attempts, max_attempts, run_at"
+    )
+}
+
 async fn claim_once(
     db: &Db,
     worker: &str,
@@ -243,27 +271,10 @@ async fn claim_once(
     now: Millis,
     lease_ms: Millis,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    // `failed` jobs are due again at their backoff `run_at`; `queued` at theirs.
-    // PostgreSQL: `= ANY(ARRAY(subquery))` runs the locking subquery once as an InitPlan;
-    // it plans in a fifth of the time of `IN (subquery)`, and planning dominated a claim.
-    // A job whose concurrency key is running waits (the index would refuse it anyway).
-    let rows = match db {
+    let sql = claim_sql(db.backend());
+    let rows: Vec<(i64, String, String, i64, i64, i64)> = match db {
         Db::Postgres(pool) => {
-            let sql = format!(
-                "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
-                 attempts = attempts + 1, started_at = $3, updated_at = $3 \
-                 WHERE id = ANY(ARRAY( \
-                   SELECT j.id FROM jobs j \
-                   WHERE j.state IN ('queued', 'failed') AND j.run_at <= $3 \
-                     AND j.kind = ANY($4) \
-                     AND (j.concurrency_key IS NULL OR NOT EXISTS ( \
-                       SELECT 1 FROM jobs r WHERE r.state = 'running' \
-                       AND r.concurrency_key = j.concurrency_key)) \
-                   ORDER BY j.priority DESC, j.run_at, j.id \
-                   LIMIT $5 FOR UPDATE SKIP LOCKED)) \
-                 {CLAIM_RETURNING}"
-            );
-            sqlx::query(&sql)
+            sqlx::query_as(&sql)
                 .bind(worker)
                 .bind(now + lease_ms)
                 .bind(now)
@@ -271,28 +282,10 @@ async fn claim_once(
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
-                .iter()
-                .map(claimed_from_row)
-                .collect::<Result<Vec<_>, _>>()?
         }
         Db::Sqlite(pool) => {
-            // SQLite has one writer at a time, so this single statement is atomic.
-            let sql = format!(
-                "UPDATE jobs SET state = 'running', locked_by = $1, locked_until = $2, \
-                 attempts = attempts + 1, started_at = $3, updated_at = $3 \
-                 WHERE id IN ( \
-                   SELECT j.id FROM jobs j \
-                   WHERE j.state IN ('queued', 'failed') AND j.run_at <= $3 \
-                     AND j.kind IN (SELECT value FROM json_each($4)) \
-                     AND (j.concurrency_key IS NULL OR NOT EXISTS ( \
-                       SELECT 1 FROM jobs r WHERE r.state = 'running' \
-                       AND r.concurrency_key = j.concurrency_key)) \
-                   ORDER BY j.priority DESC, j.run_at, j.id \
-                   LIMIT $5) \
-                 {CLAIM_RETURNING}"
-            );
             let kinds_json = serde_json::to_string(kinds).expect("strings serialize");
-            sqlx::query(&sql)
+            sqlx::query_as(&sql)
                 .bind(worker)
                 .bind(now + lease_ms)
                 .bind(now)
@@ -300,29 +293,21 @@ async fn claim_once(
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
-                .iter()
-                .map(claimed_from_row)
-                .collect::<Result<Vec<_>, _>>()?
         }
     };
-    Ok(rows)
-}
-
-fn claimed_from_row<R>(row: &R) -> Result<ClaimedJob, sqlx::Error>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(ClaimedJob {
-        id: row.try_get("id")?,
-        kind: row.try_get("kind")?,
-        payload: row.try_get("payload")?,
-        attempt: row.try_get("attempts")?,
-        max_attempts: row.try_get("max_attempts")?,
-        run_at: row.try_get("run_at")?,
-    })
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, kind, payload, attempt, max_attempts, run_at)| ClaimedJob {
+                id,
+                kind,
+                payload,
+                attempt,
+                max_attempts,
+                run_at,
+            },
+        )
+        .collect())
 }
 
 /// Extends the lease of every job `worker` still holds; returns how many.

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use crate::forge::event::{
     Actor, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent, Installation, Push, Repo,
 };
-use crate::forge::payload::{decode, git_ref, merge_paths, non_zero_sha, PayloadError};
+use crate::forge::payload::{
+    changed_paths, decode, git_ref, non_zero_sha, CommitFiles, PayloadError,
+};
 use crate::forge::types::{Forge, InstallationId, RepoId};
 
 /// `X-GitHub-Event` values pipewright parses.
@@ -196,16 +198,6 @@ fn parse_repository(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadE
 }
 
 #[derive(Deserialize)]
-struct GhCommit {
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
-}
-
-#[derive(Deserialize)]
 struct PushPayload {
     #[serde(rename = "ref")]
     git_ref: String,
@@ -218,7 +210,7 @@ struct PushPayload {
     #[serde(default)]
     forced: bool,
     #[serde(default)]
-    commits: Vec<GhCommit>,
+    commits: Vec<CommitFiles>,
     repository: GhRepo,
     installation: Option<GhInstallation>,
     sender: Option<GhUser>,
@@ -230,11 +222,7 @@ fn parse_push(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> 
     let repo = p.repository.into_repo();
     let to_default_branch = matches!(&git_ref, crate::forge::event::GitRef::Branch(b)
         if repo.default_branch.as_deref() == Some(b.as_str()));
-    let changed_paths = merge_paths(
-        p.commits
-            .iter()
-            .flat_map(|c| [&c.added, &c.modified, &c.removed]),
-    );
+    let changed_paths = changed_paths(&p.commits);
     // The commit list is the full change only for an ordinary fast-forward: a created
     // ref lists only commits new to the repository, a forced push only the new commits,
     // and GitHub truncates long lists.
@@ -292,40 +280,52 @@ struct IssueCommentPayload {
     sender: Option<GhUser>,
 }
 
-fn comment_action(action: &str, changes: Option<GhChanges>) -> Option<CommentAction> {
-    match action {
-        "created" => Some(CommentAction::Created),
-        "edited" => Some(CommentAction::Edited {
-            previous_body: changes.and_then(|c| c.body).and_then(|b| b.from),
-        }),
-        _ => None,
-    }
-}
-
 fn parse_issue_comment(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> {
     let p: IssueCommentPayload = decode(name, body)?;
-    let Some(action) = comment_action(&p.action, p.changes) else {
-        return Ok(Vec::new());
-    };
     // Pull requests are issues too; only the `pull_request` key tells them apart.
     let target = if p.issue.pull_request.is_some() {
         CommentTarget::PullRequest(p.issue.number)
     } else {
         CommentTarget::Issue(p.issue.number)
     };
-    let comment = Comment {
-        repo: p.repository.into_repo(),
+    Ok(comment_event(
+        &p.action,
+        p.changes,
         target,
-        comment_id: p.comment.id.to_string(),
-        body: p.comment.body.unwrap_or_default(),
-        author: actor(p.comment.user),
+        p.comment,
+        p.repository,
+        p.installation,
+        p.sender,
+    ))
+}
+
+/// Shared by issue comments and review comments.
+fn comment_event(
+    action: &str,
+    changes: Option<GhChanges>,
+    target: CommentTarget,
+    comment: GhComment,
+    repository: GhRepo,
+    inst: Option<GhInstallation>,
+    sender: Option<GhUser>,
+) -> Vec<ForgeEvent> {
+    let action = match action {
+        "created" => CommentAction::Created,
+        "edited" => CommentAction::Edited {
+            previous_body: changes.and_then(|c| c.body).and_then(|b| b.from),
+        },
+        // Deleted comments do nothing.
+        _ => return Vec::new(),
+    };
+    let comment = Comment {
+        repo: repository.into_repo(),
+        target,
+        comment_id: comment.id.to_string(),
+        body: comment.body.unwrap_or_default(),
+        author: actor(comment.user),
         action,
     };
-    Ok(event(
-        installation(p.installation),
-        p.sender,
-        EventKind::Comment(comment),
-    ))
+    event(installation(inst), sender, EventKind::Comment(comment))
 }
 
 #[derive(Deserialize)]
@@ -346,21 +346,15 @@ struct ReviewCommentPayload {
 
 fn parse_review_comment(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> {
     let p: ReviewCommentPayload = decode(name, body)?;
-    let Some(action) = comment_action(&p.action, p.changes) else {
-        return Ok(Vec::new());
-    };
-    let comment = Comment {
-        repo: p.repository.into_repo(),
-        target: CommentTarget::PullRequest(p.pull_request.number),
-        comment_id: p.comment.id.to_string(),
-        body: p.comment.body.unwrap_or_default(),
-        author: actor(p.comment.user),
-        action,
-    };
-    Ok(event(
-        installation(p.installation),
+    let target = CommentTarget::PullRequest(p.pull_request.number);
+    Ok(comment_event(
+        &p.action,
+        p.changes,
+        target,
+        p.comment,
+        p.repository,
+        p.installation,
         p.sender,
-        EventKind::Comment(comment),
     ))
 }
 

@@ -8,7 +8,9 @@ use crate::forge::event::{
     Actor, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent, GitRef, Installation,
     Push, Repo,
 };
-use crate::forge::payload::{decode, git_ref, merge_paths, non_zero_sha, PayloadError};
+use crate::forge::payload::{
+    changed_paths, decode, git_ref, non_zero_sha, CommitFiles, PayloadError,
+};
 use crate::forge::types::{Forge, InstallationId, RepoId};
 
 /// `X-Gitlab-Event` values pipewright parses.
@@ -132,16 +134,6 @@ pub(crate) fn parse(event_name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Pa
 }
 
 #[derive(Deserialize)]
-struct GlCommit {
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    modified: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
-}
-
-#[derive(Deserialize)]
 struct PushPayload {
     #[serde(rename = "ref")]
     git_ref: String,
@@ -153,7 +145,7 @@ struct PushPayload {
     project_id: Option<u64>,
     project: GlProject,
     #[serde(default)]
-    commits: Vec<GlCommit>,
+    commits: Vec<CommitFiles>,
     total_commits_count: Option<u64>,
 }
 
@@ -167,11 +159,7 @@ fn parse_push(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> 
     let deleted = after.is_none();
     let to_default_branch =
         matches!(&git_ref, GitRef::Branch(b) if repo.default_branch.as_deref() == Some(b.as_str()));
-    let changed_paths = merge_paths(
-        p.commits
-            .iter()
-            .flat_map(|c| [&c.added, &c.modified, &c.removed]),
-    );
+    let changed_paths = changed_paths(&p.commits);
     let total = p.total_commits_count.unwrap_or(p.commits.len() as u64);
     // GitLab does not flag forced pushes; a created ref lists only some commits.
     let paths_complete = !created && total <= MAX_PUSH_COMMITS && total == p.commits.len() as u64;
