@@ -39,6 +39,17 @@ pub enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Show what pipewright detects in a local checkout (no forge, no database).
+    Analyze {
+        /// Repository directory.
+        path: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Show the rule and file behind every conclusion.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Configuration tools.
     Config {
         /// Config subcommand.
@@ -108,6 +119,15 @@ pub enum Format {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Local commands need no server configuration.
+    if let Command::Analyze {
+        path,
+        format,
+        explain,
+    } = &cli.command
+    {
+        return analyze(path, *format, *explain);
+    }
     let config = match cli.config.resolve() {
         Ok(c) => c,
         Err(e) => {
@@ -134,6 +154,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
+        Command::Analyze { .. } => unreachable!("handled before configuration is resolved"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Result<ExitCode> {
+    let mut analysis = crate::analyze::analyze_path(path)?;
+    match format {
+        Format::Json => {
+            if !explain {
+                for p in &mut analysis.projects {
+                    p.reasons.clear();
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&analysis)?);
+        }
+        Format::Text => print!("{}", crate::analyze::render_text(&analysis, explain)),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@
 //! Map: `server` (HTTP intake) → `db` + `queue` (durable jobs) → `jobs` (what each job
 //! does) ; `forge` (wire formats → typed events) ; `config`, `telemetry`, `metrics`.
 
+pub mod analyze;
 pub mod app;
 pub mod cli;
 pub mod clock;

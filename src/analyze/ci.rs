@@ -1,0 +1,185 @@
+//! Existing CI/CD configuration: which systems a repository already uses, and whether each
+//! file builds/tests (CI), deploys/publishes (CD), or both.
+
+use serde::Serialize;
+
+use super::stack::CiProvider;
+use super::tree::RepoTree;
+
+/// One CI/CD configuration file and what it does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ExistingCi {
+    /// The CI system.
+    pub provider: CiProvider,
+    /// Repository path of the file.
+    pub path: String,
+    /// `ci` (build/test/lint) or `cd` (deploy/publish/release).
+    pub kind: &'static str,
+}
+
+/// Where each system keeps its configuration.
+fn provider_of(path: &str) -> Option<CiProvider> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let yaml = name.ends_with(".yml") || name.ends_with(".yaml");
+    Some(match path {
+        p if p.starts_with(".github/workflows/")
+            && yaml
+            && !p["/.github/workflows/".len() - 1..].contains('/') =>
+        {
+            CiProvider::Github
+        }
+        ".gitlab-ci.yml" | ".gitlab-ci.yaml" => CiProvider::Gitlab,
+        "bitbucket-pipelines.yml" => CiProvider::Bitbucket,
+        ".circleci/config.yml" | ".circleci/config.yaml" => CiProvider::Circleci,
+        ".travis.yml" => CiProvider::Travis,
+        "azure-pipelines.yml" | "azure-pipelines.yaml" => CiProvider::Azure,
+        "Jenkinsfile" => CiProvider::Jenkins,
+        ".drone.yml" | ".drone.yaml" => CiProvider::Drone,
+        ".woodpecker.yml" | ".woodpecker.yaml" => CiProvider::Woodpecker,
+        p if p.starts_with(".woodpecker/") && yaml => CiProvider::Woodpecker,
+        _ => return None,
+    })
+}
+
+/// Is this path a CI configuration file (so detection reads it)?
+pub fn is_ci_file(path: &str) -> bool {
+    provider_of(path).is_some()
+}
+
+/// Words that mean a pipeline deploys, publishes or releases.
+const CD_SIGNALS: &[&str] = &[
+    "deploy",
+    "publish",
+    "release",
+    "docker/build-push-action",
+    "docker push",
+    "gh-pages",
+    "flyctl",
+    "fly deploy",
+    "vercel",
+    "netlify",
+    "heroku",
+    "kubectl apply",
+    "helm upgrade",
+    "aws-actions/configure-aws-credentials",
+    "azure/webapps-deploy",
+    "google-github-actions/deploy",
+    "twine upload",
+    "pypa/gh-action-pypi-publish",
+    "npm publish",
+    "cargo publish",
+    "goreleaser",
+    "terraform apply",
+    "environment:",
+];
+
+/// Words that mean a pipeline builds, tests or lints.
+const CI_SIGNALS: &[&str] = &[
+    "test", "lint", "build", "check", "clippy", "pytest", "tox", "mvn", "gradle", "go vet",
+    "compile", "rspec", "phpunit", "ctest",
+];
+
+/// `needle` in `hay` not inside a longer word (`test` is not in `latest`, but is in
+/// `cargo test` and `test:`).
+fn contains_word(hay: &str, needle: &str) -> bool {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(|c| is_word(c) && c != 's')
+    })
+}
+
+/// Classifies every CI/CD file in the tree.
+pub fn detect(tree: &RepoTree) -> Vec<ExistingCi> {
+    let mut out = Vec::new();
+    for path in tree.files() {
+        let Some(provider) = provider_of(path) else {
+            continue;
+        };
+        // Without content (over the read cap) assume CI: the file exists for a reason.
+        let text = tree.text(path).map(str::to_ascii_lowercase);
+        let (ci, cd) = match &text {
+            Some(t) => {
+                // Drop comment lines so a commented-out deploy job does not count.
+                let body: String = t
+                    .lines()
+                    .filter(|l| {
+                        !l.trim_start().starts_with('#') && !l.trim_start().starts_with("//")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (
+                    CI_SIGNALS.iter().any(|s| contains_word(&body, s)),
+                    CD_SIGNALS.iter().any(|s| contains_word(&body, s)),
+                )
+            }
+            None => (true, false),
+        };
+        if ci {
+            out.push(ExistingCi {
+                provider,
+                path: path.clone(),
+                kind: "ci",
+            });
+        }
+        if cd {
+            out.push(ExistingCi {
+                provider,
+                path: path.clone(),
+                kind: "cd",
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_by_path() {
+        assert_eq!(
+            provider_of(".github/workflows/ci.yml"),
+            Some(CiProvider::Github)
+        );
+        assert_eq!(provider_of(".github/workflows/sub/x.yml"), None);
+        assert_eq!(provider_of(".github/dependabot.yml"), None);
+        assert_eq!(provider_of(".gitlab-ci.yml"), Some(CiProvider::Gitlab));
+        assert_eq!(
+            provider_of(".woodpecker/test.yaml"),
+            Some(CiProvider::Woodpecker)
+        );
+        assert_eq!(provider_of("Jenkinsfile"), Some(CiProvider::Jenkins));
+        assert_eq!(provider_of("docs/Jenkinsfile"), None);
+    }
+
+    #[test]
+    fn ci_versus_cd() {
+        let mut t = RepoTree::from_paths([
+            ".github/workflows/ci.yml",
+            ".github/workflows/release.yml",
+            ".github/workflows/stale.yml",
+        ]);
+        t.insert_content(".github/workflows/ci.yml", b"on: [push]\njobs:\n  t:\n    steps:\n      - run: cargo test\n      # - run: cargo publish\n");
+        t.insert_content(
+            ".github/workflows/release.yml",
+            b"on: {push: {tags: ['v*']}}\njobs:\n  p:\n    steps:\n      - run: cargo publish\n",
+        );
+        t.insert_content(
+            ".github/workflows/stale.yml",
+            b"on: schedule\njobs:\n  s:\n    steps:\n      - uses: actions/stale@v9\n",
+        );
+        let found = detect(&t);
+        let kinds: Vec<(&str, &str)> = found.iter().map(|c| (c.path.as_str(), c.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (".github/workflows/ci.yml", "ci"),
+                (".github/workflows/release.yml", "cd")
+            ]
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Repositories that are not application code: documentation sites (MkDocs, Hugo,
+//! Jekyll, Sphinx, LaTeX) and infrastructure (Terraform/OpenTofu, Helm, Ansible).
+
+use super::{rule, Ctx, Draft, Ecosystem, Rule};
+use crate::analyze::stack::{Framework, Language, PackageManager};
+
+rule!(
+    MKDOCS_CONFIG,
+    "docs/mkdocs",
+    "mkdocs.yml marks an MkDocs site"
+);
+rule!(
+    HUGO_CONFIG,
+    "docs/hugo",
+    "hugo.toml/yaml (or config.* beside content/) marks a Hugo site"
+);
+rule!(
+    JEKYLL_CONFIG,
+    "docs/jekyll",
+    "_config.yml with a jekyll Gemfile marks a Jekyll site"
+);
+rule!(
+    SPHINX_CONFIG,
+    "docs/sphinx",
+    "conf.py beside index.rst marks a Sphinx project"
+);
+rule!(
+    TF_FILES,
+    "infra/terraform",
+    ".tf files mark a Terraform (or OpenTofu) configuration"
+);
+rule!(HELM_CHART, "infra/helm", "Chart.yaml marks a Helm chart");
+rule!(
+    ANSIBLE_FILES,
+    "infra/ansible",
+    "ansible.cfg or a playbook marks an Ansible project"
+);
+rule!(
+    LATEX_FILES,
+    "docs/latex",
+    "a .tex file with \\documentclass marks a LaTeX document"
+);
+pub(crate) static RULES: &[&Rule] = &[
+    &MKDOCS_CONFIG,
+    &HUGO_CONFIG,
+    &JEKYLL_CONFIG,
+    &SPHINX_CONFIG,
+    &TF_FILES,
+    &HELM_CHART,
+    &ANSIBLE_FILES,
+    &LATEX_FILES,
+];
+
+fn none(_: &Ctx) -> Vec<String> {
+    Vec::new()
+}
+
+fn all(_: &Ctx) -> Vec<String> {
+    vec!["**".to_owned()]
+}
+
+pub(crate) static MKDOCS: Ecosystem = Ecosystem {
+    name: "mkdocs",
+    markers: &["mkdocs.yml", "mkdocs.yaml"],
+    marker_suffixes: &[],
+    reads: &[],
+    is_root: |c| c.has("mkdocs.yml") || c.has("mkdocs.yaml"),
+    detect: |c| {
+        let f = c.path(if c.has("mkdocs.yml") {
+            "mkdocs.yml"
+        } else {
+            "mkdocs.yaml"
+        });
+        let mut d = site(Framework::Mkdocs, &MKDOCS_CONFIG, &f);
+        d.package_manager = Some(PackageManager::Pip);
+        let req = ["requirements.txt", "docs/requirements.txt"]
+            .into_iter()
+            .find(|r| c.has(r));
+        d.install = Some(match req {
+            Some(r) => format!("python -m pip install -r {r}"),
+            None => "python -m pip install mkdocs-material".to_owned(),
+        });
+        d.build = Some("mkdocs build --strict".to_owned());
+        d
+    },
+    members: none,
+};
+
+pub(crate) static HUGO: Ecosystem = Ecosystem {
+    name: "hugo",
+    markers: &["hugo.toml", "hugo.yaml", "hugo.json", "config.toml"],
+    marker_suffixes: &[],
+    reads: &[],
+    is_root: |c| {
+        c.has("hugo.toml")
+            || c.has("hugo.yaml")
+            || c.has("hugo.json")
+            || (c.has("config.toml")
+                && c.tree.under(&c.path("content")).next().is_some()
+                && c.tree
+                    .under(&c.path("layouts"))
+                    .chain(c.tree.under(&c.path("themes")))
+                    .next()
+                    .is_some())
+    },
+    detect: |c| {
+        let f = c.path(
+            ["hugo.toml", "hugo.yaml", "hugo.json", "config.toml"]
+                .into_iter()
+                .find(|f| c.has(f))
+                .unwrap_or("hugo.toml"),
+        );
+        let mut d = site(Framework::Hugo, &HUGO_CONFIG, &f);
+        d.build = Some("hugo --minify".to_owned());
+        d
+    },
+    members: none,
+};
+
+pub(crate) static JEKYLL: Ecosystem = Ecosystem {
+    name: "jekyll",
+    markers: &["_config.yml"],
+    marker_suffixes: &[],
+    reads: &["_config.yml"],
+    is_root: |c| {
+        c.has("_config.yml")
+            && (c
+                .text("Gemfile")
+                .is_some_and(|g| g.contains("jekyll") || g.contains("github-pages"))
+                || !c.has("Gemfile"))
+    },
+    detect: |c| {
+        let mut d = site(Framework::Jekyll, &JEKYLL_CONFIG, &c.path("_config.yml"));
+        if c.has("Gemfile") {
+            d.package_manager = Some(PackageManager::Bundler);
+            d.install = Some("bundle install".to_owned());
+            d.build = Some("bundle exec jekyll build".to_owned());
+        } else {
+            d.build = Some("jekyll build".to_owned());
+        }
+        d
+    },
+    members: none,
+};
+
+pub(crate) static SPHINX: Ecosystem = Ecosystem {
+    name: "sphinx",
+    markers: &["conf.py"],
+    marker_suffixes: &[],
+    reads: &[],
+    is_root: |c| c.has("conf.py") && (c.has("index.rst") || c.has("index.md")),
+    detect: |c| {
+        let mut d = site(Framework::Sphinx, &SPHINX_CONFIG, &c.path("conf.py"));
+        d.package_manager = Some(PackageManager::Pip);
+        d.install = Some(
+            if c.has("requirements.txt") {
+                "python -m pip install -r requirements.txt"
+            } else {
+                "python -m pip install sphinx"
+            }
+            .to_owned(),
+        );
+        d.build = Some("sphinx-build -W -b html . _build/html".to_owned());
+        d
+    },
+    members: none,
+};
+
+pub(crate) static TERRAFORM: Ecosystem = Ecosystem {
+    name: "terraform",
+    markers: &[],
+    marker_suffixes: &[".tf"],
+    reads: &[],
+    is_root: |c| c.any_child_with_suffix(".tf").is_some(),
+    detect: |c| {
+        let f = c
+            .any_child_with_suffix(".tf")
+            .unwrap_or("main.tf")
+            .to_owned();
+        let tofu = c.has(".opentofu-version") || c.any_child_with_suffix(".tofu").is_some();
+        let mut d = Draft::new(Language::Hcl, 0.85);
+        let (fw, bin) = if tofu {
+            (Framework::Opentofu, "tofu")
+        } else {
+            (Framework::Terraform, "terraform")
+        };
+        d.frameworks.insert(fw);
+        d.because(&TF_FILES, &f, format!("{fw}"));
+        d.install = Some(format!("{bin} init -backend=false -input=false"));
+        d.add_lint(format!("{bin} fmt -check -recursive"));
+        d.add_lint(format!("{bin} validate"));
+        if let Some(v) = c
+            .text(".terraform-version")
+            .map(|t| t.trim().to_owned())
+            .filter(|v| !v.is_empty())
+        {
+            d.runtime_versions = vec![v];
+        }
+        d
+    },
+    // Modules below a root configuration are validated through it.
+    members: all,
+};
+
+pub(crate) static HELM: Ecosystem = Ecosystem {
+    name: "helm",
+    markers: &["Chart.yaml"],
+    marker_suffixes: &[],
+    reads: &[],
+    is_root: |c| c.has("Chart.yaml"),
+    detect: |c| {
+        let mut d = Draft::new(Language::Yaml, 0.9);
+        d.frameworks.insert(Framework::Helm);
+        d.because(&HELM_CHART, &c.path("Chart.yaml"), "helm chart");
+        d.add_lint("helm lint .");
+        d.build = Some("helm template .".to_owned());
+        d
+    },
+    members: all,
+};
+
+pub(crate) static ANSIBLE: Ecosystem = Ecosystem {
+    name: "ansible",
+    markers: &["ansible.cfg", "playbook.yml", "site.yml"],
+    marker_suffixes: &[],
+    reads: &[],
+    is_root: |c| {
+        c.has("ansible.cfg")
+            || ((c.has("playbook.yml") || c.has("site.yml"))
+                && c.tree.under(&c.path("roles")).next().is_some())
+    },
+    detect: |c| {
+        let mut d = Draft::new(Language::Yaml, 0.8);
+        d.frameworks.insert(Framework::Ansible);
+        let f = c.path(
+            ["ansible.cfg", "playbook.yml", "site.yml"]
+                .into_iter()
+                .find(|f| c.has(f))
+                .unwrap_or("ansible.cfg"),
+        );
+        d.because(&ANSIBLE_FILES, &f, "ansible");
+        d.package_manager = Some(PackageManager::Pip);
+        d.install = Some("python -m pip install ansible-core ansible-lint".to_owned());
+        d.add_lint("ansible-lint");
+        d
+    },
+    members: all,
+};
+
+pub(crate) static LATEX: Ecosystem = Ecosystem {
+    name: "latex",
+    markers: &[],
+    marker_suffixes: &[".tex"],
+    reads: &[],
+    is_root: |c| c.any_child_with_suffix(".tex").is_some() && !c.has("conf.py"),
+    detect: |c| {
+        let main = c
+            .tree
+            .children(c.dir)
+            .find(|p| p.ends_with("main.tex"))
+            .or_else(|| c.any_child_with_suffix(".tex"))
+            .unwrap_or("main.tex")
+            .to_owned();
+        let mut d = Draft::new(Language::Tex, 0.75);
+        d.frameworks.insert(Framework::Latex);
+        d.because(&LATEX_FILES, &main, "LaTeX document");
+        let name = main.rsplit('/').next().unwrap_or("main.tex");
+        d.build = Some(format!("latexmk -pdf -interaction=nonstopmode {name}"));
+        d
+    },
+    members: all,
+};
+
+fn site(fw: Framework, rule: &'static Rule, file: &str) -> Draft {
+    let mut d = Draft::new(Language::Markdown, 0.9);
+    d.frameworks.insert(fw);
+    d.because(rule, file, format!("{fw} site"));
+    d
+}

@@ -1,0 +1,526 @@
+//! JavaScript and TypeScript: npm, yarn (classic and berry), pnpm and bun, chosen from
+//! the `packageManager` field and lockfiles; workspaces (one project at the workspace
+//! root); `scripts` as the commands; test runners and frameworks from dependencies; the
+//! Node version from .nvmrc, .node-version, engines or volta. Deno separately.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::{frameworks_from, majors_in, rule, Ctx, Draft, Ecosystem, Rule};
+use crate::analyze::stack::{Framework, Language, PackageManager, TestTool};
+
+rule!(
+    MANIFEST,
+    "node/manifest",
+    "package.json marks a JavaScript/TypeScript project"
+);
+rule!(
+    TYPESCRIPT,
+    "node/typescript",
+    "tsconfig.json or a typescript dependency: language typescript"
+);
+rule!(
+    PM_FIELD,
+    "node/package-manager-field",
+    "the packageManager field names the package manager"
+);
+rule!(
+    LOCKFILE,
+    "node/lockfile",
+    "a lockfile names the package manager"
+);
+rule!(
+    YARN_BERRY,
+    "node/yarn-berry",
+    ".yarnrc.yml or yarn@2+: yarn berry (install --immutable)"
+);
+rule!(
+    SCRIPT,
+    "node/script",
+    "a package.json script is the command for its task"
+);
+rule!(
+    TEST_TOOL,
+    "node/test-tool",
+    "the test script or a dependency names the test runner"
+);
+rule!(
+    FRAMEWORK,
+    "node/framework",
+    "a dependency names a framework"
+);
+rule!(
+    NODE_VERSION,
+    "node/version",
+    ".nvmrc, .node-version, engines.node or volta.node declares Node"
+);
+rule!(
+    WORKSPACES,
+    "node/workspaces",
+    "workspaces (package.json or pnpm-workspace.yaml): one project at the root"
+);
+rule!(
+    MONOREPO_TOOL,
+    "node/monorepo-tool",
+    "turbo.json or nx.json: a monorepo task runner"
+);
+rule!(
+    DENO_MANIFEST,
+    "deno/manifest",
+    "deno.json(c) marks a Deno project"
+);
+pub(crate) static RULES: &[&Rule] = &[
+    &MANIFEST,
+    &TYPESCRIPT,
+    &PM_FIELD,
+    &LOCKFILE,
+    &YARN_BERRY,
+    &SCRIPT,
+    &TEST_TOOL,
+    &FRAMEWORK,
+    &NODE_VERSION,
+    &WORKSPACES,
+    &MONOREPO_TOOL,
+    &DENO_MANIFEST,
+];
+
+/// Node LTS lines maintained today; a `>=N` requirement tests the ones at or above N.
+const NODE_LTS: &[u32] = &[20, 22, 24];
+
+const FRAMEWORKS: &[(&str, Framework)] = &[
+    ("next", Framework::Next),
+    ("nuxt", Framework::Nuxt),
+    ("@remix-run/react", Framework::Remix),
+    ("astro", Framework::Astro),
+    ("@sveltejs/kit", Framework::SvelteKit),
+    ("svelte", Framework::Svelte),
+    ("@angular/core", Framework::Angular),
+    ("vue", Framework::Vue),
+    ("react", Framework::React),
+    ("vite", Framework::Vite),
+    ("@nestjs/core", Framework::Nestjs),
+    ("express", Framework::Express),
+    ("fastify", Framework::Fastify),
+    ("@docusaurus/core", Framework::Docusaurus),
+    ("turbo", Framework::Turborepo),
+    ("nx", Framework::Nx),
+];
+
+/// Test runners by dependency, in the order a test script is matched against them.
+const TEST_TOOLS: &[(&str, TestTool)] = &[
+    ("vitest", TestTool::Vitest),
+    ("jest", TestTool::Jest),
+    ("mocha", TestTool::Mocha),
+    ("@playwright/test", TestTool::Playwright),
+];
+
+/// Test runners by the command a test script runs.
+const TEST_BINS: &[(&str, TestTool)] = &[
+    ("vitest", TestTool::Vitest),
+    ("jest", TestTool::Jest),
+    ("mocha", TestTool::Mocha),
+    ("playwright", TestTool::Playwright),
+];
+
+pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
+    name: "node",
+    markers: &["package.json"],
+    marker_suffixes: &[],
+    reads: &[
+        "package.json",
+        "pnpm-workspace.yaml",
+        ".nvmrc",
+        ".node-version",
+    ],
+    is_root: is_node_root,
+    detect,
+    members,
+};
+
+pub(crate) static DENO: Ecosystem = Ecosystem {
+    name: "deno",
+    markers: &["deno.json", "deno.jsonc"],
+    marker_suffixes: &[],
+    reads: &["deno.json", "deno.jsonc"],
+    is_root: |c| (c.has("deno.json") || c.has("deno.jsonc")) && !c.has("package.json"),
+    detect: detect_deno,
+    members: |_| Vec::new(),
+};
+
+/// A package.json that only configures tooling of another ecosystem's project (no
+/// dependencies, no scripts) is not a project of its own.
+fn is_node_root(c: &Ctx) -> bool {
+    if !c.has("package.json") {
+        return false;
+    }
+    match c.json("package.json") {
+        Some(v) => [
+            "dependencies",
+            "devDependencies",
+            "scripts",
+            "workspaces",
+            "main",
+            "bin",
+        ]
+        .iter()
+        .any(|k| v.get(k).is_some()),
+        // Unparseable: still a JS project, detected best-effort.
+        None => true,
+    }
+}
+
+fn members(c: &Ctx) -> Vec<String> {
+    let mut globs = Vec::new();
+    if let Some(v) = c.json("package.json") {
+        let ws = v.get("workspaces");
+        let list = ws.and_then(|w| w.as_array()).or_else(|| {
+            ws.and_then(|w| w.get("packages"))
+                .and_then(|p| p.as_array())
+        });
+        if let Some(list) = list {
+            globs.extend(list.iter().filter_map(|g| g.as_str().map(str::to_owned)));
+        }
+    }
+    if let Some(y) = c.yaml("pnpm-workspace.yaml") {
+        if let Some(list) = y["packages"].as_vec() {
+            globs.extend(list.iter().filter_map(|g| g.as_str().map(str::to_owned)));
+        }
+    }
+    globs.retain(|g| !g.starts_with('!'));
+    globs
+}
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    let mut cur = v;
+    for k in path {
+        cur = cur.get(k)?;
+    }
+    cur.as_str()
+}
+
+/// The package manager and the file that decided it. Precedence, highest first:
+/// 1. `packageManager` (what corepack enforces, so it is what the authors run);
+/// 2. lockfiles: bun, pnpm, yarn, npm — a repository holding two lockfiles usually
+///    migrated away from npm/yarn and left the old one behind, so the rarer wins;
+/// 3. npm, the default.
+fn package_manager(
+    c: &Ctx,
+    root: &Ctx,
+    pkg: Option<&Value>,
+) -> (
+    PackageManager,
+    Option<(&'static Rule, String)>,
+    Option<String>,
+) {
+    if let Some(field) = pkg.and_then(|p| str_at(p, &["packageManager"])) {
+        let (name, version) = field.split_once('@').unwrap_or((field, ""));
+        let pm = match name {
+            "pnpm" => Some(PackageManager::Pnpm),
+            "yarn" => Some(PackageManager::Yarn),
+            "bun" => Some(PackageManager::Bun),
+            "npm" => Some(PackageManager::Npm),
+            _ => None,
+        };
+        if let Some(pm) = pm {
+            return (
+                pm,
+                Some((&PM_FIELD, c.path("package.json"))),
+                Some(version.to_owned()),
+            );
+        }
+    }
+    for ctx in [c, root] {
+        for (file, pm) in [
+            ("bun.lock", PackageManager::Bun),
+            ("bun.lockb", PackageManager::Bun),
+            ("pnpm-lock.yaml", PackageManager::Pnpm),
+            ("yarn.lock", PackageManager::Yarn),
+            ("package-lock.json", PackageManager::Npm),
+            ("npm-shrinkwrap.json", PackageManager::Npm),
+        ] {
+            if ctx.has(file) {
+                return (pm, Some((&LOCKFILE, ctx.path(file))), None);
+            }
+        }
+    }
+    (PackageManager::Npm, None, None)
+}
+
+fn deps(pkg: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for key in [
+        "dependencies",
+        "devDependencies",
+        "peerDependencies",
+        "optionalDependencies",
+    ] {
+        if let Some(obj) = pkg.get(key).and_then(|d| d.as_object()) {
+            out.extend(obj.keys().cloned());
+        }
+    }
+    out
+}
+
+fn detect(c: &Ctx) -> Draft {
+    let manifest = c.path("package.json");
+    let pkg = c.json("package.json");
+    let deps = pkg.as_ref().map(deps).unwrap_or_default();
+    let ts = c.has("tsconfig.json") || deps.contains("typescript");
+    let mut d = Draft::new(
+        if ts {
+            Language::TypeScript
+        } else {
+            Language::JavaScript
+        },
+        if pkg.is_some() { 0.8 } else { 0.5 },
+    );
+    d.because(&MANIFEST, &manifest, "JavaScript/TypeScript project");
+    if ts {
+        let f = if c.has("tsconfig.json") {
+            c.path("tsconfig.json")
+        } else {
+            manifest.clone()
+        };
+        d.because(&TYPESCRIPT, &f, "language typescript");
+    }
+    let root_ctx = Ctx::new(c.tree, "", c.warnings);
+    let (pm, why, pm_version) = package_manager(c, &root_ctx, pkg.as_ref());
+    d.package_manager = Some(pm);
+    let has_lock = match &why {
+        Some((rule, file)) => {
+            d.because(rule, file, format!("package manager {pm}"));
+            d.boost(0.15);
+            rule.id == LOCKFILE.id
+                || [
+                    "package-lock.json",
+                    "pnpm-lock.yaml",
+                    "yarn.lock",
+                    "bun.lock",
+                    "bun.lockb",
+                ]
+                .iter()
+                .any(|l| c.has(l) || root_ctx.has(l))
+        }
+        None => false,
+    };
+    let berry = pm == PackageManager::Yarn
+        && (c.has(".yarnrc.yml")
+            || root_ctx.has(".yarnrc.yml")
+            || pm_version
+                .as_deref()
+                .and_then(|v| majors_in(v).first().copied())
+                .is_some_and(|m| m >= 2));
+    if berry {
+        let f = if c.has(".yarnrc.yml") {
+            c.path(".yarnrc.yml")
+        } else {
+            manifest.clone()
+        };
+        d.because(&YARN_BERRY, &f, "yarn berry");
+    }
+    d.install = Some(
+        match (pm, has_lock) {
+            (PackageManager::Npm, true) => "npm ci",
+            (PackageManager::Npm, false) => "npm install",
+            (PackageManager::Pnpm, true) => "pnpm install --frozen-lockfile",
+            (PackageManager::Pnpm, false) => "pnpm install",
+            (PackageManager::Yarn, _) if berry => "yarn install --immutable",
+            (PackageManager::Yarn, true) => "yarn install --frozen-lockfile",
+            (PackageManager::Yarn, false) => "yarn install",
+            (PackageManager::Bun, true) => "bun install --frozen-lockfile",
+            _ => "bun install",
+        }
+        .to_owned(),
+    );
+    let run = |script: &str| -> String {
+        match pm {
+            PackageManager::Npm if script == "test" => "npm test".to_owned(),
+            PackageManager::Npm => format!("npm run {script}"),
+            PackageManager::Pnpm => format!("pnpm run {script}"),
+            PackageManager::Yarn => format!("yarn run {script}"),
+            _ => format!("bun run {script}"),
+        }
+    };
+    let exec = |bin: &str| -> String {
+        match pm {
+            PackageManager::Npm => format!("npx {bin}"),
+            PackageManager::Pnpm => format!("pnpm exec {bin}"),
+            PackageManager::Yarn => format!("yarn {bin}"),
+            _ => format!("bunx {bin}"),
+        }
+    };
+
+    for (fw, dep) in frameworks_from(&deps, FRAMEWORKS) {
+        d.frameworks.insert(fw);
+        d.because(&FRAMEWORK, &manifest, format!("dependency `{dep}` → {fw}"));
+    }
+    for (file, fw) in [
+        ("turbo.json", Framework::Turborepo),
+        ("nx.json", Framework::Nx),
+    ] {
+        if c.has(file) {
+            d.frameworks.insert(fw);
+            d.because(&MONOREPO_TOOL, &c.path(file), format!("{fw}"));
+        }
+    }
+    if !members(c).is_empty() {
+        let f = if c.has("pnpm-workspace.yaml") {
+            c.path("pnpm-workspace.yaml")
+        } else {
+            manifest.clone()
+        };
+        d.because(
+            &WORKSPACES,
+            &f,
+            "workspace members are part of this project",
+        );
+    }
+
+    // Scripts: the project's own commands win.
+    let scripts = pkg
+        .as_ref()
+        .and_then(|p| p.get("scripts"))
+        .and_then(|s| s.as_object());
+    let script = |name: &str| -> Option<&str> {
+        let s = scripts?.get(name)?.as_str()?;
+        // npm's placeholder ("echo \"Error: no test specified\" && exit 1") is no test.
+        (!s.contains("no test specified")).then_some(s)
+    };
+    let test_script = script("test");
+    if let Some(s) = test_script {
+        d.test = Some(run("test"));
+        d.because(&SCRIPT, &manifest, format!("scripts.test: {s}"));
+    }
+    for name in [
+        "lint",
+        "typecheck",
+        "type-check",
+        "format:check",
+        "fmt:check",
+        "check-types",
+    ] {
+        if script(name).is_some() {
+            d.add_lint(run(name));
+            d.because(&SCRIPT, &manifest, format!("scripts.{name}"));
+        }
+    }
+    if script("build").is_some() {
+        d.build = Some(run("build"));
+        d.because(&SCRIPT, &manifest, "scripts.build");
+    } else if ts && c.has("tsconfig.json") {
+        d.build = Some(exec("tsc --noEmit"));
+    }
+
+    // Test runner: what the test script calls, else the dependency that is a runner.
+    let tool = test_script
+        .and_then(|s| {
+            if s.contains("node --test") || s.contains("node:test") {
+                Some(TestTool::NodeTest)
+            } else if s.contains("bun test") {
+                Some(TestTool::BunTest)
+            } else {
+                TEST_BINS
+                    .iter()
+                    .find(|(bin, _)| s.contains(bin))
+                    .map(|(_, t)| *t)
+            }
+        })
+        .or_else(|| {
+            TEST_TOOLS
+                .iter()
+                .find(|(dep, _)| deps.contains(*dep))
+                .map(|(_, t)| *t)
+        });
+    if let Some(t) = tool {
+        d.test_tool = Some(t);
+        d.because(&TEST_TOOL, &manifest, format!("test tool {t}"));
+        if d.test.is_none() {
+            d.test = Some(match t {
+                TestTool::Vitest => exec("vitest run"),
+                TestTool::Jest => exec("jest"),
+                TestTool::Mocha => exec("mocha"),
+                TestTool::Playwright => exec("playwright test"),
+                TestTool::BunTest => "bun test".to_owned(),
+                _ => "node --test".to_owned(),
+            });
+        }
+    }
+    if pm == PackageManager::Bun && d.test_tool.is_none() && d.test.is_some() {
+        d.test_tool = Some(TestTool::BunTest);
+    }
+
+    // Node version.
+    let declared = c
+        .first(&[".nvmrc", ".node-version"])
+        .and_then(|f| c.text(f).map(|t| (c.path(f), t.trim().to_owned())))
+        .or_else(|| {
+            pkg.as_ref()
+                .and_then(|p| str_at(p, &["volta", "node"]))
+                .map(|v| (manifest.clone(), v.to_owned()))
+        })
+        .or_else(|| {
+            pkg.as_ref()
+                .and_then(|p| str_at(p, &["engines", "node"]))
+                .map(|v| (manifest.clone(), v.to_owned()))
+        });
+    if let Some((file, v)) = declared {
+        let v = v.lines().next().unwrap_or("").trim().to_owned();
+        let versions: Vec<String> = if v.starts_with(">=") || v.starts_with('>') {
+            let lo = majors_in(&v).first().copied().unwrap_or(0);
+            NODE_LTS
+                .iter()
+                .filter(|m| **m >= lo)
+                .map(|m| m.to_string())
+                .collect()
+        } else if v.starts_with("lts") || v == "node" || v == "latest" {
+            vec![v.clone()]
+        } else {
+            majors_in(&v).iter().map(|m| m.to_string()).collect()
+        };
+        if !versions.is_empty() {
+            d.because(
+                &NODE_VERSION,
+                &file,
+                format!("node {}", versions.join(", ")),
+            );
+            d.runtime_versions = versions;
+        }
+    }
+    d
+}
+
+fn detect_deno(c: &Ctx) -> Draft {
+    let file = if c.has("deno.json") {
+        "deno.json"
+    } else {
+        "deno.jsonc"
+    };
+    let mut d = Draft::new(Language::TypeScript, 0.85);
+    d.package_manager = Some(PackageManager::Deno);
+    d.test_tool = Some(TestTool::DenoTest);
+    d.because(&DENO_MANIFEST, &c.path(file), "Deno project");
+    // deno.jsonc may carry comments; only the `tasks` keys matter here.
+    let tasks: Vec<String> = c
+        .text(file)
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| {
+            v.get("tasks")
+                .and_then(|t| t.as_object())
+                .map(|o| o.keys().cloned().collect())
+        })
+        .unwrap_or_default();
+    d.install = Some("deno install".to_owned());
+    d.add_lint("deno lint");
+    d.add_lint("deno fmt --check");
+    d.test = Some(if tasks.iter().any(|t| t == "test") {
+        "deno task test".to_owned()
+    } else {
+        "deno test --allow-all".to_owned()
+    });
+    if tasks.iter().any(|t| t == "build") {
+        d.build = Some("deno task build".to_owned());
+    }
+    d.runtime_versions = vec!["v2.x".to_owned()];
+    d
+}

@@ -1,0 +1,246 @@
+//! Rust: Cargo packages and workspaces (a workspace is one project), toolchain files,
+//! MSRV, nextest, features, web frameworks.
+
+use std::collections::BTreeSet;
+
+use super::{frameworks_from, rule, Ctx, Draft, Ecosystem, Rule};
+use crate::analyze::stack::{Framework, Language, PackageManager, TestTool};
+
+rule!(
+    MANIFEST,
+    "rust/manifest",
+    "Cargo.toml marks a Rust project built with cargo"
+);
+rule!(
+    LOCKFILE,
+    "rust/lockfile",
+    "Cargo.lock present: build with --locked"
+);
+rule!(
+    TOOLCHAIN,
+    "rust/toolchain",
+    "rust-toolchain(.toml) pins the toolchain"
+);
+rule!(
+    MSRV,
+    "rust/msrv",
+    "`rust-version` declares the minimum supported Rust version"
+);
+rule!(
+    NEXTEST,
+    "rust/nextest",
+    ".config/nextest.toml: tests run with cargo-nextest"
+);
+rule!(
+    FEATURES,
+    "rust/features",
+    "[features] declared: test with --all-features"
+);
+rule!(
+    FRAMEWORK,
+    "rust/framework",
+    "a dependency names a web or app framework"
+);
+rule!(
+    LINT_CONFIG,
+    "rust/lint-config",
+    "clippy/rustfmt configuration present"
+);
+pub(crate) static RULES: &[&Rule] = &[
+    &MANIFEST,
+    &LOCKFILE,
+    &TOOLCHAIN,
+    &MSRV,
+    &NEXTEST,
+    &FEATURES,
+    &FRAMEWORK,
+    &LINT_CONFIG,
+];
+
+const FRAMEWORKS: &[(&str, Framework)] = &[
+    ("axum", Framework::Axum),
+    ("actix-web", Framework::ActixWeb),
+    ("rocket", Framework::Rocket),
+    ("warp", Framework::Warp),
+    ("tauri", Framework::Tauri),
+    ("leptos", Framework::Leptos),
+    ("bevy", Framework::Bevy),
+];
+
+pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
+    name: "rust",
+    markers: &["Cargo.toml"],
+    marker_suffixes: &[],
+    reads: &[
+        "Cargo.toml",
+        "rust-toolchain",
+        "rust-toolchain.toml",
+        "Makefile",
+        "makefile",
+        "GNUmakefile",
+        "justfile",
+        "Justfile",
+    ],
+    is_root: |c| c.has("Cargo.toml"),
+    detect,
+    members,
+};
+
+fn members(c: &Ctx) -> Vec<String> {
+    let Some(t) = c.toml("Cargo.toml") else {
+        return Vec::new();
+    };
+    let Some(ws) = t.get("workspace").and_then(|w| w.as_table()) else {
+        return Vec::new();
+    };
+    let mut m: Vec<String> = ws
+        .get("members")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    // A workspace root's path dependencies inside it are members too (implicitly).
+    if m.is_empty() {
+        m.push("**".to_owned());
+    }
+    m
+}
+
+fn deps_of(t: &toml::Table, into: &mut BTreeSet<String>) {
+    for key in ["dependencies", "dev-dependencies", "build-dependencies"] {
+        if let Some(d) = t.get(key).and_then(|d| d.as_table()) {
+            into.extend(d.keys().cloned());
+        }
+    }
+    if let Some(ws) = t.get("workspace").and_then(|w| w.as_table()) {
+        deps_of(ws, into);
+    }
+}
+
+fn detect(c: &Ctx) -> Draft {
+    let mut d = Draft::new(Language::Rust, 0.8);
+    d.package_manager = Some(PackageManager::Cargo);
+    let manifest = c.path("Cargo.toml");
+    d.because(&MANIFEST, &manifest, "language rust, package manager cargo");
+    let parsed = c.toml("Cargo.toml");
+    if parsed.is_none() {
+        d.confidence = 0.5;
+    }
+    let lock = c.has("Cargo.lock");
+    if lock {
+        d.because(&LOCKFILE, &c.path("Cargo.lock"), "builds use --locked");
+        d.boost(0.17);
+    }
+
+    let mut deps = BTreeSet::new();
+    let mut has_features = false;
+    let mut msrv = None;
+    if let Some(t) = &parsed {
+        deps_of(t, &mut deps);
+        has_features = t
+            .get("features")
+            .and_then(|f| f.as_table())
+            .is_some_and(|f| !f.is_empty());
+        msrv = t
+            .get("package")
+            .and_then(|p| p.get("rust-version"))
+            .or_else(|| {
+                t.get("workspace")
+                    .and_then(|w| w.get("package"))
+                    .and_then(|p| p.get("rust-version"))
+            })
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        // Members' manifests (read too) contribute frameworks and features.
+        for member in c.tree.under(c.dir).filter(|p| p.ends_with("/Cargo.toml")) {
+            if let Some(mt) = c
+                .tree
+                .text(member)
+                .and_then(|s| s.parse::<toml::Table>().ok())
+            {
+                deps_of(&mt, &mut deps);
+                has_features |= mt
+                    .get("features")
+                    .and_then(|f| f.as_table())
+                    .is_some_and(|f| !f.is_empty());
+            }
+        }
+    }
+    for (fw, dep) in frameworks_from(&deps, FRAMEWORKS) {
+        d.frameworks.insert(fw);
+        d.because(&FRAMEWORK, &manifest, format!("dependency `{dep}` → {fw}"));
+    }
+
+    // Toolchain: a pinned channel wins; an MSRV adds a second version to test.
+    if let Some(f) = c.first(&["rust-toolchain.toml", "rust-toolchain"]) {
+        let text = c.text(f).unwrap_or("");
+        let channel = if f.ends_with(".toml") {
+            text.parse::<toml::Table>().ok().and_then(|t| {
+                t.get("toolchain")?
+                    .get("channel")?
+                    .as_str()
+                    .map(str::to_owned)
+            })
+        } else {
+            text.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+        };
+        if let Some(ch) = channel {
+            d.because(&TOOLCHAIN, &c.path(f), format!("toolchain {ch}"));
+            d.runtime_versions.push(ch);
+        }
+    }
+    if let Some(v) = msrv {
+        d.because(&MSRV, &manifest, format!("MSRV {v}"));
+        if !d.runtime_versions.contains(&v) {
+            d.runtime_versions.insert(0, v);
+        }
+    }
+    // Without a pinned toolchain, CI tests on stable (and on the MSRV, if declared).
+    if c.first(&["rust-toolchain.toml", "rust-toolchain"])
+        .is_none()
+    {
+        d.runtime_versions.push("stable".to_owned());
+    }
+
+    let locked = if lock { " --locked" } else { "" };
+    d.install = Some(format!("cargo fetch{locked}"));
+    d.build = Some(format!("cargo build{locked}"));
+    let features = if has_features {
+        d.because(&FEATURES, &manifest, "tests enable --all-features");
+        " --all-features"
+    } else {
+        ""
+    };
+    if c.has(".config/nextest.toml") {
+        d.test_tool = Some(TestTool::Nextest);
+        d.because(
+            &NEXTEST,
+            &c.path(".config/nextest.toml"),
+            "test tool nextest",
+        );
+        d.test = Some(format!("cargo nextest run{features}{locked}"));
+    } else {
+        d.test_tool = Some(TestTool::CargoTest);
+        d.test = Some(format!("cargo test{features}{locked}"));
+    }
+    for cfg in [
+        "rustfmt.toml",
+        ".rustfmt.toml",
+        "clippy.toml",
+        ".clippy.toml",
+    ] {
+        if c.has(cfg) {
+            d.because(&LINT_CONFIG, &c.path(cfg), "project configures its linters");
+        }
+    }
+    // rustfmt and clippy ship with every toolchain and are the ecosystem's norm.
+    d.add_lint("cargo fmt --all -- --check");
+    d.add_lint("cargo clippy --all-targets -- -D warnings");
+    d
+}
