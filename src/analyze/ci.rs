@@ -46,19 +46,18 @@ pub fn is_ci_file(path: &str) -> bool {
     provider_of(path).is_some()
 }
 
-/// Words that mean a pipeline deploys, publishes or releases.
+/// Actions and commands that deploy, publish or release (bare words like "release"
+/// appear in branch names and comments, so they are not enough).
 const CD_SIGNALS: &[&str] = &[
-    "deploy",
-    "publish",
-    "release",
     "docker/build-push-action",
     "docker push",
-    "gh-pages",
+    "peaceiris/actions-gh-pages",
+    "actions/deploy-pages",
     "flyctl",
-    "fly deploy",
-    "vercel",
-    "netlify",
-    "heroku",
+    "superfly/flyctl-actions",
+    "vercel deploy",
+    "netlify deploy",
+    "akhileshns/heroku-deploy",
     "kubectl apply",
     "helm upgrade",
     "aws-actions/configure-aws-credentials",
@@ -67,10 +66,21 @@ const CD_SIGNALS: &[&str] = &[
     "twine upload",
     "pypa/gh-action-pypi-publish",
     "npm publish",
+    "pnpm publish",
+    "yarn npm publish",
     "cargo publish",
     "goreleaser",
     "terraform apply",
-    "environment:",
+    "softprops/action-gh-release",
+    "changesets/action",
+    "release-plz",
+    "semantic-release",
+    "gem push",
+    "mvn deploy",
+    "gradle publish",
+    "nuget push",
+    "stage: deploy",
+    "deploy:",
 ];
 
 /// Words that mean a pipeline builds, tests or lints.

@@ -189,7 +189,10 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
     let mut out: Vec<String> = paths
         .iter()
         .filter(|p| {
-            let name = p.rsplit('/').next().unwrap_or(p);
+            let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+            if is_sample_dir(dir) {
+                return false;
+            }
             names.contains(name)
                 || name.ends_with(".csproj")
                 || name.ends_with(".fsproj")
@@ -231,12 +234,13 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
         .files()
         .iter()
         .filter(|p| {
-            let n = p.rsplit('/').next().unwrap_or(p);
-            n == "Dockerfile"
-                || n == "Containerfile"
-                || n.starts_with("Dockerfile.")
-                || n.ends_with(".Dockerfile")
-                || n.ends_with(".dockerfile")
+            let (dir, n) = p.rsplit_once('/').unwrap_or(("", p));
+            !is_sample_dir(dir)
+                && (n == "Dockerfile"
+                    || n == "Containerfile"
+                    || n.starts_with("Dockerfile.")
+                    || n.ends_with(".Dockerfile")
+                    || n.ends_with(".dockerfile"))
         })
         .cloned()
         .collect();
@@ -267,12 +271,41 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
     analysis
 }
 
+/// Directory names whose projects are samples, fixtures or scaffolding templates, not
+/// parts of the repository's own build (vite's `create-vite/template-*`, flask's
+/// `examples/*`, a test suite's fixture repositories).
+const NOT_PROJECT_DIRS: &[&str] = &[
+    "examples",
+    "example",
+    "samples",
+    "sample",
+    "fixtures",
+    "__fixtures__",
+    "testdata",
+    "test-fixtures",
+    "playground",
+    "templates",
+    "template",
+];
+
+fn is_sample_dir(dir: &str) -> bool {
+    dir.split('/')
+        .any(|c| NOT_PROJECT_DIRS.contains(&c) || c.starts_with("template-"))
+}
+
 /// Finds project roots, folds workspace members into their workspace, detects each.
 fn discover(tree: &RepoTree, warnings: &RefCell<Vec<String>>) -> Vec<Project> {
     // Directories holding any marker, shallowest first.
     let mut dirs: BTreeSet<(usize, String)> = BTreeSet::new();
+    let mut samples = BTreeSet::new();
     for p in tree.files() {
         let (dir, name) = p.rsplit_once('/').unwrap_or(("", p));
+        if is_sample_dir(dir) {
+            if ECOSYSTEMS.iter().any(|e| e.markers.contains(&name)) {
+                samples.insert(dir);
+            }
+            continue;
+        }
         if ECOSYSTEMS.iter().any(|e| {
             e.markers.contains(&name) || e.marker_suffixes.iter().any(|s| name.ends_with(s))
         }) {
@@ -307,6 +340,13 @@ fn discover(tree: &RepoTree, warnings: &RefCell<Vec<String>>) -> Vec<Project> {
             let draft = (eco.detect)(&ctx);
             projects.push(finish(&ctx, draft));
         }
+    }
+    if !samples.is_empty() {
+        warnings.borrow_mut().push(format!(
+            "{} example, fixture or template project(s) not listed (e.g. {})",
+            samples.len(),
+            samples.iter().next().copied().unwrap_or_default()
+        ));
     }
     projects
 }

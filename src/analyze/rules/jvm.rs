@@ -76,7 +76,8 @@ pub(crate) static GRADLE: Ecosystem = Ecosystem {
         "settings.gradle",
         "gradle/libs.versions.toml",
     ],
-    is_root: |c| GRADLE_FILES.iter().any(|f| c.has(f)),
+    // A repository offering both builds (spring-petclinic) is built one way: Maven's.
+    is_root: |c| GRADLE_FILES.iter().any(|f| c.has(f)) && !c.has("pom.xml"),
     detect: detect_gradle,
     // Everything under a settings file is one build.
     members: |c| {

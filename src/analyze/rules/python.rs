@@ -53,8 +53,6 @@ const FRAMEWORKS: &[(&str, Framework)] = &[
     ("django", Framework::Django),
     ("flask", Framework::Flask),
     ("fastapi", Framework::Fastapi),
-    ("sphinx", Framework::Sphinx),
-    ("mkdocs", Framework::Mkdocs),
 ];
 
 const MARKERS: &[&str] = &[
