@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
+/// Configuration file read from the working directory when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "pipewright.toml";
 /// Default database: an embedded SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://pipewright.db";
 /// Default listen address: loopback only, so a first try exposes nothing.
@@ -64,8 +66,8 @@ pub enum LogFormat {
 /// that needs configuration. All optional here: defaults and the config file fill gaps.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ConfigArgs {
-    /// Optional TOML file with the same keys as the flags (snake_case). Flags and
-    /// environment variables win over it.
+    /// Optional TOML file with the same keys as the flags (snake_case); defaults to
+    /// ./pipewright.toml when that exists. Flags and environment variables win over it.
     #[arg(long, env = "PIPEWRIGHT_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
@@ -205,8 +207,12 @@ pub enum ConfigError {
 impl ConfigArgs {
     /// Merges flags/env over the optional file over defaults, and validates.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
+        // An explicit file must exist; otherwise ./pipewright.toml is used when present.
         let file = match &self.config {
             Some(path) => read_file_config(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                read_file_config(Path::new(DEFAULT_CONFIG_FILE))?
+            }
             None => FileConfig::default(),
         };
         let database_url = self
