@@ -50,6 +50,23 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Write (or print) the CI files pipewright would propose for a local checkout.
+    Generate {
+        /// Repository directory.
+        path: std::path::PathBuf,
+        /// CI provider (only github is implemented so far).
+        #[arg(long, default_value = "github")]
+        provider: crate::generate::Provider,
+        /// Write the files under this directory, at their repository paths.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Branch whose pushes run CI.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// Directory of templates overriding the built-in ones.
+        #[arg(long, env = "PIPEWRIGHT_TEMPLATE_DIR")]
+        templates: Option<std::path::PathBuf>,
+    },
     /// Configuration tools.
     Config {
         /// Config subcommand.
@@ -120,13 +137,27 @@ pub enum Format {
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Local commands need no server configuration.
-    if let Command::Analyze {
-        path,
-        format,
-        explain,
-    } = &cli.command
-    {
-        return analyze(path, *format, *explain);
+    match &cli.command {
+        Command::Analyze {
+            path,
+            format,
+            explain,
+        } => return analyze(path, *format, *explain),
+        Command::Generate {
+            path,
+            provider,
+            out,
+            branch,
+            templates,
+        } => {
+            let target = crate::generate::Target {
+                provider: *provider,
+                default_branch: branch.clone(),
+                template_dir: templates.clone(),
+            };
+            return generate(path, &target, out.as_deref());
+        }
+        _ => {}
     }
     let config = match cli.config.resolve() {
         Ok(c) => c,
@@ -154,7 +185,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
-        Command::Analyze { .. } => unreachable!("handled before configuration is resolved"),
+        Command::Analyze { .. } | Command::Generate { .. } => {
+            unreachable!("local commands return before configuration is resolved")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -171,6 +204,40 @@ fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Res
             println!("{}", serde_json::to_string_pretty(&analysis)?);
         }
         Format::Text => print!("{}", crate::analyze::render_text(&analysis, explain)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate(
+    path: &std::path::Path,
+    target: &crate::generate::Target,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let analysis = crate::analyze::analyze_path(path)?;
+    let files = match crate::generate::generate(&analysis, target) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if files.is_empty() {
+        eprintln!("pipewright: nothing to generate (no buildable project or Dockerfile found)");
+    }
+    for f in &files {
+        match out {
+            Some(dir) => {
+                let dest = dir.join(&f.path);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                std::fs::write(&dest, &f.content)
+                    .with_context(|| format!("cannot write {}", dest.display()))?;
+                println!("wrote {}", dest.display());
+            }
+            None => print!("# ---- {} ----\n{}", f.path, f.content),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod forge;
+pub mod generate;
 pub mod jobs;
 pub mod metrics;
 pub mod queue;

@@ -268,7 +268,7 @@ pub(crate) fn detect_shell(ctx: &Ctx) -> Option<Draft> {
         scripts[0],
         format!("{} shell script(s)", scripts.len()),
     );
-    d.add_lint("shellcheck $(git ls-files '*.sh' '*.bash')");
+    d.add_lint("git ls-files -z '*.sh' '*.bash' | xargs -0 shellcheck");
     if let Some(b) = ctx.tree.files().iter().find(|p| p.ends_with(".bats")) {
         d.test_tool = Some(TestTool::Bats);
         let dir = b.rsplit_once('/').map_or(".", |(d, _)| d).to_owned();

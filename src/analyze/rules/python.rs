@@ -305,7 +305,8 @@ fn detect(c: &Ctx) -> Draft {
             PackageManager::Poetry => "poetry build".to_owned(),
             PackageManager::Pdm => "pdm build".to_owned(),
             PackageManager::Hatch => "hatch build".to_owned(),
-            _ => "python -m build".to_owned(),
+            // pip builds a wheel itself; `python -m build` would need the build package.
+            _ => "python -m pip wheel --no-deps --wheel-dir dist .".to_owned(),
         });
     }
 

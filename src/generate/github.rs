@@ -1,0 +1,675 @@
+//! GitHub Actions: one workflow for a single-project repository (`ci.yml`), one per
+//! sub-project of a monorepo (`ci-<project>.yml`, triggered only when its paths change).
+//! Each job: checkout without persisted credentials, the toolchain at the declared
+//! version(s) (a matrix when several), the ecosystem's dependency cache, install, lint,
+//! build, test, and service containers for the services the repository's compose files
+//! run. Dockerfiles get a build check (never a push).
+
+use serde::Serialize;
+
+use super::pins::pin;
+use super::render::render;
+use super::{GenerateError, GeneratedFile, Target};
+use crate::analyze::{Analysis, Framework, Language, PackageManager, Project, TestTool};
+
+/// Minutes a job may run.
+const JOB_TIMEOUT_MINUTES: u32 = 30;
+
+#[derive(Debug, Serialize)]
+struct Workflow {
+    summary: String,
+    name: String,
+    branches: Vec<String>,
+    paths: Vec<String>,
+    jobs: Vec<Job>,
+}
+
+#[derive(Debug, Serialize)]
+struct Job {
+    id: String,
+    name: String,
+    timeout: u32,
+    working_directory: Option<String>,
+    matrix: Option<Matrix>,
+    services: Vec<Service>,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Serialize)]
+struct Matrix {
+    key: &'static str,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Service {
+    name: &'static str,
+    image: &'static str,
+    env: Vec<(&'static str, &'static str)>,
+    ports: Vec<&'static str>,
+    options: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Step {
+    name: String,
+    cond: Option<String>,
+    uses: Option<String>,
+    version: Option<&'static str>,
+    with: Vec<(&'static str, String)>,
+    env: Vec<(&'static str, String)>,
+    run: Option<String>,
+}
+
+fn uses(name: &str, action: &str, with: Vec<(&'static str, String)>) -> Step {
+    let p = pin(action);
+    Step {
+        name: name.to_owned(),
+        uses: Some(p.uses()),
+        version: Some(p.version),
+        with,
+        ..Step::default()
+    }
+}
+
+fn run(name: &str, cmd: impl Into<String>) -> Step {
+    Step {
+        name: name.to_owned(),
+        run: Some(cmd.into()),
+        ..Step::default()
+    }
+}
+
+fn checkout() -> Step {
+    // persist-credentials: false keeps the token out of .git/config, where any later
+    // step (or uploaded artifact) could read it.
+    uses(
+        "Check out",
+        "actions/checkout",
+        vec![("persist-credentials", "false".to_owned())],
+    )
+}
+
+/// Services CI can provide, by the name detection reports.
+fn service(name: &str) -> Option<Service> {
+    const HEALTH_PG: &str =
+        "--health-cmd pg_isready --health-interval 5s --health-timeout 5s --health-retries 10";
+    Some(match name {
+        "postgres" => Service { name: "postgres", image: "postgres:17", env: vec![("POSTGRES_USER", "postgres"), ("POSTGRES_PASSWORD", "postgres"), ("POSTGRES_DB", "test")], ports: vec!["5432:5432"], options: Some(HEALTH_PG) },
+        "redis" => Service { name: "redis", image: "redis:7", env: vec![], ports: vec!["6379:6379"], options: Some("--health-cmd \"redis-cli ping\" --health-interval 5s --health-timeout 5s --health-retries 10") },
+        "mysql" => Service { name: "mysql", image: "mysql:8.4", env: vec![("MYSQL_ROOT_PASSWORD", "root"), ("MYSQL_DATABASE", "test")], ports: vec!["3306:3306"], options: Some("--health-cmd \"mysqladmin ping -h 127.0.0.1\" --health-interval 5s --health-timeout 5s --health-retries 20") },
+        "mariadb" => Service { name: "mariadb", image: "mariadb:11", env: vec![("MARIADB_ROOT_PASSWORD", "root"), ("MARIADB_DATABASE", "test")], ports: vec!["3306:3306"], options: None },
+        "mongo" => Service { name: "mongo", image: "mongo:7", env: vec![], ports: vec!["27017:27017"], options: None },
+        "rabbitmq" => Service { name: "rabbitmq", image: "rabbitmq:3", env: vec![], ports: vec!["5672:5672"], options: None },
+        "memcached" => Service { name: "memcached", image: "memcached:1.6", env: vec![], ports: vec!["11211:11211"], options: None },
+        _ => return None,
+    })
+}
+
+/// A job id: letters, digits, `-`, `_`, starting with a letter.
+fn slug(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches('-').to_owned();
+    if out.is_empty() || !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        format!("p-{out}").trim_end_matches('-').to_owned()
+    } else {
+        out
+    }
+}
+
+/// A matrix value usable in an `if:` comparison without quoting trouble.
+fn plain(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// Setup steps and the matrix for a project's toolchain.
+fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
+    let versions = &p.runtime_versions;
+    let matrix = |key: &'static str, default: &str| -> (String, Option<Matrix>) {
+        match versions.len() {
+            0 => (default.to_owned(), None),
+            1 => (versions[0].clone(), None),
+            _ => (
+                format!("${{{{ matrix.{key} }}}}"),
+                Some(Matrix {
+                    key,
+                    values: versions.clone(),
+                }),
+            ),
+        }
+    };
+    let lock_path = |name: &str| {
+        if p.path == "." {
+            name.to_owned()
+        } else {
+            format!("{}/{name}", p.path)
+        }
+    };
+    match (p.language, p.package_manager) {
+        (Language::Rust, _) => {
+            let (v, m) = matrix("rust", "stable");
+            let mut install = run(
+                "Install Rust",
+                "rustup toolchain install \"$TOOLCHAIN\" --profile minimal --component rustfmt,clippy && rustup default \"$TOOLCHAIN\"",
+            );
+            install.env.push(("TOOLCHAIN", v));
+            let mut steps = vec![
+                install,
+                uses(
+                    "Cache",
+                    "Swatinem/rust-cache",
+                    vec![("workspaces", p.path.clone())],
+                ),
+            ];
+            if p.test_tool == Some(TestTool::Nextest) {
+                steps.push(uses(
+                    "Install cargo-nextest",
+                    "taiki-e/install-action",
+                    vec![("tool", "cargo-nextest".to_owned())],
+                ));
+            }
+            (steps, m)
+        }
+        (_, Some(pm @ (PackageManager::Npm | PackageManager::Pnpm | PackageManager::Yarn))) => {
+            let (v, m) = matrix("node", "lts/*");
+            let (cache, dep) = match pm {
+                PackageManager::Pnpm => ("pnpm", "pnpm-lock.yaml"),
+                PackageManager::Yarn => ("yarn", "yarn.lock"),
+                _ => ("npm", "package-lock.json"),
+            };
+            let mut steps = Vec::new();
+            if pm != PackageManager::Npm {
+                // pnpm and yarn come from corepack (pinned by packageManager when set).
+                steps.push(run("Enable corepack", "corepack enable"));
+            }
+            let mut with = vec![("node-version", v)];
+            // The lockfile may sit at the workspace root, above the project.
+            if let Some(lock) = p
+                .evidence
+                .iter()
+                .find(|e| e.rsplit('/').next() == Some(dep))
+            {
+                with.push(("cache", String::from(cache)));
+                with.push(("cache-dependency-path", lock.clone()));
+            }
+            steps.push(uses("Set up Node.js", "actions/setup-node", with));
+            (steps, m)
+        }
+        (_, Some(PackageManager::Bun)) => {
+            (vec![uses("Set up Bun", "oven-sh/setup-bun", vec![])], None)
+        }
+        (_, Some(PackageManager::Deno)) => (
+            vec![uses(
+                "Set up Deno",
+                "denoland/setup-deno",
+                vec![("deno-version", "v2.x".to_owned())],
+            )],
+            None,
+        ),
+        (Language::Python, pm) => {
+            let (v, m) = matrix("python", "3.13");
+            let mut steps = Vec::new();
+            if pm == Some(PackageManager::Uv) {
+                steps.push(uses(
+                    "Set up uv",
+                    "astral-sh/setup-uv",
+                    vec![("python-version", v), ("enable-cache", "true".to_owned())],
+                ));
+            } else {
+                steps.push(uses(
+                    "Set up Python",
+                    "actions/setup-python",
+                    vec![("python-version", v)],
+                ));
+                let tool = match (pm, p.test_tool) {
+                    (Some(PackageManager::Poetry), _) => Some("poetry"),
+                    (Some(PackageManager::Pdm), _) => Some("pdm"),
+                    (Some(PackageManager::Pipenv), _) => Some("pipenv"),
+                    (Some(PackageManager::Hatch), _) => Some("hatch"),
+                    _ => None,
+                };
+                let mut tools: Vec<&str> = tool.into_iter().collect();
+                match p.test_tool {
+                    Some(TestTool::Tox) => tools.push("tox"),
+                    Some(TestTool::Nox) => tools.push("nox"),
+                    _ => {}
+                }
+                if !tools.is_empty() {
+                    steps.push(run(
+                        "Install tools",
+                        format!("python -m pip install {}", tools.join(" ")),
+                    ));
+                }
+            }
+            (steps, m)
+        }
+        (Language::Go, _) => (
+            vec![uses(
+                "Set up Go",
+                "actions/setup-go",
+                vec![
+                    ("go-version-file", lock_path("go.mod")),
+                    ("cache-dependency-path", lock_path("go.sum")),
+                ],
+            )],
+            None,
+        ),
+        (Language::Java | Language::Kotlin | Language::Scala, pm) => {
+            let (v, m) = matrix("java", "21");
+            let cache = match pm {
+                Some(PackageManager::Maven) => "maven",
+                Some(PackageManager::Gradle) => "gradle",
+                _ => "sbt",
+            };
+            let mut with = vec![("distribution", "temurin".to_owned()), ("java-version", v)];
+            if pm != Some(PackageManager::Gradle) {
+                with.push(("cache", String::from(cache)));
+            }
+            let mut steps = vec![uses("Set up Java", "actions/setup-java", with)];
+            match pm {
+                Some(PackageManager::Gradle) => {
+                    steps.push(uses("Set up Gradle", "gradle/actions/setup-gradle", vec![]))
+                }
+                Some(PackageManager::Sbt) => {
+                    steps.push(uses("Set up sbt", "sbt/setup-sbt", vec![]))
+                }
+                _ => {}
+            }
+            (steps, m)
+        }
+        (Language::Ruby, _) => {
+            let (v, m) = matrix("ruby", "ruby");
+            let with = vec![
+                ("ruby-version", v),
+                ("bundler-cache", "true".to_owned()),
+                ("working-directory", p.path.clone()),
+            ];
+            (vec![uses("Set up Ruby", "ruby/setup-ruby", with)], m)
+        }
+        (Language::Php, _) => {
+            let (v, m) = matrix("php", "8.4");
+            (
+                vec![uses(
+                    "Set up PHP",
+                    "shivammathur/setup-php",
+                    vec![("php-version", v)],
+                )],
+                m,
+            )
+        }
+        (Language::CSharp | Language::FSharp, _) => {
+            let (v, m) = matrix("dotnet", "9.0.x");
+            (
+                vec![uses(
+                    "Set up .NET",
+                    "actions/setup-dotnet",
+                    vec![("dotnet-version", v)],
+                )],
+                m,
+            )
+        }
+        (Language::Elixir, _) => {
+            let find = |tool: &str| {
+                versions
+                    .iter()
+                    .find_map(|v| v.strip_prefix(tool))
+                    .map(|v| v.trim().to_owned())
+            };
+            let with = vec![
+                (
+                    "otp-version",
+                    find("erlang").unwrap_or_else(|| "27".to_owned()),
+                ),
+                (
+                    "elixir-version",
+                    find("elixir").unwrap_or_else(|| "1.17".to_owned()),
+                ),
+            ];
+            (vec![uses("Set up Elixir", "erlef/setup-beam", with)], None)
+        }
+        (Language::Dart, _) if p.frameworks.contains(&Framework::Flutter) => (
+            vec![uses(
+                "Set up Flutter",
+                "subosito/flutter-action",
+                vec![
+                    ("channel", "stable".to_owned()),
+                    ("cache", "true".to_owned()),
+                ],
+            )],
+            None,
+        ),
+        (Language::Dart, _) => (
+            vec![uses("Set up Dart", "dart-lang/setup-dart", vec![])],
+            None,
+        ),
+        (Language::Haskell, pm) => {
+            let mut with = vec![("ghc-version", "latest".to_owned())];
+            if pm == Some(PackageManager::Stack) {
+                with.push(("enable-stack", "true".to_owned()));
+            }
+            (
+                vec![uses("Set up Haskell", "haskell-actions/setup", with)],
+                None,
+            )
+        }
+        (Language::Zig, _) => {
+            let v = versions
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "0.14.1".to_owned());
+            // setup-zig still runs on a deprecated Node runtime; PyPI's ziglang ships Zig.
+            let install = format!(
+                "python3 -m pip install --user \"ziglang=={v}\" && mkdir -p \"$HOME/.local/bin\" && printf '#!/bin/sh\\nexec python3 -m ziglang \"$@\"\\n' > \"$HOME/.local/bin/zig\" && chmod +x \"$HOME/.local/bin/zig\""
+            );
+            (vec![run("Install Zig", install)], None)
+        }
+        (Language::Hcl, _) => (
+            vec![uses(
+                "Set up Terraform",
+                "hashicorp/setup-terraform",
+                vec![],
+            )],
+            None,
+        ),
+        (Language::Markdown, _)
+            if p.frameworks.contains(&Framework::Mkdocs)
+                || p.frameworks.contains(&Framework::Sphinx) =>
+        {
+            (
+                vec![uses(
+                    "Set up Python",
+                    "actions/setup-python",
+                    vec![("python-version", "3.13".to_owned())],
+                )],
+                None,
+            )
+        }
+        (Language::Markdown, _) if p.frameworks.contains(&Framework::Jekyll) => {
+            let with = vec![
+                ("ruby-version", "ruby".to_owned()),
+                ("bundler-cache", "true".to_owned()),
+                ("working-directory", p.path.clone()),
+            ];
+            (vec![uses("Set up Ruby", "ruby/setup-ruby", with)], None)
+        }
+        (Language::Markdown, _) if p.frameworks.contains(&Framework::Hugo) => (
+            vec![run(
+                "Install Hugo",
+                "sudo apt-get update && sudo apt-get install -y hugo",
+            )],
+            None,
+        ),
+        (Language::Tex, _) => (
+            vec![run(
+                "Install LaTeX",
+                "sudo apt-get update && sudo apt-get install -y latexmk texlive-latex-recommended",
+            )],
+            None,
+        ),
+        (Language::C | Language::Cpp, Some(PackageManager::Meson)) => (
+            vec![run(
+                "Install Meson",
+                "sudo apt-get update && sudo apt-get install -y meson ninja-build",
+            )],
+            None,
+        ),
+        (Language::Shell, _) if p.test_tool == Some(TestTool::Bats) => (
+            vec![run(
+                "Install bats",
+                "sudo apt-get update && sudo apt-get install -y bats",
+            )],
+            None,
+        ),
+        // C/C++ (gcc, cmake), Swift, shellcheck and helm are on GitHub's Ubuntu runners.
+        _ => (Vec::new(), None),
+    }
+}
+
+fn project_job(p: &Project, analysis: &Analysis, id: String) -> Job {
+    let (mut setup, matrix) = toolchain(p);
+    let mut steps = vec![checkout()];
+    steps.append(&mut setup);
+    // Lint once, on the newest toolchain of a matrix: older ones may lack the lints.
+    let lint_cond = matrix.as_ref().and_then(|m| {
+        m.values
+            .last()
+            .filter(|v| plain(v))
+            .map(|v| format!("${{{{ matrix.{} == '{v}' }}}}", m.key))
+    });
+    let bundled = matches!(p.language, Language::Ruby) || p.frameworks.contains(&Framework::Jekyll);
+    if let Some(cmd) = p
+        .commands
+        .install
+        .as_ref()
+        .filter(|_| !(bundled && p.package_manager == Some(PackageManager::Bundler)))
+    {
+        steps.push(run("Install dependencies", cmd.clone()));
+    }
+    for (i, cmd) in p.commands.lint.iter().enumerate() {
+        let name = if i == 0 {
+            "Lint".to_owned()
+        } else {
+            format!("Lint ({})", i + 1)
+        };
+        let mut s = run(&name, cmd.clone());
+        s.cond = lint_cond.clone();
+        steps.push(s);
+    }
+    if let Some(cmd) = &p.commands.build {
+        steps.push(run("Build", cmd.clone()));
+    }
+    let mut services = Vec::new();
+    if let Some(cmd) = &p.commands.test {
+        steps.push(run("Test", cmd.clone()));
+        services = analysis
+            .services
+            .iter()
+            .filter_map(|s| service(s))
+            .collect();
+    }
+    let name = if p.path == "." {
+        format!(
+            "{} ({})",
+            p.language,
+            p.package_manager.map(|m| m.as_str()).unwrap_or("build")
+        )
+    } else {
+        format!("{} ({})", p.path, p.language)
+    };
+    Job {
+        id,
+        name,
+        timeout: JOB_TIMEOUT_MINUTES,
+        working_directory: (p.path != ".").then(|| p.path.clone()),
+        matrix,
+        services,
+        steps,
+    }
+}
+
+fn docker_job(dockerfiles: &[String]) -> Job {
+    let mut steps = vec![
+        checkout(),
+        uses("Set up Docker Buildx", "docker/setup-buildx-action", vec![]),
+    ];
+    for f in dockerfiles {
+        let context = f
+            .rsplit_once('/')
+            .map_or(".".to_owned(), |(d, _)| d.to_owned());
+        steps.push(uses(
+            &format!("Build {f}"),
+            "docker/build-push-action",
+            // Build only: a CI check never pushes an image.
+            vec![
+                ("context", context),
+                ("file", f.clone()),
+                ("push", "false".to_owned()),
+            ],
+        ));
+    }
+    Job {
+        id: "docker".to_owned(),
+        name: "Docker build".to_owned(),
+        timeout: JOB_TIMEOUT_MINUTES,
+        working_directory: None,
+        matrix: None,
+        services: Vec::new(),
+        steps,
+    }
+}
+
+fn summary(projects: &[&Project]) -> String {
+    let parts: Vec<String> = projects
+        .iter()
+        .map(|p| {
+            let pm = p
+                .package_manager
+                .map(|m| format!(", {m}"))
+                .unwrap_or_default();
+            format!("{}{pm}", p.language)
+        })
+        .collect();
+    if parts.is_empty() {
+        "Dockerfile".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn workflow(
+    target: &Target,
+    name: String,
+    paths: Vec<String>,
+    projects: &[&Project],
+    jobs: Vec<Job>,
+) -> Result<String, GenerateError> {
+    let wf = Workflow {
+        summary: summary(projects),
+        name,
+        branches: vec![target.default_branch.clone()],
+        paths,
+        jobs,
+    };
+    render(
+        "github/workflow.yml.j2",
+        target.template_dir.as_deref(),
+        &wf,
+    )
+}
+
+/// The workflow files for `analysis`.
+pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    let projects: Vec<&Project> = analysis.projects.iter().collect();
+    let mut ids: Vec<String> = Vec::new();
+    let mut unique_id = |p: &Project| {
+        let base = if p.path == "." {
+            slug(p.language.as_str())
+        } else {
+            slug(&p.path)
+        };
+        let mut id = base.clone();
+        let mut n = 2;
+        while ids.contains(&id) {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        ids.push(id.clone());
+        id
+    };
+    let mut files = Vec::new();
+    if projects.len() <= 1 {
+        let mut jobs: Vec<Job> = projects
+            .iter()
+            .map(|p| project_job(p, analysis, unique_id(p)))
+            .collect();
+        if analysis.dockerfile {
+            jobs.push(docker_job(&analysis.dockerfiles));
+        }
+        if jobs.is_empty() {
+            return Ok(files);
+        }
+        let content = workflow(target, "CI".to_owned(), Vec::new(), &projects, jobs)?;
+        files.push(GeneratedFile {
+            path: ".github/workflows/ci.yml".to_owned(),
+            content,
+        });
+        return Ok(files);
+    }
+    // A monorepo: one workflow per project, run only when its files change.
+    let mut claimed = vec![false; analysis.dockerfiles.len()];
+    for p in &projects {
+        let id = unique_id(p);
+        let file = format!(".github/workflows/ci-{id}.yml");
+        let mut jobs = vec![project_job(p, analysis, id.clone())];
+        let mut own = Vec::new();
+        for (i, f) in analysis.dockerfiles.iter().enumerate() {
+            if p.path != "." && f.starts_with(&format!("{}/", p.path)) && !claimed[i] {
+                claimed[i] = true;
+                own.push(f.clone());
+            }
+        }
+        if !own.is_empty() {
+            jobs.push(docker_job(&own));
+        }
+        let paths = if p.path == "." {
+            Vec::new()
+        } else {
+            vec![format!("{}/**", p.path), file.clone()]
+        };
+        let content = workflow(target, format!("CI ({})", p.path), paths, &[p], jobs)?;
+        files.push(GeneratedFile {
+            path: file,
+            content,
+        });
+    }
+    let rest: Vec<String> = analysis
+        .dockerfiles
+        .iter()
+        .zip(&claimed)
+        .filter(|(_, c)| !**c)
+        .map(|(f, _)| f.clone())
+        .collect();
+    if !rest.is_empty() {
+        let content = workflow(
+            target,
+            "Docker".to_owned(),
+            Vec::new(),
+            &[],
+            vec![docker_job(&rest)],
+        )?;
+        files.push(GeneratedFile {
+            path: ".github/workflows/ci-docker.yml".to_owned(),
+            content,
+        });
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_valid_job_ids() {
+        assert_eq!(slug("backend"), "backend");
+        assert_eq!(slug("services/API v2"), "services-api-v2");
+        assert_eq!(slug("weird dir/$(whoami)"), "weird-dir-whoami");
+        assert_eq!(slug("2fa"), "p-2fa");
+        assert_eq!(slug("${{ x }}"), "x");
+        assert_eq!(slug("!!!"), "p");
+    }
+}

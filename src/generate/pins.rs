@@ -1,0 +1,170 @@
+//! The one table of pinned actions: every `uses:` pipewright writes comes from here, as
+//! a full commit SHA with its release tag in a comment (zizmor rejects tag-only pins).
+//! The SHAs were read from each action's repository at the listed tag; refresh them
+//! together (`pipewright pins refresh` is planned; until then, update this table by
+//! hand from `git ls-remote --tags`).
+
+/// A pinned action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin {
+    /// `owner/repo` (or `owner/repo/path` for actions in a subdirectory).
+    pub action: &'static str,
+    /// Release tag the SHA belongs to.
+    pub version: &'static str,
+    /// Full commit SHA of that tag.
+    pub sha: &'static str,
+}
+
+impl Pin {
+    /// `owner/repo@sha`, for `uses:`; the version goes in a trailing comment.
+    pub fn uses(&self) -> String {
+        format!("{}@{}", self.action, self.sha)
+    }
+}
+
+/// Every action pipewright may use. Keep sorted by action; all must run on node24 or be
+/// composite (the validators flag actions on deprecated runtimes).
+pub static PINS: &[Pin] = &[
+    Pin {
+        action: "Swatinem/rust-cache",
+        version: "v2.9.2",
+        sha: "6323deb102c322ba6fcbdcafc7e3dddab59af2b6",
+    },
+    Pin {
+        action: "actions/checkout",
+        version: "v7.0.1",
+        sha: "3d3c42e5aac5ba805825da76410c181273ba90b1",
+    },
+    Pin {
+        action: "actions/setup-dotnet",
+        version: "v6.0.0",
+        sha: "a98b56852c35b8e3190ac28c8c2271da59106c68",
+    },
+    Pin {
+        action: "actions/setup-go",
+        version: "v7.0.0",
+        sha: "b7ad1dad31e06c5925ef5d2fc7ad053ef454303e",
+    },
+    Pin {
+        action: "actions/setup-java",
+        version: "v5.7.0",
+        sha: "b6effb05e454b25005698d916606bdc6ffcbf961",
+    },
+    Pin {
+        action: "actions/setup-node",
+        version: "v7.0.0",
+        sha: "820762786026740c76f36085b0efc47a31fe5020",
+    },
+    Pin {
+        action: "actions/setup-python",
+        version: "v7.0.0",
+        sha: "5fda3b95a4ea91299a34e894583c3862153e4b97",
+    },
+    Pin {
+        action: "astral-sh/setup-uv",
+        version: "v10.0.1",
+        sha: "20cfd1bf945f4377ade1205e4dbc17946fc9a30d",
+    },
+    Pin {
+        action: "dart-lang/setup-dart",
+        version: "v1.7.2",
+        sha: "65eb853c7ba17dde3be364c3d2858773e7144260",
+    },
+    Pin {
+        action: "denoland/setup-deno",
+        version: "v2.0.4",
+        sha: "667a34cdef165d8d2b2e98dde39547c9daac7282",
+    },
+    Pin {
+        action: "docker/build-push-action",
+        version: "v7.3.0",
+        sha: "53b7df96c91f9c12dcc8a07bcb9ccacbed38856a",
+    },
+    Pin {
+        action: "docker/setup-buildx-action",
+        version: "v4.3.0",
+        sha: "37fe631027851001ddb9b187196cc803df7f5f0e",
+    },
+    Pin {
+        action: "erlef/setup-beam",
+        version: "v1.24.1",
+        sha: "54075bcc5e249e4758d363f27d099f55d843f124",
+    },
+    Pin {
+        action: "gradle/actions/setup-gradle",
+        version: "v6.3.0",
+        sha: "9c971963bec38e04b3d30dcc455b5382be2fdbfb",
+    },
+    Pin {
+        action: "hashicorp/setup-terraform",
+        version: "v4.0.1",
+        sha: "dfe3c3f87815947d99a8997f908cb6525fc44e9e",
+    },
+    Pin {
+        action: "haskell-actions/setup",
+        version: "v2.10.3",
+        sha: "f9150cb1d140e9a9271700670baa38991e6fa25c",
+    },
+    Pin {
+        action: "oven-sh/setup-bun",
+        version: "v2.2.0",
+        sha: "0c5077e51419868618aeaa5fe8019c62421857d6",
+    },
+    Pin {
+        action: "ruby/setup-ruby",
+        version: "v1.315.0",
+        sha: "0dafeac902942906541bc140009cdbf32665b601",
+    },
+    Pin {
+        action: "sbt/setup-sbt",
+        version: "v1.5.2",
+        sha: "6444f4c8111de4b9059c3975def104b03cfaa5f0",
+    },
+    Pin {
+        action: "shivammathur/setup-php",
+        version: "2.37.2",
+        sha: "f3e473d116dcccaddc5834248c87452386958240",
+    },
+    Pin {
+        action: "subosito/flutter-action",
+        version: "v2.23.0",
+        sha: "1a449444c387b1966244ae4d4f8c696479add0b2",
+    },
+    Pin {
+        action: "taiki-e/install-action",
+        version: "v2.86.5",
+        sha: "ba47c86ac325773530516bb756137ac718732518",
+    },
+];
+
+/// The pin of `action`. Panics on an action missing from the table: that is a bug in
+/// the generator, caught by the tests that generate for every fixture.
+pub fn pin(action: &str) -> &'static Pin {
+    PINS.iter()
+        .find(|p| p.action == action)
+        .unwrap_or_else(|| panic!("action {action} is not in the pin table"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_are_full_shas_sorted_and_unique() {
+        for p in PINS {
+            assert_eq!(p.sha.len(), 40, "{}", p.action);
+            assert!(
+                p.sha
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{}",
+                p.action
+            );
+        }
+        let names: Vec<&str> = PINS.iter().map(|p| p.action).collect();
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|a| a.to_ascii_lowercase());
+        sorted.dedup();
+        assert_eq!(names.len(), sorted.len());
+    }
+}

