@@ -159,16 +159,25 @@ fn template_overrides_are_used_and_checked() {
 }
 
 #[test]
-fn other_providers_say_they_are_not_implemented() {
-    let analysis =
-        analyze_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/rust-axum"))
-            .unwrap();
-    let target = Target {
-        provider: Provider::Gitlab,
-        ..Target::github()
-    };
-    assert_eq!(
-        generate(&analysis, &target).unwrap_err().to_string(),
-        "generating for Gitlab is not implemented yet"
-    );
+fn gitlab_and_bitbucket_pipelines_for_every_fixture_match_their_snapshots() {
+    for provider in [Provider::Gitlab, Provider::Bitbucket] {
+        let target = Target {
+            provider,
+            ..Target::github()
+        };
+        for (name, path) in fixtures() {
+            let analysis = analyze_path(&path).unwrap();
+            let files =
+                generate(&analysis, &target).unwrap_or_else(|e| panic!("{provider:?} {name}: {e}"));
+            assert_eq!(files.is_empty(), name == "empty", "{provider:?} {name}");
+            for f in files {
+                let p = if provider == Provider::Gitlab {
+                    "gitlab"
+                } else {
+                    "bitbucket"
+                };
+                insta::assert_snapshot!(format!("{p}__{name}"), f.content);
+            }
+        }
+    }
 }

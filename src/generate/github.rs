@@ -107,7 +107,7 @@ fn service(name: &str) -> Option<Service> {
 }
 
 /// A job id: letters, digits, `-`, `_`, starting with a letter.
-fn slug(s: &str) -> String {
+pub(crate) fn slug(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -569,6 +569,11 @@ fn workflow(
         target.template_dir.as_deref(),
         &wf,
     )
+}
+
+/// "rust, cargo; python, uv" — the header line of every generated file.
+pub(crate) fn summary_of(analysis: &Analysis) -> String {
+    summary(&analysis.projects.iter().collect::<Vec<_>>())
 }
 
 /// The workflow files for `analysis`.

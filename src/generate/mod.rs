@@ -6,10 +6,11 @@
 //! file is parsed and checked against the safety rules before it is returned
 //! (`validate.rs`): an invalid file is an error, never output.
 //!
-//! Status: GitHub Actions is implemented; GitLab CI and Bitbucket Pipelines are not yet
-//! (they return [`GenerateError::UnsupportedProvider`]).
 
+pub mod bitbucket;
 pub mod github;
+pub mod gitlab;
+pub mod images;
 pub mod pins;
 pub mod render;
 pub mod validate;
@@ -81,9 +82,6 @@ pub struct GeneratedFile {
 /// Why nothing could be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// The provider is not implemented yet.
-    #[error("generating for {0:?} is not implemented yet")]
-    UnsupportedProvider(Provider),
     /// A template failed to render (a bad override, usually).
     #[error("template {name}: {message}")]
     Template {
@@ -106,7 +104,8 @@ pub enum GenerateError {
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     let files = match target.provider {
         Provider::Github => github::generate(analysis, target)?,
-        other => return Err(GenerateError::UnsupportedProvider(other)),
+        Provider::Gitlab => gitlab::generate(analysis, target)?,
+        Provider::Bitbucket => bitbucket::generate(analysis, target)?,
     };
     for f in &files {
         let problems = validate::check(target.provider, &f.content);

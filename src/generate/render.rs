@@ -13,10 +13,20 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 use super::GenerateError;
 
 /// Built-in templates: (name, source).
-const BUILTIN: &[(&str, &str)] = &[(
-    "github/workflow.yml.j2",
-    include_str!("../../templates/github/workflow.yml.j2"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "github/workflow.yml.j2",
+        include_str!("../../templates/github/workflow.yml.j2"),
+    ),
+    (
+        "gitlab/gitlab-ci.yml.j2",
+        include_str!("../../templates/gitlab/gitlab-ci.yml.j2"),
+    ),
+    (
+        "bitbucket/bitbucket-pipelines.yml.j2",
+        include_str!("../../templates/bitbucket/bitbucket-pipelines.yml.j2"),
+    ),
+];
 
 /// Makes `${{` inert for GitHub: an expression whose value is the literal text `${{`.
 pub fn neutralise_expressions(s: &str) -> String {
@@ -35,6 +45,18 @@ fn is_matrix_ref(s: &str) -> bool {
     s.strip_prefix("${{ matrix.")
         .and_then(|r| r.strip_suffix(" }}"))
         .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// A POSIX-shell single-quoted word (for paths in generated `cd` commands).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_'))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn q(v: Value) -> String {
@@ -85,7 +107,9 @@ pub fn render(
     env.add_template_owned(name.to_owned(), source)
         .map_err(|e| err(e.to_string()))?;
     let tmpl = env.get_template(name).map_err(|e| err(e.to_string()))?;
-    tmpl.render(ctx).map_err(|e| err(format!("{e:#}")))
+    let out = tmpl.render(ctx).map_err(|e| err(format!("{e:#}")))?;
+    // Exactly one trailing newline, whatever the template's loops left (yamllint).
+    Ok(format!("{}\n", out.trim_end()))
 }
 
 #[cfg(test)]

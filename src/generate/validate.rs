@@ -26,8 +26,100 @@ pub fn check(provider: Provider, content: &str) -> Vec<String> {
     };
     match provider {
         Provider::Github => check_github(&doc),
-        _ => vec!["no checks for this provider".to_owned()],
+        Provider::Gitlab => check_gitlab(&doc),
+        Provider::Bitbucket => check_bitbucket(&doc),
     }
+}
+
+/// Top-level GitLab keys that are not jobs.
+const GITLAB_RESERVED: &[&str] = &[
+    "workflow",
+    "default",
+    "stages",
+    "variables",
+    "include",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+];
+
+fn script_lines(v: &Yaml) -> Option<Vec<&str>> {
+    let lines: Vec<&str> = v.as_vec()?.iter().filter_map(|l| l.as_str()).collect();
+    (!lines.is_empty()).then_some(lines)
+}
+
+fn check_gitlab(doc: &Yaml) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(top) = doc.as_hash() else {
+        return vec!["not a mapping".to_owned()];
+    };
+    if doc["default"]["timeout"].as_str().is_none() {
+        problems.push("no default timeout".to_owned());
+    }
+    if doc["workflow"]["rules"].as_vec().is_none() {
+        problems
+            .push("no workflow rules (pipelines would run twice for merge requests)".to_owned());
+    }
+    let mut jobs = 0;
+    for (k, job) in top {
+        let Some(name) = k.as_str() else { continue };
+        if GITLAB_RESERVED.contains(&name) || name.starts_with('.') {
+            continue;
+        }
+        jobs += 1;
+        if script_lines(&job["script"]).is_none() {
+            problems.push(format!("job {name}: no script"));
+        }
+        if job["image"].is_badvalue() {
+            problems.push(format!("job {name}: no image"));
+        }
+    }
+    if jobs == 0 {
+        problems.push("no jobs".to_owned());
+    }
+    problems
+}
+
+fn check_bitbucket(doc: &Yaml) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(pipelines) = doc["pipelines"].as_hash() else {
+        return vec!["no pipelines".to_owned()];
+    };
+    let mut steps = Vec::new();
+    for section in pipelines.values() {
+        for pattern in section
+            .as_hash()
+            .map(|h| h.values().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            for item in pattern
+                .as_vec()
+                .map(|v| v.iter().collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
+                if let Some(par) = item["parallel"].as_vec() {
+                    steps.extend(par.iter().map(|p| &p["step"]));
+                } else {
+                    steps.push(&item["step"]);
+                }
+            }
+        }
+    }
+    if steps.is_empty() {
+        problems.push("no steps".to_owned());
+    }
+    for step in steps {
+        let name = step["name"].as_str().unwrap_or("?");
+        if script_lines(&step["script"]).is_none() {
+            problems.push(format!("step {name}: no script"));
+        }
+        if step["max-time"].as_i64().is_none_or(|t| t <= 0 || t > 120) {
+            problems.push(format!("step {name}: max-time missing or out of range"));
+        }
+    }
+    problems
 }
 
 fn check_github(doc: &Yaml) -> Vec<String> {
