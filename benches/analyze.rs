@@ -1,12 +1,13 @@
 //! Detection benchmark: analysis time per fixture repository (median and p95 over
 //! repeated runs, listing + reading + rules, as `pipewright analyze` does it), files read
 //! per repository (the proxy for forge API calls), and a generated 50,000-file tree.
-//! Run: `cargo bench --bench analyze`.
+//! Also: generation time per repository and provider. Run: `cargo bench --bench analyze`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use pipewright::analyze::{analyze, analyze_path, load_local, Limits};
+use pipewright::generate::{generate, Provider, Target};
 
 const RUNS: usize = 50;
 
@@ -61,6 +62,33 @@ fn main() {
         reads[reads.len() / 2],
         reads[reads.len() - 1]
     );
+
+    // Generation: per fixture and provider, from an analysis already made.
+    for provider in [Provider::Github, Provider::Gitlab, Provider::Bitbucket] {
+        let target = Target {
+            provider,
+            ..Target::github()
+        };
+        let mut per_repo = Vec::new();
+        for name in &names {
+            let a = analyze_path(&root.join(name)).unwrap();
+            let mut times = Vec::with_capacity(RUNS);
+            for _ in 0..RUNS {
+                let t = Instant::now();
+                let files = generate(&a, &target).unwrap();
+                times.push(t.elapsed());
+                std::hint::black_box(files);
+            }
+            times.sort();
+            per_repo.push(percentile(&times, 0.5));
+        }
+        per_repo.sort();
+        println!(
+            "generate {provider:?}: median {:.3} ms, max {:.3} ms per repository (render + validate)",
+            percentile(&per_repo, 0.5).as_secs_f64() * 1e3,
+            per_repo[per_repo.len() - 1].as_secs_f64() * 1e3
+        );
+    }
 
     // A generated 50,000-file tree (500 directories x 100 files) with one manifest.
     let dir = tempfile::tempdir().unwrap();

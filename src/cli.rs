@@ -66,6 +66,12 @@ pub enum Command {
         /// Directory of templates overriding the built-in ones.
         #[arg(long, env = "PIPEWRIGHT_TEMPLATE_DIR")]
         templates: Option<std::path::PathBuf>,
+        /// Switch a feature on (repeatable): lint, matrix, docker, security, coverage, release.
+        #[arg(long = "with", value_enum)]
+        with: Vec<crate::generate::Feature>,
+        /// Switch a feature off (repeatable).
+        #[arg(long = "without", value_enum)]
+        without: Vec<crate::generate::Feature>,
     },
     /// Configuration tools.
     Config {
@@ -149,13 +155,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             branch,
             templates,
+            with,
+            without,
         } => {
-            let target = crate::generate::Target {
-                provider: *provider,
-                default_branch: branch.clone(),
-                template_dir: templates.clone(),
-            };
-            return generate(path, &target, out.as_deref());
+            let mut target = crate::generate::Target::github();
+            target.provider = *provider;
+            target.default_branch = branch.clone();
+            target.template_dir = templates.clone();
+            return generate(path, target, with, without, out.as_deref());
         }
         _ => {}
     }
@@ -210,11 +217,29 @@ fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Res
 
 fn generate(
     path: &std::path::Path,
-    target: &crate::generate::Target,
+    target: crate::generate::Target,
+    with: &[crate::generate::Feature],
+    without: &[crate::generate::Feature],
     out: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let analysis = crate::analyze::analyze_path(path)?;
-    let files = match crate::generate::generate(&analysis, target) {
+    let tree = crate::analyze::load_local(path, &crate::analyze::Limits::default())?;
+    let analysis = crate::analyze::analyze(&tree);
+    // The repository's .pipewright.yml first, then the command line on top.
+    let mut target = match crate::repo_config::load(&tree) {
+        Ok(Some((_, config))) => target.with_repo_config(&config),
+        Ok(None) => target,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for f in with {
+        target.features.set(*f, true);
+    }
+    for f in without {
+        target.features.set(*f, false);
+    }
+    let files = match crate::generate::generate(&analysis, &target) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("pipewright: {e}");

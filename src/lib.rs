@@ -17,6 +17,7 @@ pub mod generate;
 pub mod jobs;
 pub mod metrics;
 pub mod queue;
+pub mod repo_config;
 pub mod server;
 pub mod telemetry;
 

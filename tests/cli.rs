@@ -240,3 +240,55 @@ fn serve_accepts_a_signed_delivery_runs_it_and_stops_on_sigterm() {
         "{logs}"
     );
 }
+
+#[test]
+fn generate_honours_the_repository_config_and_reports_a_bad_one_precisely() {
+    let repo =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/with-pipewright-config");
+    let out = pipewright(Path::new("."), &["generate", repo.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("# ---- .github/workflows/ci.yml ----")
+            && text.contains("cargo audit")
+            && text.contains("cargo doc --no-deps"),
+        "{text}"
+    );
+    let out = pipewright(
+        Path::new("."),
+        &[
+            "generate",
+            repo.to_str().unwrap(),
+            "--without",
+            "security",
+            "--provider",
+            "gitlab",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success()
+            && !stdout(&out).contains("cargo audit")
+            && stdout(&out).contains("# ---- .gitlab-ci.yml ----")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module x\n\ngo 1.22\n").unwrap();
+    std::fs::write(
+        dir.path().join(".pipewright.yml"),
+        "features:\n  secuirty: true\n",
+    )
+    .unwrap();
+    let out = pipewright(dir.path(), &["generate", "."], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .starts_with("pipewright: .pipewright.yml:2:3: features: unknown field `secuirty`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "nothing is generated from an invalid configuration"
+    );
+}

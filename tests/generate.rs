@@ -181,3 +181,59 @@ fn gitlab_and_bitbucket_pipelines_for_every_fixture_match_their_snapshots() {
         }
     }
 }
+
+#[test]
+fn repository_configuration_and_features_shape_the_output() {
+    use pipewright::repo_config;
+    let analysis =
+        analyze_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/rust-axum"))
+            .unwrap();
+    let config = repo_config::parse(
+        ".pipewright.yml",
+        "branches: [main, release/*]\nfeatures:\n  security: true\n  matrix: false\n  lint: false\n\
+extra-steps:\n  - name: Docs\n    run: cargo doc --no-deps\nruns-on: [self-hosted, linux]\npaths-ignore: [\"docs/**\"]\n",
+    )
+    .unwrap();
+    for provider in [Provider::Github, Provider::Gitlab, Provider::Bitbucket] {
+        let target = Target {
+            provider,
+            ..Target::github()
+        }
+        .with_repo_config(&config);
+        let files = generate(&analysis, &target).unwrap_or_else(|e| panic!("{provider:?}: {e}"));
+        let text = &files[0].content;
+        assert!(
+            text.contains("cargo audit"),
+            "{provider:?}: security scan missing\n{text}"
+        );
+        assert!(
+            text.contains("cargo doc --no-deps"),
+            "{provider:?}: extra step missing"
+        );
+        assert!(!text.contains("cargo clippy"), "{provider:?}: lint is off");
+        assert!(
+            !text.contains("1.75"),
+            "{provider:?}: matrix is off, newest version only"
+        );
+        assert!(text.contains("self-hosted"), "{provider:?}: runner labels");
+        assert!(text.contains("release"), "{provider:?}: branches");
+    }
+    let gh = generate(&analysis, &Target::github().with_repo_config(&config)).unwrap();
+    assert!(gh[0].content.contains("paths-ignore: [\"docs/**\"]"));
+
+    // Features not built yet, and unsafe branch names, are errors, not guesses.
+    let mut t = Target::github();
+    t.features.coverage = true;
+    assert_eq!(
+        generate(&analysis, &t).unwrap_err().to_string(),
+        "the coverage feature is not available yet; remove it from .pipewright.yml or --with"
+    );
+    let bad = repo_config::parse(".pipewright.yml", "branches: [\"main\\\" || true\"]\n").unwrap();
+    let err = generate(&analysis, &Target::github().with_repo_config(&bad))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("branch `main\" || true` has characters"),
+        "{err}"
+    );
+}

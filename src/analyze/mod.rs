@@ -200,6 +200,7 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
                     && name.ends_with(".txt")
                     && p.split('/').count() <= 3)
                 || ci::is_ci_file(p)
+                || crate::repo_config::CONFIG_PATHS.contains(p)
         })
         .map(|p| (*p).to_owned())
         .collect();

@@ -39,17 +39,12 @@ struct Step {
 }
 
 #[derive(Serialize)]
-struct Section {
-    key: &'static str,
-    pattern: String,
-}
-
-#[derive(Serialize)]
 struct Pipelines {
     summary: String,
+    runs_on: Vec<String>,
     caches: Vec<Cache>,
     services: Vec<Svc>,
-    sections: Vec<Section>,
+    branches: Vec<String>,
     steps: Vec<Step>,
 }
 
@@ -58,7 +53,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
     let mut caches = Vec::new();
     let mut services: Vec<Svc> = Vec::new();
     let mut steps = Vec::new();
-    for j in container_jobs(analysis) {
+    for j in container_jobs(analysis, target) {
         let mut names = Vec::new();
         for (i, path) in j.cache_paths.iter().enumerate() {
             let name = format!("{}-{}", j.id, i + 1);
@@ -143,24 +138,16 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let sections = vec![
-        Section {
-            key: "pull-requests",
-            pattern: "**".to_owned(),
-        },
-        Section {
-            key: "branches",
-            pattern: target.default_branch.clone(),
-        },
-    ];
+    let branches = target.push_branches();
     let content = render(
         "bitbucket/bitbucket-pipelines.yml.j2",
         target.template_dir.as_deref(),
         &Pipelines {
             summary: super::github::summary_of(analysis),
+            runs_on: target.runs_on.clone(),
             caches,
             services,
-            sections,
+            branches,
             steps,
         },
     )?;

@@ -21,6 +21,8 @@ struct Workflow {
     name: String,
     branches: Vec<String>,
     paths: Vec<String>,
+    paths_ignore: Vec<String>,
+    runs_on: Vec<String>,
     jobs: Vec<Job>,
 }
 
@@ -439,8 +441,25 @@ fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
     }
 }
 
-fn project_job(p: &Project, analysis: &Analysis, id: String) -> Job {
+fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) -> Job {
     let (mut setup, matrix) = toolchain(p);
+    // Runs on release branches publish from what the cache holds: a poisoned cache would
+    // reach a release. Such workflows get no dependency cache (zizmor: cache-poisoning).
+    if target.push_branches().iter().any(|b| b.contains("release")) {
+        setup.retain(|s| {
+            s.uses
+                .as_deref()
+                .is_none_or(|u| !u.starts_with("Swatinem/rust-cache@"))
+        });
+        for s in &mut setup {
+            s.with.retain(|(k, _)| {
+                !matches!(
+                    *k,
+                    "cache" | "cache-dependency-path" | "enable-cache" | "bundler-cache"
+                )
+            });
+        }
+    }
     let mut steps = vec![checkout()];
     steps.append(&mut setup);
     // Lint once, on the newest toolchain of a matrix: older ones may lack the lints.
@@ -480,6 +499,26 @@ fn project_job(p: &Project, analysis: &Analysis, id: String) -> Job {
             .iter()
             .filter_map(|s| service(s))
             .collect();
+    }
+    if target.features.security {
+        if let Some(cmd) = super::images::security_command(p) {
+            let cmd = match p.language {
+                // A pinned prebuilt cargo-audit instead of compiling it in every run.
+                Language::Rust => {
+                    steps.push(uses(
+                        "Install cargo-audit",
+                        "taiki-e/install-action",
+                        vec![("tool", "cargo-audit".to_owned())],
+                    ));
+                    "cargo audit".to_owned()
+                }
+                _ => cmd,
+            };
+            steps.push(run("Security audit", cmd));
+        }
+    }
+    for extra in &target.extra_steps {
+        steps.push(run(&extra.name, extra.run.clone()));
     }
     let name = if p.path == "." {
         format!(
@@ -557,11 +596,21 @@ fn workflow(
     projects: &[&Project],
     jobs: Vec<Job>,
 ) -> Result<String, GenerateError> {
+    // GitHub refuses `paths` and `paths-ignore` together: fold ignores into `paths`.
+    let (paths, paths_ignore) = if paths.is_empty() {
+        (paths, target.paths_ignore.clone())
+    } else {
+        let mut p = paths;
+        p.extend(target.paths_ignore.iter().map(|i| format!("!{i}")));
+        (p, Vec::new())
+    };
     let wf = Workflow {
         summary: summary(projects),
         name,
-        branches: vec![target.default_branch.clone()],
+        branches: target.push_branches(),
         paths,
+        paths_ignore,
+        runs_on: target.runs_on.clone(),
         jobs,
     };
     render(
@@ -599,7 +648,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
     if projects.len() <= 1 {
         let mut jobs: Vec<Job> = projects
             .iter()
-            .map(|p| project_job(p, analysis, unique_id(p)))
+            .map(|p| project_job(p, analysis, target, unique_id(p)))
             .collect();
         if analysis.dockerfile {
             jobs.push(docker_job(&analysis.dockerfiles));
@@ -619,7 +668,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
     for p in &projects {
         let id = unique_id(p);
         let file = format!(".github/workflows/ci-{id}.yml");
-        let mut jobs = vec![project_job(p, analysis, id.clone())];
+        let mut jobs = vec![project_job(p, analysis, target, id.clone())];
         let mut own = Vec::new();
         for (i, f) in analysis.dockerfiles.iter().enumerate() {
             if p.path != "." && f.starts_with(&format!("{}/", p.path)) && !claimed[i] {

@@ -34,6 +34,9 @@ struct Job {
 struct Pipeline {
     summary: String,
     timeout: &'static str,
+    /// Explicit branches (`.pipewright.yml`); none = the default branch.
+    branches: Vec<String>,
+    tags: Vec<String>,
     jobs: Vec<Job>,
 }
 
@@ -63,7 +66,10 @@ fn job(j: ContainerJob) -> Job {
 
 /// The `.gitlab-ci.yml` for `analysis`.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
-    let mut jobs: Vec<Job> = container_jobs(analysis).into_iter().map(job).collect();
+    let mut jobs: Vec<Job> = container_jobs(analysis, target)
+        .into_iter()
+        .map(job)
+        .collect();
     if analysis.dockerfile {
         let script = analysis
             .dockerfiles
@@ -103,6 +109,8 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
         &Pipeline {
             summary,
             timeout: "30 minutes",
+            branches: target.branches.clone().unwrap_or_default(),
+            tags: target.runs_on.clone(),
             jobs,
         },
     )?;

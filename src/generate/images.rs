@@ -274,6 +274,30 @@ pub fn runtime(p: &Project) -> Runtime {
     r
 }
 
+/// The dependency vulnerability scan for a project (`security` feature), if its
+/// ecosystem has a standard one.
+pub fn security_command(p: &Project) -> Option<String> {
+    let yarn_berry = p.evidence.iter().any(|e| e.ends_with(".yarnrc.yml"));
+    Some(
+        match (p.language, p.package_manager) {
+            (Language::Rust, _) => "cargo install cargo-audit --locked && cargo audit",
+            (_, Some(PackageManager::Npm)) => "npm audit --audit-level=high",
+            (_, Some(PackageManager::Pnpm)) => "pnpm audit --audit-level high",
+            (_, Some(PackageManager::Yarn)) if yarn_berry => "yarn npm audit --severity high",
+            (_, Some(PackageManager::Yarn)) => "yarn audit --level high",
+            (Language::Python, _) => "python -m pip install pip-audit && pip-audit",
+            (Language::Go, _) => "go run golang.org/x/vuln/cmd/govulncheck@latest ./...",
+            (Language::Ruby, _) => "gem install bundler-audit && bundle-audit check --update",
+            (Language::Php, _) => "composer audit",
+            (Language::CSharp | Language::FSharp, _) => {
+                "dotnet list package --vulnerable --include-transitive"
+            }
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
 /// The commands of a project's job, in order, after its runtime's setup.
 pub fn script(p: &Project, r: &Runtime) -> Vec<String> {
     let mut s = r.setup.clone();
@@ -351,7 +375,10 @@ pub const SERVICES: &[ServiceSpec] = &[
 ];
 
 /// Jobs for every project of `analysis` (Dockerfiles are handled by each provider).
-pub fn container_jobs(analysis: &crate::analyze::Analysis) -> Vec<ContainerJob> {
+pub fn container_jobs(
+    analysis: &crate::analyze::Analysis,
+    target: &super::Target,
+) -> Vec<ContainerJob> {
     let monorepo = analysis.projects.len() > 1;
     let mut ids: Vec<String> = Vec::new();
     let mut jobs = Vec::new();
@@ -381,6 +408,10 @@ pub fn container_jobs(analysis: &crate::analyze::Analysis) -> Vec<ContainerJob> 
             lines.push(format!("cd {}", super::render::shell_quote(&p.path)));
         }
         lines.extend(script(p, &r));
+        if target.features.security {
+            lines.extend(security_command(p));
+        }
+        lines.extend(target.extra_steps.iter().map(|e| e.run.clone()));
         let services: Vec<&'static str> = if p.commands.test.is_some() {
             analysis
                 .services

@@ -48,6 +48,68 @@ impl FromStr for Provider {
     }
 }
 
+/// Optional parts of a generated CI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Feature {
+    /// Lint and format checks (default on).
+    Lint,
+    /// A matrix over every declared runtime version (default on).
+    Matrix,
+    /// Docker build checks (default on).
+    Docker,
+    /// Dependency vulnerability scan (default off).
+    Security,
+    /// Coverage upload (default off; not available yet).
+    Coverage,
+    /// Release workflow (default off; not available yet).
+    Release,
+}
+
+/// Which features are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// See [`Feature::Lint`].
+    pub lint: bool,
+    /// See [`Feature::Matrix`].
+    pub matrix: bool,
+    /// See [`Feature::Docker`].
+    pub docker: bool,
+    /// See [`Feature::Security`].
+    pub security: bool,
+    /// See [`Feature::Coverage`].
+    pub coverage: bool,
+    /// See [`Feature::Release`].
+    pub release: bool,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            lint: true,
+            matrix: true,
+            docker: true,
+            security: false,
+            coverage: false,
+            release: false,
+        }
+    }
+}
+
+impl Features {
+    /// Switches one feature.
+    pub fn set(&mut self, f: Feature, on: bool) {
+        match f {
+            Feature::Lint => self.lint = on,
+            Feature::Matrix => self.matrix = on,
+            Feature::Docker => self.docker = on,
+            Feature::Security => self.security = on,
+            Feature::Coverage => self.coverage = on,
+            Feature::Release => self.release = on,
+        }
+    }
+}
+
 /// What to generate for.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -55,18 +117,67 @@ pub struct Target {
     pub provider: Provider,
     /// Branch whose pushes run CI (pull requests always do).
     pub default_branch: String,
+    /// Branches whose pushes run CI, overriding `default_branch` (`.pipewright.yml`).
+    pub branches: Option<Vec<String>>,
     /// A directory whose templates override the built-in ones.
     pub template_dir: Option<PathBuf>,
+    /// Optional parts on or off.
+    pub features: Features,
+    /// Commands run after the tests in every project's job.
+    pub extra_steps: Vec<crate::repo_config::ExtraStep>,
+    /// Paths whose changes alone do not run CI (GitHub).
+    pub paths_ignore: Vec<String>,
+    /// Runner labels; empty = the provider's hosted Linux runner.
+    pub runs_on: Vec<String>,
 }
 
 impl Target {
-    /// GitHub Actions on `main`, built-in templates.
+    /// GitHub Actions on `main`, built-in templates, default features.
     pub fn github() -> Target {
         Target {
             provider: Provider::Github,
             default_branch: "main".to_owned(),
+            branches: None,
             template_dir: None,
+            features: Features::default(),
+            extra_steps: Vec::new(),
+            paths_ignore: Vec::new(),
+            runs_on: Vec::new(),
         }
+    }
+
+    /// Applies a repository's `.pipewright.yml` (its provider wins over the forge's).
+    pub fn with_repo_config(mut self, c: &crate::repo_config::RepoConfig) -> Target {
+        if let Some(p) = c.provider {
+            self.provider = p.into();
+        }
+        if c.branches.is_some() {
+            self.branches = c.branches.clone();
+        }
+        let f = c.features;
+        for (feature, value) in [
+            (Feature::Lint, f.lint),
+            (Feature::Matrix, f.matrix),
+            (Feature::Docker, f.docker),
+            (Feature::Security, f.security),
+            (Feature::Coverage, f.coverage),
+            (Feature::Release, f.release),
+        ] {
+            if let Some(on) = value {
+                self.features.set(feature, on);
+            }
+        }
+        self.extra_steps = c.extra_steps.clone();
+        self.paths_ignore = c.paths_ignore.clone();
+        self.runs_on = c.runs_on.clone();
+        self
+    }
+
+    /// Branches whose pushes run CI.
+    pub fn push_branches(&self) -> Vec<String> {
+        self.branches
+            .clone()
+            .unwrap_or_else(|| vec![self.default_branch.clone()])
     }
 }
 
@@ -90,6 +201,12 @@ pub enum GenerateError {
         /// The engine's message.
         message: String,
     },
+    /// A feature was asked for that this version cannot generate yet.
+    #[error("the {0} feature is not available yet; remove it from .pipewright.yml or --with")]
+    FeatureUnavailable(&'static str),
+    /// A branch name that cannot be written safely into every provider's syntax.
+    #[error("branch `{0}` has characters pipewright will not put in a CI file (allowed: letters, digits, . _ / * -)")]
+    BadBranch(String),
     /// A generated file broke a safety or structure rule; it is not emitted.
     #[error("generated {path} is invalid: {}", problems.join("; "))]
     Invalid {
@@ -102,6 +219,36 @@ pub enum GenerateError {
 
 /// The files pipewright would put in its pull request.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    if target.features.coverage {
+        return Err(GenerateError::FeatureUnavailable("coverage"));
+    }
+    if target.features.release {
+        return Err(GenerateError::FeatureUnavailable("release"));
+    }
+    if let Some(b) = target.push_branches().into_iter().find(|b| {
+        b.is_empty()
+            || !b
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '*' | '-'))
+    }) {
+        return Err(GenerateError::BadBranch(b));
+    }
+    // Feature switches that mean the same on every provider act on the analysis.
+    let mut analysis = analysis.clone();
+    for p in &mut analysis.projects {
+        if !target.features.lint {
+            p.commands.lint.clear();
+        }
+        if !target.features.matrix && p.runtime_versions.len() > 1 {
+            // The newest declared version (detection lists them oldest first).
+            p.runtime_versions = p.runtime_versions.split_off(p.runtime_versions.len() - 1);
+        }
+    }
+    if !target.features.docker {
+        analysis.dockerfile = false;
+        analysis.dockerfiles.clear();
+    }
+    let analysis = &analysis;
     let files = match target.provider {
         Provider::Github => github::generate(analysis, target)?,
         Provider::Gitlab => gitlab::generate(analysis, target)?,
