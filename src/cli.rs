@@ -73,6 +73,12 @@ pub enum Command {
         #[arg(long = "without", value_enum)]
         without: Vec<crate::generate::Feature>,
     },
+    /// The pinned GitHub Actions table.
+    Pins {
+        /// Pins subcommand.
+        #[command(subcommand)]
+        command: PinsCommand,
+    },
     /// Configuration tools.
     Config {
         /// Config subcommand.
@@ -124,6 +130,26 @@ pub enum JobsCommand {
     },
 }
 
+/// `pipewright pins …`
+#[derive(Debug, Subcommand)]
+pub enum PinsCommand {
+    /// Print the current table (action, version, SHA).
+    List,
+    /// Ask the GitHub API for each action's latest release and print a refreshed table.
+    Refresh {
+        /// GitHub API base URL.
+        #[arg(
+            long,
+            env = "PIPEWRIGHT_GITHUB_API_URL",
+            default_value = "https://api.github.com"
+        )]
+        api_url: String,
+        /// Name of an environment variable holding a token (raises the rate limit).
+        #[arg(long, default_value = "GITHUB_TOKEN")]
+        token_env: String,
+    },
+}
+
 /// `pipewright config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -164,6 +190,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target.template_dir = templates.clone();
             return generate(path, target, with, without, out.as_deref());
         }
+        Command::Pins { command } => return pins(command).await,
         _ => {}
     }
     let config = match cli.config.resolve() {
@@ -192,7 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
-        Command::Analyze { .. } | Command::Generate { .. } => {
+        Command::Analyze { .. } | Command::Generate { .. } | Command::Pins { .. } => {
             unreachable!("local commands return before configuration is resolved")
         }
     }
@@ -211,6 +238,28 @@ fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Res
             println!("{}", serde_json::to_string_pretty(&analysis)?);
         }
         Format::Text => print!("{}", crate::analyze::render_text(&analysis, explain)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pins(command: &PinsCommand) -> anyhow::Result<ExitCode> {
+    use crate::generate::pins;
+    match command {
+        PinsCommand::List => {
+            for p in pins::PINS {
+                println!("{:<32} {:<10} {}", p.action, p.version, p.sha);
+            }
+        }
+        PinsCommand::Refresh { api_url, token_env } => {
+            let token = std::env::var(token_env).ok().filter(|t| !t.is_empty());
+            let fresh = pins::refresh(api_url, token.as_deref()).await?;
+            for p in &fresh {
+                if p.version != p.old_version {
+                    eprintln!("{}: {} -> {}", p.action, p.old_version, p.version);
+                }
+            }
+            print!("{}", pins::render_table(&fresh));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

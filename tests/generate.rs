@@ -237,3 +237,79 @@ extra-steps:\n  - name: Docs\n    run: cargo doc --no-deps\nruns-on: [self-hoste
         "{err}"
     );
 }
+
+/// A fake of the two GitHub API routes `pins refresh` uses.
+async fn fake_github(missing: Option<&'static str>) -> (String, actix_web::dev::ServerHandle) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let server = HttpServer::new(move || {
+        App::new()
+            .route(
+                "/repos/{owner}/{repo}/releases/latest",
+                web::get().to(move |path: web::Path<(String, String)>| async move {
+                    let (owner, repo) = path.into_inner();
+                    if Some(repo.as_str()) == missing {
+                        return HttpResponse::NotFound()
+                            .json(serde_json::json!({"message": "Not Found"}));
+                    }
+                    let tag = if owner == "actions" && repo == "checkout" {
+                        "v8.0.0"
+                    } else {
+                        "v99.1.0"
+                    };
+                    HttpResponse::Ok().json(serde_json::json!({ "tag_name": tag }))
+                }),
+            )
+            .route(
+                "/repos/{owner}/{repo}/commits/{tag}",
+                web::get().to(|path: web::Path<(String, String, String)>| async move {
+                    let (_, repo, tag) = path.into_inner();
+                    let sha = format!("{:0>40}", format!("{}{}", repo.len(), tag.len()));
+                    HttpResponse::Ok().json(serde_json::json!({ "sha": sha }))
+                }),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}"), handle)
+}
+
+#[actix_web::test]
+async fn pins_refresh_reads_latest_releases_and_their_commits() {
+    use pipewright::generate::pins;
+    let (url, handle) = fake_github(None).await;
+    let fresh = pins::refresh(&url, Some("token")).await.unwrap();
+    assert_eq!(fresh.len(), pins::PINS.len());
+    let checkout = fresh
+        .iter()
+        .find(|p| p.action == "actions/checkout")
+        .unwrap();
+    assert_eq!(
+        (checkout.version.as_str(), checkout.old_version),
+        ("v8.0.0", "v7.0.1")
+    );
+    assert_eq!(checkout.sha.len(), 40);
+    let gradle = fresh
+        .iter()
+        .find(|p| p.action == "gradle/actions/setup-gradle")
+        .unwrap();
+    assert_eq!(
+        gradle.version, "v99.1.0",
+        "subpath actions are looked up in their repository"
+    );
+    let table = pins::render_table(&fresh);
+    assert!(
+        table.starts_with("pub static PINS: &[Pin] = &[\n")
+            && table.contains("actions/checkout\", version: \"v8.0.0\"")
+    );
+    handle.stop(false).await;
+
+    let (url, handle) = fake_github(Some("setup-go")).await;
+    let err = format!("{:#}", pins::refresh(&url, None).await.unwrap_err());
+    assert!(err.starts_with("actions/setup-go: latest release"), "{err}");
+    handle.stop(false).await;
+}

@@ -1,8 +1,8 @@
 //! The one table of pinned actions: every `uses:` pipewright writes comes from here, as
 //! a full commit SHA with its release tag in a comment (zizmor rejects tag-only pins).
-//! The SHAs were read from each action's repository at the listed tag; refresh them
-//! together (`pipewright pins refresh` is planned; until then, update this table by
-//! hand from `git ls-remote --tags`).
+//! The SHAs were read from each action's repository at the listed tag. `pipewright pins
+//! refresh` asks the GitHub API for each action's latest release and prints a new table
+//! to review and paste here (check that each action still runs on a current Node).
 
 /// A pinned action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,4 +167,90 @@ mod tests {
         sorted.dedup();
         assert_eq!(names.len(), sorted.len());
     }
+}
+
+/// The newest release of a pinned action, as the GitHub API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refreshed {
+    /// The action.
+    pub action: &'static str,
+    /// Pinned version today.
+    pub old_version: &'static str,
+    /// Latest release tag.
+    pub version: String,
+    /// Commit SHA of that tag.
+    pub sha: String,
+}
+
+/// Asks the GitHub API (`api_url`, e.g. `https://api.github.com`) for each action's
+/// latest release and the commit its tag points to. Two requests per action; an
+/// optional token raises the rate limit. Errors name the action and the response.
+pub async fn refresh(api_url: &str, token: Option<&str>) -> anyhow::Result<Vec<Refreshed>> {
+    use anyhow::Context as _;
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("pipewright/", env!("CARGO_PKG_VERSION")))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let get = |url: String| {
+        let mut req = client
+            .get(url)
+            .header("Accept", "application/vnd.github+json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let mut out = Vec::new();
+    for p in PINS {
+        // `owner/repo/path` actions live in `owner/repo`.
+        let repo: String = p
+            .action
+            .splitn(3, '/')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("/");
+        let base = api_url.trim_end_matches('/');
+        let release: serde_json::Value = get(format!("{base}/repos/{repo}/releases/latest"))
+            .await
+            .with_context(|| format!("{repo}: cannot reach the API"))?
+            .error_for_status()
+            .with_context(|| format!("{repo}: latest release"))?
+            .json()
+            .await?;
+        let tag = release["tag_name"]
+            .as_str()
+            .with_context(|| format!("{repo}: release without tag_name"))?
+            .to_owned();
+        // /commits/{ref} peels annotated tags to the commit.
+        let commit: serde_json::Value = get(format!("{base}/repos/{repo}/commits/{tag}"))
+            .await?
+            .error_for_status()
+            .with_context(|| format!("{repo}: commit of {tag}"))?
+            .json()
+            .await?;
+        let sha = commit["sha"]
+            .as_str()
+            .filter(|s| s.len() == 40)
+            .with_context(|| format!("{repo}: no commit sha for {tag}"))?;
+        out.push(Refreshed {
+            action: p.action,
+            old_version: p.version,
+            version: tag,
+            sha: sha.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The `PINS` table source for refreshed pins (to paste into this file after review).
+pub fn render_table(pins: &[Refreshed]) -> String {
+    let mut s = String::from("pub static PINS: &[Pin] = &[\n");
+    for p in pins {
+        s.push_str(&format!(
+            "    Pin {{ action: \"{}\", version: \"{}\", sha: \"{}\" }},\n",
+            p.action, p.version, p.sha
+        ));
+    }
+    s.push_str("];\n");
+    s
 }
