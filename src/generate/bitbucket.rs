@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::images::{container_jobs, SERVICES};
-use super::render::{render, shell_quote};
+use super::render::render;
 use super::{GenerateError, GeneratedFile, Target};
 use crate::analyze::Analysis;
 
@@ -113,18 +113,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
         }
     }
     if analysis.dockerfile {
-        let script = analysis
-            .dockerfiles
-            .iter()
-            .map(|f| {
-                let ctx = f.rsplit_once('/').map_or(".", |(d, _)| d);
-                format!(
-                    "docker build --file {} {}",
-                    shell_quote(f),
-                    shell_quote(ctx)
-                )
-            })
-            .collect();
+        let script = super::images::docker_build_commands(&analysis.dockerfiles);
         steps.push(Step {
             name: "Docker build".to_owned(),
             image: "atlassian/default-image:4".to_owned(),

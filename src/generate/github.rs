@@ -237,19 +237,11 @@ fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
                     "actions/setup-python",
                     vec![("python-version", v)],
                 ));
-                let tool = match (pm, p.test_tool) {
-                    (Some(PackageManager::Poetry), _) => Some("poetry"),
-                    (Some(PackageManager::Pdm), _) => Some("pdm"),
-                    (Some(PackageManager::Pipenv), _) => Some("pipenv"),
-                    (Some(PackageManager::Hatch), _) => Some("hatch"),
-                    _ => None,
-                };
-                let mut tools: Vec<&str> = tool.into_iter().collect();
-                match p.test_tool {
-                    Some(TestTool::Tox) => tools.push("tox"),
-                    Some(TestTool::Nox) => tools.push("nox"),
-                    _ => {}
-                }
+                // uv has its own setup action above.
+                let tools: Vec<&str> = super::images::python_tools(p)
+                    .into_iter()
+                    .filter(|t| *t != "uv")
+                    .collect();
                 if !tools.is_empty() {
                     steps.push(run(
                         "Install tools",

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::images::{container_jobs, ContainerJob, SERVICES};
-use super::render::{render, shell_quote};
+use super::render::render;
 use super::{GenerateError, GeneratedFile, Target};
 use crate::analyze::Analysis;
 
@@ -71,18 +71,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
         .map(job)
         .collect();
     if analysis.dockerfile {
-        let script = analysis
-            .dockerfiles
-            .iter()
-            .map(|f| {
-                let ctx = f.rsplit_once('/').map_or(".", |(d, _)| d);
-                format!(
-                    "docker build --file {} {}",
-                    shell_quote(f),
-                    shell_quote(ctx)
-                )
-            })
-            .collect();
+        let script = super::images::docker_build_commands(&analysis.dockerfiles);
         jobs.push(Job {
             id: "docker-build".to_owned(),
             image: "docker:27".to_owned(),

@@ -114,25 +114,12 @@ pub fn runtime(p: &Project) -> Runtime {
             r.cache_paths = vec![dir.to_owned()];
             r.cache_key_files = lock(p, file);
         }
-        (Language::Python, pm) => {
+        (Language::Python, _) => {
             r.images = versions_or(p, "3.13", |v| format!("python:{}", tag(v)));
             r.variables
                 .push(("PIP_CACHE_DIR", "${CI_PROJECT_DIR}/.cache/pip".to_owned()));
             r.cache_paths = vec![".cache/pip".to_owned()];
-            let tool = match pm {
-                Some(PackageManager::Uv) => Some("uv"),
-                Some(PackageManager::Poetry) => Some("poetry"),
-                Some(PackageManager::Pdm) => Some("pdm"),
-                Some(PackageManager::Pipenv) => Some("pipenv"),
-                Some(PackageManager::Hatch) => Some("hatch"),
-                _ => None,
-            };
-            let mut tools: Vec<&str> = tool.into_iter().collect();
-            match p.test_tool {
-                Some(TestTool::Tox) => tools.push("tox"),
-                Some(TestTool::Nox) => tools.push("nox"),
-                _ => {}
-            }
+            let tools = python_tools(p);
             if !tools.is_empty() {
                 r.setup
                     .push(format!("python -m pip install {}", tools.join(" ")));
@@ -272,6 +259,40 @@ pub fn runtime(p: &Project) -> Runtime {
         _ => r.images = vec!["debian:stable-slim".to_owned()],
     }
     r
+}
+
+/// Python tools a project's commands call that its image or setup lacks (the package
+/// manager, tox, nox).
+pub fn python_tools(p: &Project) -> Vec<&'static str> {
+    let mut tools: Vec<&'static str> = match p.package_manager {
+        Some(PackageManager::Uv) => vec!["uv"],
+        Some(PackageManager::Poetry) => vec!["poetry"],
+        Some(PackageManager::Pdm) => vec!["pdm"],
+        Some(PackageManager::Pipenv) => vec!["pipenv"],
+        Some(PackageManager::Hatch) => vec!["hatch"],
+        _ => Vec::new(),
+    };
+    match p.test_tool {
+        Some(TestTool::Tox) => tools.push("tox"),
+        Some(TestTool::Nox) => tools.push("nox"),
+        _ => {}
+    }
+    tools
+}
+
+/// `docker build` commands checking each Dockerfile in its directory's context.
+pub fn docker_build_commands(dockerfiles: &[String]) -> Vec<String> {
+    dockerfiles
+        .iter()
+        .map(|f| {
+            let ctx = f.rsplit_once('/').map_or(".", |(d, _)| d);
+            format!(
+                "docker build --file {} {}",
+                super::render::shell_quote(f),
+                super::render::shell_quote(ctx)
+            )
+        })
+        .collect()
 }
 
 /// The dependency vulnerability scan for a project (`security` feature), if its
