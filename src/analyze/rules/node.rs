@@ -287,6 +287,24 @@ fn detect(c: &Ctx) -> Draft {
     let root_ctx = Ctx::new(c.tree, "", c.warnings);
     let (pm, why, pm_version) = package_manager(c, &root_ctx, pkg.as_ref());
     d.package_manager = Some(pm);
+    // The lockfile matters even when packageManager decided: it keys the CI cache.
+    let lockfile = match pm {
+        PackageManager::Pnpm => Some("pnpm-lock.yaml"),
+        PackageManager::Yarn => Some("yarn.lock"),
+        PackageManager::Npm => Some("package-lock.json"),
+        _ => None,
+    };
+    if let Some(lf) = lockfile {
+        if let Some(ctx) = [c, &root_ctx].into_iter().find(|x| x.has(lf)) {
+            if why.as_ref().is_some_and(|(rule, _)| rule.id == PM_FIELD.id) {
+                d.because(
+                    &LOCKFILE,
+                    &ctx.path(lf),
+                    format!("{lf} pins the dependencies"),
+                );
+            }
+        }
+    }
     let has_lock = match &why {
         Some((rule, file)) => {
             d.because(rule, file, format!("package manager {pm}"));
