@@ -464,6 +464,26 @@ fn detect(c: &Ctx) -> Draft {
             });
         }
     }
+    // A workspace root usually delegates tests to its members (`turbo run test`): name
+    // the runner the members use.
+    if d.test_tool.is_none() && !members(c).is_empty() {
+        let member_tool = c
+            .tree
+            .under(c.dir)
+            .filter(|p| p.ends_with("/package.json"))
+            .filter_map(|p| Some((p, serde_json::from_str::<Value>(c.tree.text(p)?).ok()?)))
+            .find_map(|(p, v)| {
+                let member_deps = self::deps(&v);
+                TEST_TOOLS
+                    .iter()
+                    .find(|(dep, _)| member_deps.contains(*dep))
+                    .map(|(_, t)| (p, *t))
+            });
+        if let Some((file, t)) = member_tool {
+            d.test_tool = Some(t);
+            d.because(&TEST_TOOL, file, format!("workspace members test with {t}"));
+        }
+    }
     if pm == PackageManager::Bun && d.test_tool.is_none() && d.test.is_some() {
         d.test_tool = Some(TestTool::BunTest);
     }
