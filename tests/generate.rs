@@ -221,13 +221,7 @@ extra-steps:\n  - name: Docs\n    run: cargo doc --no-deps\nruns-on: [self-hoste
     let gh = generate(&analysis, &Target::github().with_repo_config(&config)).unwrap();
     assert!(gh[0].content.contains("paths-ignore: [\"docs/**\"]"));
 
-    // Features not built yet, and unsafe branch names, are errors, not guesses.
-    let mut t = Target::github();
-    t.features.coverage = true;
-    assert_eq!(
-        generate(&analysis, &t).unwrap_err().to_string(),
-        "the coverage feature is not available yet; remove it from .pipewright.yml or --with"
-    );
+    // Unsafe branch names are errors, not guesses.
     let bad = repo_config::parse(".pipewright.yml", "branches: [\"main\\\" || true\"]\n").unwrap();
     let err = generate(&analysis, &Target::github().with_repo_config(&bad))
         .unwrap_err()
@@ -312,4 +306,42 @@ async fn pins_refresh_reads_latest_releases_and_their_commits() {
     let err = format!("{:#}", pins::refresh(&url, None).await.unwrap_err());
     assert!(err.starts_with("actions/setup-go: latest release"), "{err}");
     handle.stop(false).await;
+}
+
+#[test]
+fn coverage_and_release_for_every_fixture_and_provider() {
+    for provider in [Provider::Github, Provider::Gitlab, Provider::Bitbucket] {
+        let mut target = Target {
+            provider,
+            ..Target::github()
+        };
+        target.features.coverage = true;
+        target.features.release = true;
+        for (name, path) in fixtures() {
+            let analysis = analyze_path(&path).unwrap();
+            let files =
+                generate(&analysis, &target).unwrap_or_else(|e| panic!("{provider:?} {name}: {e}"));
+            let all: String = files.iter().map(|f| f.content.as_str()).collect();
+            if name == "rust-axum" {
+                assert!(
+                    all.contains("cargo llvm-cov") && all.contains("cargo publish --locked"),
+                    "{provider:?}\n{all}"
+                );
+            }
+            if name == "python-uv-fastapi" && provider == Provider::Github {
+                let release = files
+                    .iter()
+                    .find(|f| f.path.ends_with("release.yml"))
+                    .unwrap();
+                assert!(
+                    release.content.contains("pypa/gh-action-pypi-publish@")
+                        && release.content.contains("id-token: write")
+                );
+                assert!(
+                    release.content.contains("tags: [\"v*\"]")
+                        && !release.content.contains("pull_request")
+                );
+            }
+        }
+    }
 }

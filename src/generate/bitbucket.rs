@@ -36,11 +36,14 @@ struct Step {
     services: Vec<&'static str>,
     paths: Vec<String>,
     script: Vec<String>,
+    artifacts: Vec<String>,
 }
 
 #[derive(Serialize)]
 struct Pipelines {
     summary: String,
+    /// Publish steps for `v*` tags (`release` feature).
+    release: Vec<Step>,
     runs_on: Vec<String>,
     caches: Vec<Cache>,
     services: Vec<Svc>,
@@ -109,6 +112,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
                     .map(|c| c.trim_end_matches("/*").to_owned())
                     .collect(),
                 script: script.clone(),
+                artifacts: j.coverage.iter().map(|(p, _)| p.clone()).collect(),
             });
         }
     }
@@ -122,17 +126,52 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
             services: vec!["docker"],
             paths: Vec::new(),
             script,
+            artifacts: Vec::new(),
         });
     }
     if steps.is_empty() {
         return Ok(Vec::new());
     }
     let branches = target.push_branches();
+    let mut release = Vec::new();
+    if target.features.release {
+        for r in super::images::release_jobs(analysis) {
+            release.push(Step {
+                name: r.id.clone(),
+                image: r.image,
+                max_time: STEP_MAX_MINUTES,
+                caches: Vec::new(),
+                services: Vec::new(),
+                paths: Vec::new(),
+                script: r.script,
+                artifacts: Vec::new(),
+            });
+        }
+        if analysis.dockerfile {
+            let mut script = vec!["echo \"$DOCKER_PASSWORD\" | docker login --username \"$DOCKER_USERNAME\" --password-stdin".to_owned()];
+            script.extend(super::images::docker_push_commands(
+                &analysis.dockerfiles,
+                "$DOCKER_IMAGE",
+                "$BITBUCKET_TAG",
+            ));
+            release.push(Step {
+                name: "publish-docker".to_owned(),
+                image: "atlassian/default-image:4".to_owned(),
+                max_time: STEP_MAX_MINUTES,
+                caches: Vec::new(),
+                services: vec!["docker"],
+                paths: Vec::new(),
+                script,
+                artifacts: Vec::new(),
+            });
+        }
+    }
     let content = render(
         "bitbucket/bitbucket-pipelines.yml.j2",
         target.template_dir.as_deref(),
         &Pipelines {
             summary: super::github::summary_of(analysis),
+            release,
             runs_on: target.runs_on.clone(),
             caches,
             services,

@@ -19,6 +19,8 @@ const JOB_TIMEOUT_MINUTES: u32 = 30;
 struct Workflow {
     summary: String,
     name: String,
+    /// Tag patterns: a release workflow (push of tags only, never cancelled).
+    tags: Vec<String>,
     branches: Vec<String>,
     paths: Vec<String>,
     paths_ignore: Vec<String>,
@@ -30,6 +32,8 @@ struct Workflow {
 struct Job {
     id: String,
     name: String,
+    /// Job-level permissions beyond the top-level `contents: read` (release jobs).
+    permissions: Vec<(&'static str, &'static str)>,
     timeout: u32,
     working_directory: Option<String>,
     matrix: Option<Matrix>,
@@ -60,6 +64,11 @@ struct Step {
     version: Option<&'static str>,
     with: Vec<(&'static str, String)>,
     env: Vec<(&'static str, String)>,
+    /// Environment entries the generator writes verbatim: names and expressions are
+    /// constants in this file (`${{ secrets.CODECOV_TOKEN }}`), never repository data.
+    raw_env: Vec<(&'static str, &'static str)>,
+    /// Inputs written verbatim: built only from constants in this file.
+    raw_with: Vec<(&'static str, &'static str)>,
     run: Option<String>,
 }
 
@@ -450,6 +459,12 @@ fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) ->
                     "cache" | "cache-dependency-path" | "enable-cache" | "bundler-cache"
                 )
             });
+            if s.uses
+                .as_deref()
+                .is_some_and(|u| u.starts_with("actions/setup-node@"))
+            {
+                s.with.push(("package-manager-cache", "false".to_owned()));
+            }
         }
     }
     let mut steps = vec![checkout()];
@@ -509,6 +524,40 @@ fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) ->
             steps.push(run("Security audit", cmd));
         }
     }
+    if target.features.coverage {
+        if let Some(cov) = super::images::coverage(p, false) {
+            // Measured once, on the newest toolchain of a matrix.
+            let mut cov_steps = Vec::new();
+            if p.language == Language::Rust {
+                cov_steps.push(uses(
+                    "Install cargo-llvm-cov",
+                    "taiki-e/install-action",
+                    vec![("tool", "cargo-llvm-cov".to_owned())],
+                ));
+            }
+            for cmd in cov.commands {
+                cov_steps.push(run("Coverage", cmd));
+            }
+            let report = if p.path == "." {
+                cov.report.to_owned()
+            } else {
+                format!("{}/{}", p.path, cov.report)
+            };
+            let mut upload = uses(
+                "Upload coverage",
+                "codecov/codecov-action",
+                vec![("files", report), ("fail_ci_if_error", "false".to_owned())],
+            );
+            upload
+                .raw_env
+                .push(("CODECOV_TOKEN", "${{ secrets.CODECOV_TOKEN }}"));
+            cov_steps.push(upload);
+            for mut st in cov_steps {
+                st.cond = lint_cond.clone();
+                steps.push(st);
+            }
+        }
+    }
     for extra in &target.extra_steps {
         steps.push(run(&extra.name, extra.run.clone()));
     }
@@ -524,6 +573,7 @@ fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) ->
     Job {
         id,
         name,
+        permissions: Vec::new(),
         timeout: JOB_TIMEOUT_MINUTES,
         working_directory: (p.path != ".").then(|| p.path.clone()),
         matrix,
@@ -555,6 +605,7 @@ fn docker_job(dockerfiles: &[String]) -> Job {
     Job {
         id: "docker".to_owned(),
         name: "Docker build".to_owned(),
+        permissions: Vec::new(),
         timeout: JOB_TIMEOUT_MINUTES,
         working_directory: None,
         matrix: None,
@@ -599,6 +650,7 @@ fn workflow(
     let wf = Workflow {
         summary: summary(projects),
         name,
+        tags: Vec::new(),
         branches: target.push_branches(),
         paths,
         paths_ignore,
@@ -617,8 +669,171 @@ pub(crate) fn summary_of(analysis: &Analysis) -> String {
     summary(&analysis.projects.iter().collect::<Vec<_>>())
 }
 
+/// `release.yml`: on a `v*` tag, publish each project to its registry, push images to
+/// GHCR, and create the GitHub release. No caches (a poisoned cache must not reach a
+/// release); each job gets only the permissions it needs.
+fn release_workflow(analysis: &Analysis, target: &Target) -> Result<GeneratedFile, GenerateError> {
+    let mut jobs = Vec::new();
+    for p in &analysis.projects {
+        let wd = (p.path != ".").then(|| p.path.clone());
+        let base = slug(if p.path == "." {
+            p.language.as_str()
+        } else {
+            &p.path
+        });
+        let (mut steps, permissions, suffix) = match (p.language, p.package_manager) {
+            (Language::Rust, _) => {
+                let mut publish = run("Publish to crates.io", "cargo publish --locked");
+                publish.raw_env.push((
+                    "CARGO_REGISTRY_TOKEN",
+                    "${{ secrets.CARGO_REGISTRY_TOKEN }}",
+                ));
+                (vec![checkout(), run("Install Rust", "rustup toolchain install stable --profile minimal && rustup default stable"), publish], vec![], "crate")
+            }
+            (_, Some(pm @ (PackageManager::Npm | PackageManager::Pnpm | PackageManager::Yarn))) => {
+                let mut steps = vec![checkout()];
+                if pm != PackageManager::Npm {
+                    steps.push(run("Enable corepack", "corepack enable"));
+                }
+                steps.push(uses(
+                    "Set up Node.js",
+                    "actions/setup-node",
+                    vec![
+                        ("node-version", "lts/*".to_owned()),
+                        ("registry-url", "https://registry.npmjs.org".to_owned()),
+                        // setup-node caches by default; a release must not read a cache.
+                        ("package-manager-cache", "false".to_owned()),
+                    ],
+                ));
+                if let Some(i) = &p.commands.install {
+                    steps.push(run("Install dependencies", i.clone()));
+                }
+                if let Some(b) = &p.commands.build {
+                    steps.push(run("Build", b.clone()));
+                }
+                let mut publish = run("Publish to npm", "npm publish --provenance --access public");
+                publish
+                    .raw_env
+                    .push(("NODE_AUTH_TOKEN", "${{ secrets.NPM_TOKEN }}"));
+                steps.push(publish);
+                (steps, vec![("id-token", "write")], "npm")
+            }
+            (Language::Python, _) => {
+                let dist = if p.path == "." {
+                    "dist/".to_owned()
+                } else {
+                    format!("{}/dist/", p.path)
+                };
+                (
+                    vec![
+                        checkout(),
+                        uses(
+                            "Set up Python",
+                            "actions/setup-python",
+                            vec![("python-version", "3.13".to_owned())],
+                        ),
+                        run(
+                            "Build distributions",
+                            "python -m pip install build && python -m build",
+                        ),
+                        // Trusted publishing: PyPI trusts this workflow's OIDC token; no secret.
+                        uses(
+                            "Publish to PyPI",
+                            "pypa/gh-action-pypi-publish",
+                            vec![("packages-dir", dist)],
+                        ),
+                    ],
+                    vec![("id-token", "write")],
+                    "pypi",
+                )
+            }
+            _ => continue,
+        };
+        jobs.push(Job {
+            id: format!("publish-{base}-{suffix}"),
+            name: format!("Publish {} ({suffix})", p.path),
+            permissions,
+            timeout: JOB_TIMEOUT_MINUTES,
+            working_directory: wd,
+            matrix: None,
+            services: Vec::new(),
+            steps: std::mem::take(&mut steps),
+        });
+    }
+    if analysis.dockerfile {
+        let mut login = uses(
+            "Log in to GHCR",
+            "docker/login-action",
+            vec![("registry", "ghcr.io".to_owned())],
+        );
+        login.raw_with.push(("username", "${{ github.actor }}"));
+        login
+            .raw_with
+            .push(("password", "${{ secrets.GITHUB_TOKEN }}"));
+        // Image names must be lowercase; the shell lowercases the repository name.
+        let push = super::images::docker_push_commands(
+            &analysis.dockerfiles,
+            "ghcr.io/${GITHUB_REPOSITORY,,}",
+            "${GITHUB_REF_NAME}",
+        );
+        jobs.push(Job {
+            id: "publish-images".to_owned(),
+            name: "Publish images to GHCR".to_owned(),
+            permissions: vec![("packages", "write")],
+            timeout: JOB_TIMEOUT_MINUTES,
+            working_directory: None,
+            matrix: None,
+            services: Vec::new(),
+            steps: vec![checkout(), login, run("Build and push", push.join(" && "))],
+        });
+    }
+    let mut release = run(
+        "Create the GitHub release",
+        "gh release create \"$TAG\" --verify-tag --generate-notes --repo \"$GITHUB_REPOSITORY\"",
+    );
+    release.raw_env.push(("GH_TOKEN", "${{ github.token }}"));
+    release.raw_env.push(("TAG", "${{ github.ref_name }}"));
+    jobs.push(Job {
+        id: "github-release".to_owned(),
+        name: "GitHub release".to_owned(),
+        permissions: vec![("contents", "write")],
+        timeout: JOB_TIMEOUT_MINUTES,
+        working_directory: None,
+        matrix: None,
+        services: Vec::new(),
+        steps: vec![release],
+    });
+    let wf = Workflow {
+        summary: summary(&analysis.projects.iter().collect::<Vec<_>>()),
+        name: "Release".to_owned(),
+        tags: vec!["v*".to_owned()],
+        branches: Vec::new(),
+        paths: Vec::new(),
+        paths_ignore: Vec::new(),
+        runs_on: target.runs_on.clone(),
+        jobs,
+    };
+    let content = render(
+        "github/workflow.yml.j2",
+        target.template_dir.as_deref(),
+        &wf,
+    )?;
+    Ok(GeneratedFile {
+        path: ".github/workflows/release.yml".to_owned(),
+        content,
+    })
+}
+
 /// The workflow files for `analysis`.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    let mut files = ci_workflows(analysis, target)?;
+    if target.features.release {
+        files.push(release_workflow(analysis, target)?);
+    }
+    Ok(files)
+}
+
+fn ci_workflows(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     let projects: Vec<&Project> = analysis.projects.iter().collect();
     let mut ids: Vec<String> = Vec::new();
     let mut unique_id = |p: &Project| {

@@ -28,10 +28,18 @@ struct Job {
     cache_key_files: Vec<String>,
     changes: Vec<String>,
     script: Vec<String>,
+    /// Cobertura report GitLab shows in merge requests.
+    coverage_cobertura: Option<String>,
+    /// Other reports, kept as artifacts.
+    coverage_file: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Pipeline {
+    /// Publish jobs and the release entry, run for `v*` tags (`release` feature).
+    release: Option<Vec<super::images::ReleaseJob>>,
+    /// Image build + push lines for the release (empty without Dockerfiles).
+    docker_push: Vec<String>,
     summary: String,
     timeout: &'static str,
     /// Explicit branches (`.pipewright.yml`); none = the default branch.
@@ -61,6 +69,16 @@ fn job(j: ContainerJob) -> Job {
         cache_key_files: j.cache_key_files,
         changes: j.changes,
         script: j.script,
+        coverage_cobertura: j
+            .coverage
+            .as_ref()
+            .filter(|(_, f)| *f == "cobertura")
+            .map(|(p, _)| p.clone()),
+        coverage_file: j
+            .coverage
+            .as_ref()
+            .filter(|(_, f)| *f != "cobertura")
+            .map(|(p, _)| p.clone()),
     }
 }
 
@@ -86,6 +104,8 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
             cache_key_files: Vec::new(),
             changes: Vec::new(),
             script,
+            coverage_cobertura: None,
+            coverage_file: None,
         });
     }
     if jobs.is_empty() {
@@ -98,6 +118,19 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
         &Pipeline {
             summary,
             timeout: "30 minutes",
+            release: target
+                .features
+                .release
+                .then(|| super::images::release_jobs(analysis)),
+            docker_push: if target.features.release {
+                super::images::docker_push_commands(
+                    &analysis.dockerfiles,
+                    "$CI_REGISTRY_IMAGE",
+                    "$CI_COMMIT_TAG",
+                )
+            } else {
+                Vec::new()
+            },
             branches: target.branches.clone().unwrap_or_default(),
             tags: target.runs_on.clone(),
             jobs,

@@ -295,6 +295,77 @@ pub fn docker_build_commands(dockerfiles: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// How a project measures coverage (`coverage` feature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoverageRun {
+    /// Commands (after install) that write the report.
+    pub commands: Vec<String>,
+    /// The report, relative to the project directory.
+    pub report: &'static str,
+    /// `cobertura` (GitLab reads it natively) or `go`.
+    pub format: &'static str,
+}
+
+/// The coverage run of a project, if its ecosystem and test tool have a standard one.
+/// `container`: tools are installed from source (no pinned installer action there).
+pub fn coverage(p: &Project, container: bool) -> Option<CoverageRun> {
+    let exec = |bin: &str| match p.package_manager {
+        Some(PackageManager::Pnpm) => format!("pnpm exec {bin}"),
+        Some(PackageManager::Yarn) => format!("yarn {bin}"),
+        Some(PackageManager::Bun) => format!("bunx {bin}"),
+        _ => format!("npx {bin}"),
+    };
+    let (commands, report, format) = match (p.language, p.package_manager, p.test_tool) {
+        (Language::Rust, _, _) => {
+            let mut c = vec!["rustup component add llvm-tools-preview".to_owned()];
+            if container {
+                c.push("cargo install cargo-llvm-cov --locked".to_owned());
+            }
+            c.push(
+                "cargo llvm-cov --all-features --cobertura --output-path coverage.xml".to_owned(),
+            );
+            (c, "coverage.xml", "cobertura")
+        }
+        (Language::Python, Some(PackageManager::Uv), Some(TestTool::Pytest)) => (
+            vec!["uv run --with pytest-cov pytest --cov --cov-report=xml:coverage.xml".to_owned()],
+            "coverage.xml",
+            "cobertura",
+        ),
+        (Language::Python, Some(PackageManager::Poetry), Some(TestTool::Pytest)) => (
+            vec![
+                "poetry run python -m pip install pytest-cov".to_owned(),
+                "poetry run pytest --cov --cov-report=xml:coverage.xml".to_owned(),
+            ],
+            "coverage.xml",
+            "cobertura",
+        ),
+        (Language::Python, Some(PackageManager::Pip), Some(TestTool::Pytest)) => (
+            vec![
+                "python -m pip install pytest-cov".to_owned(),
+                "python -m pytest --cov --cov-report=xml:coverage.xml".to_owned(),
+            ],
+            "coverage.xml",
+            "cobertura",
+        ),
+        (Language::JavaScript | Language::TypeScript, _, Some(TestTool::Jest)) => (
+            vec![exec("jest --coverage --coverageReporters=cobertura")],
+            "coverage/cobertura-coverage.xml",
+            "cobertura",
+        ),
+        (Language::Go, _, _) => (
+            vec!["go test -coverprofile=coverage.out ./...".to_owned()],
+            "coverage.out",
+            "go",
+        ),
+        _ => return None,
+    };
+    Some(CoverageRun {
+        commands,
+        report,
+        format,
+    })
+}
+
 /// The dependency vulnerability scan for a project (`security` feature), if its
 /// ecosystem has a standard one.
 pub fn security_command(p: &Project) -> Option<String> {
@@ -356,6 +427,8 @@ pub struct ContainerJob {
     pub changes: Vec<String>,
     /// Commands, already including `cd <dir>` for sub-projects.
     pub script: Vec<String>,
+    /// Coverage report (repository path) and its format, when coverage is on.
+    pub coverage: Option<(String, &'static str)>,
 }
 
 /// A service container: (name, image, environment).
@@ -432,6 +505,15 @@ pub fn container_jobs(
         if target.features.security {
             lines.extend(security_command(p));
         }
+        let cov = target
+            .features
+            .coverage
+            .then(|| coverage(p, true))
+            .flatten();
+        let coverage_report = cov.as_ref().map(|c| (prefix(c.report), c.format));
+        if let Some(c) = cov {
+            lines.extend(c.commands);
+        }
         lines.extend(target.extra_steps.iter().map(|e| e.run.clone()));
         let services: Vec<&'static str> = if p.commands.test.is_some() {
             analysis
@@ -487,8 +569,92 @@ pub fn container_jobs(
                 Vec::new()
             },
             script: lines,
+            coverage: coverage_report,
             id,
         });
     }
     jobs
+}
+
+/// A publish job for a version tag (`release` feature) on a container provider.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReleaseJob {
+    /// Job id.
+    pub id: String,
+    /// Image.
+    pub image: String,
+    /// Commands (credentials come from the provider's protected CI variables, named in
+    /// the generated file's comments: CARGO_REGISTRY_TOKEN, NPM_TOKEN, PYPI_TOKEN).
+    pub script: Vec<String>,
+}
+
+/// What each publishable project publishes, and how. Projects of other ecosystems get
+/// no publish job (the provider's release entry still marks the tag).
+pub fn release_jobs(analysis: &crate::analyze::Analysis) -> Vec<ReleaseJob> {
+    let mut out = Vec::new();
+    for p in &analysis.projects {
+        let cd = (p.path != ".").then(|| format!("cd {}", super::render::shell_quote(&p.path)));
+        let (suffix, image, commands): (&str, &str, Vec<&str>) = match (p.language, p.package_manager) {
+            (Language::Rust, _) => ("crate", "rust:latest", vec!["cargo publish --locked"]),
+            (_, Some(pm @ (PackageManager::Npm | PackageManager::Pnpm | PackageManager::Yarn))) => {
+                let mut c = Vec::new();
+                if pm != PackageManager::Npm {
+                    c.push("corepack enable".to_owned());
+                }
+                c.extend(p.commands.install.iter().cloned());
+                c.extend(p.commands.build.iter().cloned());
+                c.push("npm config set //registry.npmjs.org/:_authToken \"$NPM_TOKEN\"".to_owned());
+                c.push("npm publish --access public".to_owned());
+                let base = super::github::slug(if p.path == "." { p.language.as_str() } else { &p.path });
+                let mut script: Vec<String> = cd.into_iter().collect();
+                script.extend(c);
+                out.push(ReleaseJob { id: format!("publish-{base}-npm"), image: "node:lts".to_owned(), script });
+                continue;
+            }
+            (Language::Python, _) => (
+                "pypi",
+                "python:3.13",
+                vec![
+                    "python -m pip install build twine",
+                    "python -m build",
+                    "python -m twine upload --non-interactive -u __token__ -p \"$PYPI_TOKEN\" dist/*",
+                ],
+            ),
+            _ => continue,
+        };
+        let base = super::github::slug(if p.path == "." {
+            p.language.as_str()
+        } else {
+            &p.path
+        });
+        let mut script: Vec<String> = cd.into_iter().collect();
+        script.extend(commands.into_iter().map(str::to_owned));
+        out.push(ReleaseJob {
+            id: format!("publish-{base}-{suffix}"),
+            image: image.to_owned(),
+            script,
+        });
+    }
+    out
+}
+
+/// `docker build` + `docker push` of every Dockerfile for a release. `registry` is the
+/// provider's image-name variable (`$CI_REGISTRY_IMAGE`, `$DOCKER_IMAGE`) and `tag` its
+/// tag variable; a Dockerfile outside the root gets its directory as a sub-name.
+pub fn docker_push_commands(dockerfiles: &[String], registry: &str, tag: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in dockerfiles {
+        let (ctx, sub) = match f.rsplit_once('/') {
+            Some((d, _)) => (d, format!("/{}", super::github::slug(d))),
+            None => (".", String::new()),
+        };
+        let image = format!("\"{registry}{sub}:{tag}\"");
+        out.push(format!(
+            "docker build --file {} --tag {image} {}",
+            super::render::shell_quote(f),
+            super::render::shell_quote(ctx)
+        ));
+        out.push(format!("docker push {image}"));
+    }
+    out
 }

@@ -201,9 +201,6 @@ pub enum GenerateError {
         /// The engine's message.
         message: String,
     },
-    /// A feature was asked for that this version cannot generate yet.
-    #[error("the {0} feature is not available yet; remove it from .pipewright.yml or --with")]
-    FeatureUnavailable(&'static str),
     /// A branch name that cannot be written safely into every provider's syntax.
     #[error("branch `{0}` has characters pipewright will not put in a CI file (allowed: letters, digits, . _ / * -)")]
     BadBranch(String),
@@ -219,12 +216,6 @@ pub enum GenerateError {
 
 /// The files pipewright would put in its pull request.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
-    if target.features.coverage {
-        return Err(GenerateError::FeatureUnavailable("coverage"));
-    }
-    if target.features.release {
-        return Err(GenerateError::FeatureUnavailable("release"));
-    }
     if let Some(b) = target.push_branches().into_iter().find(|b| {
         b.is_empty()
             || !b

@@ -66,6 +66,11 @@ pub static PINS: &[Pin] = &[
         sha: "20cfd1bf945f4377ade1205e4dbc17946fc9a30d",
     },
     Pin {
+        action: "codecov/codecov-action",
+        version: "v5.5.2",
+        sha: "671740ac38dd9b0130fbe1cec585b89eea48d3de",
+    },
+    Pin {
         action: "dart-lang/setup-dart",
         version: "v1.7.2",
         sha: "65eb853c7ba17dde3be364c3d2858773e7144260",
@@ -79,6 +84,11 @@ pub static PINS: &[Pin] = &[
         action: "docker/build-push-action",
         version: "v7.3.0",
         sha: "53b7df96c91f9c12dcc8a07bcb9ccacbed38856a",
+    },
+    Pin {
+        action: "docker/login-action",
+        version: "v4.1.0",
+        sha: "4907a6ddec9925e35a0a9e82d7399ccc52663121",
     },
     Pin {
         action: "docker/setup-buildx-action",
@@ -109,6 +119,11 @@ pub static PINS: &[Pin] = &[
         action: "oven-sh/setup-bun",
         version: "v2.2.0",
         sha: "0c5077e51419868618aeaa5fe8019c62421857d6",
+    },
+    Pin {
+        action: "pypa/gh-action-pypi-publish",
+        version: "v1.8.14",
+        sha: "81e9d935c883d0b210363ab89cf05f3894778450",
     },
     Pin {
         action: "ruby/setup-ruby",
