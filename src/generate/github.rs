@@ -140,6 +140,28 @@ pub(crate) fn slug(s: &str) -> String {
     }
 }
 
+/// A project's slug: its language at the root, its path elsewhere.
+pub(crate) fn project_slug(p: &Project) -> String {
+    slug(if p.path == "." {
+        p.language.as_str()
+    } else {
+        &p.path
+    })
+}
+
+/// A job id for `p` not yet in `taken` (two projects may share a slug), recorded there.
+pub(crate) fn unique_project_id(p: &Project, taken: &mut Vec<String>) -> String {
+    let base = project_slug(p);
+    let mut id = base.clone();
+    let mut n = 2;
+    while taken.contains(&id) {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    taken.push(id.clone());
+    id
+}
+
 /// A matrix value usable in an `if:` comparison without quoting trouble.
 fn plain(v: &str) -> bool {
     !v.is_empty()
@@ -676,11 +698,7 @@ fn release_workflow(analysis: &Analysis, target: &Target) -> Result<GeneratedFil
     let mut jobs = Vec::new();
     for p in &analysis.projects {
         let wd = (p.path != ".").then(|| p.path.clone());
-        let base = slug(if p.path == "." {
-            p.language.as_str()
-        } else {
-            &p.path
-        });
+        let base = project_slug(p);
         let (mut steps, permissions, suffix) = match (p.language, p.package_manager) {
             (Language::Rust, _) => {
                 let mut publish = run("Publish to crates.io", "cargo publish --locked");
@@ -836,21 +854,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
 fn ci_workflows(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     let projects: Vec<&Project> = analysis.projects.iter().collect();
     let mut ids: Vec<String> = Vec::new();
-    let mut unique_id = |p: &Project| {
-        let base = if p.path == "." {
-            slug(p.language.as_str())
-        } else {
-            slug(&p.path)
-        };
-        let mut id = base.clone();
-        let mut n = 2;
-        while ids.contains(&id) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        ids.push(id.clone());
-        id
-    };
+    let mut unique_id = |p: &Project| unique_project_id(p, &mut ids);
     let mut files = Vec::new();
     if projects.len() <= 1 {
         let mut jobs: Vec<Job> = projects

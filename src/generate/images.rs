@@ -478,18 +478,7 @@ pub fn container_jobs(
     let mut jobs = Vec::new();
     for p in &analysis.projects {
         let r = runtime(p);
-        let base = super::github::slug(if p.path == "." {
-            p.language.as_str()
-        } else {
-            &p.path
-        });
-        let mut id = base.clone();
-        let mut n = 2;
-        while ids.contains(&id) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        ids.push(id.clone());
+        let id = super::github::unique_project_id(p, &mut ids);
         let prefix = |path: &str| {
             if p.path == "." {
                 path.to_owned()
@@ -605,7 +594,7 @@ pub fn release_jobs(analysis: &crate::analyze::Analysis) -> Vec<ReleaseJob> {
                 c.extend(p.commands.build.iter().cloned());
                 c.push("npm config set //registry.npmjs.org/:_authToken \"$NPM_TOKEN\"".to_owned());
                 c.push("npm publish --access public".to_owned());
-                let base = super::github::slug(if p.path == "." { p.language.as_str() } else { &p.path });
+                let base = super::github::project_slug(p);
                 let mut script: Vec<String> = cd.into_iter().collect();
                 script.extend(c);
                 out.push(ReleaseJob { id: format!("publish-{base}-npm"), image: "node:lts".to_owned(), script });
@@ -622,11 +611,7 @@ pub fn release_jobs(analysis: &crate::analyze::Analysis) -> Vec<ReleaseJob> {
             ),
             _ => continue,
         };
-        let base = super::github::slug(if p.path == "." {
-            p.language.as_str()
-        } else {
-            &p.path
-        });
+        let base = super::github::project_slug(p);
         let mut script: Vec<String> = cd.into_iter().collect();
         script.extend(commands.into_iter().map(str::to_owned));
         out.push(ReleaseJob {
