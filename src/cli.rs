@@ -73,6 +73,12 @@ pub enum Command {
         #[arg(long = "without", value_enum)]
         without: Vec<crate::generate::Feature>,
     },
+    /// Print forge setup documents.
+    Manifest {
+        /// Which manifest.
+        #[command(subcommand)]
+        command: ManifestCommand,
+    },
     /// The pinned GitHub Actions table.
     Pins {
         /// Pins subcommand.
@@ -127,6 +133,20 @@ pub enum JobsCommand {
         /// Only those dead for longer than this many days.
         #[arg(long, default_value_t = 0)]
         older_than_days: i64,
+    },
+}
+
+/// `pipewright manifest …`
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// The GitHub App manifest for GitHub's manifest flow, with this deployment's URLs.
+    Github {
+        /// Public base URL of this pipewright (webhooks go to URL/webhooks/github).
+        #[arg(long)]
+        url: String,
+        /// App name.
+        #[arg(long, default_value = "pipewright")]
+        name: String,
     },
 }
 
@@ -191,6 +211,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return generate(path, target, with, without, out.as_deref());
         }
         Command::Pins { command } => return pins(command).await,
+        Command::Manifest {
+            command: ManifestCommand::Github { url, name },
+        } => {
+            return match crate::bot::manifest::github(url, name) {
+                Ok(m) => {
+                    println!("{m}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("pipewright: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
         _ => {}
     }
     let config = match cli.config.resolve() {
@@ -219,7 +253,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
-        Command::Analyze { .. } | Command::Generate { .. } | Command::Pins { .. } => {
+        Command::Analyze { .. }
+        | Command::Generate { .. }
+        | Command::Pins { .. }
+        | Command::Manifest { .. } => {
             unreachable!("local commands return before configuration is resolved")
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod analyze;
 pub mod app;
+pub mod bot;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::analyze::Analysis;
 
 /// Where the CI runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// GitHub Actions (`.github/workflows/*.yml`).
