@@ -1,3 +1,4 @@
-//! GitHub: webhook payloads (App and repository hooks).
+//! GitHub: webhook payloads (App and repository hooks) and App authentication.
 
+pub mod auth;
 pub(crate) mod payload;
