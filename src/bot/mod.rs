@@ -1,6 +1,7 @@
-//! Policy: what pipewright proposes and says, independent of any forge's API. This
-//! module grows with the PR flow; today it holds the pull request body, the bot's own
-//! state kept inside it, and the GitHub App manifest.
+//! Policy: what pipewright proposes and says, independent of any forge's API. It grows
+//! with the PR flow; today it holds the proposal decision (`proposal`), the pull request
+//! body with the bot's state inside it (`pr_body`), and the GitHub App manifest.
 
 pub mod manifest;
 pub mod pr_body;
+pub mod proposal;
