@@ -130,6 +130,72 @@ pub struct ConfigArgs {
     /// The word of slash commands (`/pipewright help`); comments without it queue nothing.
     #[arg(long, env = "PIPEWRIGHT_COMMAND_WORD", global = true)]
     pub command_word: Option<String>,
+    /// GitHub App id.
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_APP_ID", global = true)]
+    pub github_app_id: Option<String>,
+    /// GitHub App slug: its bot account is `<slug>[bot]` and `@<slug>` mentions it.
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_APP_SLUG", global = true)]
+    pub github_app_slug: Option<String>,
+    /// GitHub App private key (PEM).
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITHUB_PRIVATE_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_private_key: Option<String>,
+    /// File holding the GitHub App private key (PEM).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_PRIVATE_KEY_FILE", global = true)]
+    pub github_private_key_file: Option<PathBuf>,
+    /// GitHub REST API root (GitHub Enterprise Server: `https://HOST/api/v3`).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_API_URL", global = true)]
+    pub github_api_url: Option<String>,
+    /// GitLab instance root (`https://gitlab.com` or a self-managed URL).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_URL", global = true)]
+    pub gitlab_url: Option<String>,
+    /// GitLab group (or instance) access token.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITLAB_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub gitlab_token: Option<String>,
+    /// File holding the GitLab access token.
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_TOKEN_FILE", global = true)]
+    pub gitlab_token_file: Option<PathBuf>,
+    /// Top-level GitLab groups pipewright may act in, comma-separated (required with a token).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_GROUPS", global = true)]
+    pub gitlab_groups: Option<String>,
+    /// Bitbucket Cloud API root.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_API_URL", global = true)]
+    pub bitbucket_api_url: Option<String>,
+    /// Bitbucket workspace access token.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_BITBUCKET_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bitbucket_token: Option<String>,
+    /// File holding the Bitbucket access token.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_TOKEN_FILE", global = true)]
+    pub bitbucket_token_file: Option<PathBuf>,
+    /// Bitbucket workspaces (slugs) pipewright may act in, comma-separated.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WORKSPACES", global = true)]
+    pub bitbucket_workspaces: Option<String>,
+    /// Branch of pipewright's pull request.
+    #[arg(long, env = "PIPEWRIGHT_PR_BRANCH", global = true)]
+    pub pr_branch: Option<String>,
+    /// Pull requests opened per installation (org, group, workspace) per hour.
+    #[arg(long, env = "PIPEWRIGHT_PRS_PER_HOUR", global = true)]
+    pub prs_per_hour: Option<String>,
+    /// Seconds between reconcile passes over each installation (0 = never).
+    #[arg(long, env = "PIPEWRIGHT_RECONCILE_SECS", global = true)]
+    pub reconcile_secs: Option<String>,
+    /// Where `serve --dry-run` writes would-be pull requests.
+    #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true)]
+    pub outbox: Option<PathBuf>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -150,6 +216,23 @@ struct FileConfig {
     bitbucket_webhook_secret_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     command_word: Option<String>,
+    github_app_id: Option<u64>,
+    github_app_slug: Option<String>,
+    github_private_key: Option<String>,
+    github_private_key_file: Option<PathBuf>,
+    github_api_url: Option<String>,
+    gitlab_url: Option<String>,
+    gitlab_token: Option<String>,
+    gitlab_token_file: Option<PathBuf>,
+    gitlab_groups: Option<String>,
+    bitbucket_api_url: Option<String>,
+    bitbucket_token: Option<String>,
+    bitbucket_token_file: Option<PathBuf>,
+    bitbucket_workspaces: Option<String>,
+    pr_branch: Option<String>,
+    prs_per_hour: Option<u32>,
+    reconcile_secs: Option<u64>,
+    outbox: Option<PathBuf>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -173,6 +256,125 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Slash-command word, without the slash.
     pub command_word: String,
+    /// Forge credentials and the bot's behaviour.
+    pub bot: BotConfig,
+}
+
+/// Default GitHub API root.
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+/// Default GitLab instance.
+pub const DEFAULT_GITLAB_URL: &str = "https://gitlab.com";
+/// Default Bitbucket Cloud API root.
+pub const DEFAULT_BITBUCKET_API_URL: &str = "https://api.bitbucket.org/2.0";
+/// Default branch of the bot's pull request.
+pub const DEFAULT_PR_BRANCH: &str = "pipewright/ci";
+/// Default pull requests opened per installation per hour: an org of 5,000 repositories
+/// is onboarded over days, not in one flood, and well inside GitHub's content limits.
+pub const DEFAULT_PRS_PER_HOUR: u32 = 20;
+/// Default seconds between reconcile passes (6 hours).
+pub const DEFAULT_RECONCILE_SECS: u64 = 6 * 3600;
+
+/// GitHub App credentials.
+#[derive(Debug, Clone)]
+pub struct GithubAppConfig {
+    /// App id.
+    pub app_id: u64,
+    /// PEM private key.
+    pub private_key: Secret,
+}
+
+/// How the bot talks to the forges and how it behaves.
+#[derive(Debug, Clone)]
+pub struct BotConfig {
+    /// GitHub App (`None`: GitHub deliveries are recorded but not acted on).
+    pub github_app: Option<GithubAppConfig>,
+    /// GitHub App slug (bot login `<slug>[bot]`).
+    pub github_app_slug: String,
+    /// GitHub REST API root.
+    pub github_api_url: String,
+    /// GitLab instance root.
+    pub gitlab_url: String,
+    /// GitLab access token.
+    pub gitlab_token: Option<Secret>,
+    /// Allowlisted top-level GitLab groups (lowercase).
+    pub gitlab_groups: Vec<String>,
+    /// Bitbucket API root.
+    pub bitbucket_api_url: String,
+    /// Bitbucket access token.
+    pub bitbucket_token: Option<Secret>,
+    /// Allowlisted Bitbucket workspaces (lowercase slugs).
+    pub bitbucket_workspaces: Vec<String>,
+    /// Branch of the bot's pull request.
+    pub pr_branch: String,
+    /// PRs opened per installation per hour.
+    pub prs_per_hour: u32,
+    /// Seconds between reconcile passes (0 = off).
+    pub reconcile_secs: u64,
+    /// Dry run (`serve --dry-run`): record would-be PRs in `outbox`, write nothing.
+    pub dry_run: bool,
+    /// Outbox directory used by `--dry-run`.
+    pub outbox: PathBuf,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        BotConfig {
+            github_app: None,
+            github_app_slug: "pipewright".into(),
+            github_api_url: DEFAULT_GITHUB_API_URL.into(),
+            gitlab_url: DEFAULT_GITLAB_URL.into(),
+            gitlab_token: None,
+            gitlab_groups: Vec::new(),
+            bitbucket_api_url: DEFAULT_BITBUCKET_API_URL.into(),
+            bitbucket_token: None,
+            bitbucket_workspaces: Vec::new(),
+            pr_branch: DEFAULT_PR_BRANCH.into(),
+            prs_per_hour: DEFAULT_PRS_PER_HOUR,
+            reconcile_secs: DEFAULT_RECONCILE_SECS,
+            dry_run: false,
+            outbox: PathBuf::from("pipewright-outbox"),
+        }
+    }
+}
+
+fn name_list(raw: Option<String>) -> Vec<String> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn http_url(key: &'static str, url: String) -> Result<String, ConfigError> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            message: format!("`{url}` is not an http(s) URL"),
+        })
+    }
+}
+
+fn one_secret(
+    key: &'static str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid {
+            key,
+            message: format!("set either {key} or {key}_FILE, not both"),
+        }),
+        (Some(v), None) => Ok(Some(Secret::new(v.trim()))),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|v| Some(Secret::new(v.trim())))
+            .map_err(|e| ConfigError::Invalid {
+                key,
+                message: format!("cannot read {}: {e}", path.display()),
+            }),
+        (None, None) => Ok(None),
+    }
 }
 
 /// A configuration problem, reported once at start-up.
@@ -208,13 +410,14 @@ impl ConfigArgs {
     /// Merges flags/env over the optional file over defaults, and validates.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
         // An explicit file must exist; otherwise ./pipewright.toml is used when present.
-        let file = match &self.config {
+        let mut file = match &self.config {
             Some(path) => read_file_config(path)?,
             None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
                 read_file_config(Path::new(DEFAULT_CONFIG_FILE))?
             }
             None => FileConfig::default(),
         };
+        let bot = self.resolve_bot(&mut file)?;
         let database_url = self
             .database_url
             .clone()
@@ -309,6 +512,7 @@ impl ConfigArgs {
             });
         }
         Ok(Config {
+            bot,
             database_url: Secret::new(database_url),
             listen,
             workers,
@@ -318,6 +522,153 @@ impl ConfigArgs {
             bitbucket_webhook_secrets,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             command_word,
+        })
+    }
+
+    fn resolve_bot(&self, file: &mut FileConfig) -> Result<BotConfig, ConfigError> {
+        let d = BotConfig::default();
+        let app_id = match (&self.github_app_id, file.github_app_id) {
+            (Some(t), _) => Some(t.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: "PIPEWRIGHT_GITHUB_APP_ID",
+                message: format!("`{t}` is not a number"),
+            })?),
+            (None, f) => f,
+        };
+        let key = one_secret(
+            "PIPEWRIGHT_GITHUB_PRIVATE_KEY",
+            self.github_private_key
+                .clone()
+                .or(file.github_private_key.take()),
+            self.github_private_key_file
+                .clone()
+                .or(file.github_private_key_file.take()),
+        )?;
+        let github_app =
+            match (app_id, key) {
+                (Some(app_id), Some(private_key)) => Some(GithubAppConfig {
+                    app_id,
+                    private_key,
+                }),
+                (None, None) => None,
+                (Some(_), None) => return Err(ConfigError::Invalid {
+                    key: "PIPEWRIGHT_GITHUB_PRIVATE_KEY",
+                    message:
+                        "PIPEWRIGHT_GITHUB_APP_ID is set, so the App's private key is needed too"
+                            .into(),
+                }),
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "PIPEWRIGHT_GITHUB_APP_ID",
+                        message: "a private key is set, so the App id is needed too".into(),
+                    })
+                }
+            };
+        let gitlab_token = one_secret(
+            "PIPEWRIGHT_GITLAB_TOKEN",
+            self.gitlab_token.clone().or(file.gitlab_token.take()),
+            self.gitlab_token_file
+                .clone()
+                .or(file.gitlab_token_file.take()),
+        )?;
+        let gitlab_groups = name_list(self.gitlab_groups.clone().or(file.gitlab_groups.take()));
+        if gitlab_token.is_some() && gitlab_groups.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_GITLAB_GROUPS",
+                message: "a GitLab token is set: list the top-level groups pipewright may act in"
+                    .into(),
+            });
+        }
+        let bitbucket_token = one_secret(
+            "PIPEWRIGHT_BITBUCKET_TOKEN",
+            self.bitbucket_token.clone().or(file.bitbucket_token.take()),
+            self.bitbucket_token_file
+                .clone()
+                .or(file.bitbucket_token_file.take()),
+        )?;
+        let bitbucket_workspaces = name_list(
+            self.bitbucket_workspaces
+                .clone()
+                .or(file.bitbucket_workspaces.take()),
+        );
+        if bitbucket_token.is_some() && bitbucket_workspaces.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_BITBUCKET_WORKSPACES",
+                message: "a Bitbucket token is set: list the workspaces pipewright may act in"
+                    .into(),
+            });
+        }
+        let pr_branch = self
+            .pr_branch
+            .clone()
+            .or(file.pr_branch.take())
+            .unwrap_or(d.pr_branch);
+        if !crate::generate::is_safe_branch(&pr_branch) {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_PR_BRANCH",
+                message: format!("`{pr_branch}` is not a usable branch name"),
+            });
+        }
+        let prs_per_hour = match &self.prs_per_hour {
+            Some(t) => t.trim().parse::<u32>().map_err(|_| ConfigError::Invalid {
+                key: "PIPEWRIGHT_PRS_PER_HOUR",
+                message: format!("`{t}` is not a whole number"),
+            })?,
+            None => file.prs_per_hour.unwrap_or(d.prs_per_hour),
+        };
+        if prs_per_hour == 0 {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_PRS_PER_HOUR",
+                message: "must be at least 1".into(),
+            });
+        }
+        let reconcile_secs = match &self.reconcile_secs {
+            Some(t) => t.trim().parse::<u64>().map_err(|_| ConfigError::Invalid {
+                key: "PIPEWRIGHT_RECONCILE_SECS",
+                message: format!("`{t}` is not a whole number of seconds"),
+            })?,
+            None => file.reconcile_secs.unwrap_or(d.reconcile_secs),
+        };
+        Ok(BotConfig {
+            github_app,
+            github_app_slug: self
+                .github_app_slug
+                .clone()
+                .or(file.github_app_slug.take())
+                .unwrap_or(d.github_app_slug),
+            github_api_url: http_url(
+                "PIPEWRIGHT_GITHUB_API_URL",
+                self.github_api_url
+                    .clone()
+                    .or(file.github_api_url.take())
+                    .unwrap_or(d.github_api_url),
+            )?,
+            gitlab_url: http_url(
+                "PIPEWRIGHT_GITLAB_URL",
+                self.gitlab_url
+                    .clone()
+                    .or(file.gitlab_url.take())
+                    .unwrap_or(d.gitlab_url),
+            )?,
+            gitlab_token,
+            gitlab_groups,
+            bitbucket_api_url: http_url(
+                "PIPEWRIGHT_BITBUCKET_API_URL",
+                self.bitbucket_api_url
+                    .clone()
+                    .or(file.bitbucket_api_url.take())
+                    .unwrap_or(d.bitbucket_api_url),
+            )?,
+            bitbucket_token,
+            bitbucket_workspaces,
+            pr_branch,
+            prs_per_hour,
+            reconcile_secs,
+            dry_run: false,
+            outbox: self
+                .outbox
+                .clone()
+                .or(file.outbox.take())
+                .unwrap_or(d.outbox),
         })
     }
 }
@@ -434,6 +785,7 @@ impl Config {
             bitbucket_webhook_secrets: Vec::new(),
             log_format: LogFormat::Text,
             command_word: "pipewright".into(),
+            bot: BotConfig::default(),
         }
     }
 }

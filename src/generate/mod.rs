@@ -214,6 +214,20 @@ pub enum GenerateError {
     },
 }
 
+/// A branch name pipewright writes to (its PR branch): git-valid, no globs, nothing a
+/// URL or YAML could misread.
+pub fn is_safe_branch(b: &str) -> bool {
+    !b.is_empty()
+        && b.len() <= 200
+        && !b.starts_with(['/', '.', '-'])
+        && !b.ends_with(['/', '.'])
+        && !b.contains("..")
+        && !b.contains("//")
+        && !b.ends_with(".lock")
+        && b.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
+}
+
 /// The files pipewright would put in its pull request.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     if let Some(b) = target.push_branches().into_iter().find(|b| {

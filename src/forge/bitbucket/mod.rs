@@ -1,3 +1,4 @@
 //! Bitbucket Cloud: webhook payloads.
 
+pub mod client;
 pub(crate) mod payload;

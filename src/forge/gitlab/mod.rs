@@ -1,3 +1,4 @@
 //! GitLab: webhook payloads (project, group and system hooks).
 
+pub mod client;
 pub(crate) mod payload;

@@ -1,0 +1,643 @@
+//! One trait over the three forges' REST APIs: exactly the operations the bot needs, in
+//! our words. Each implementation (`github/client.rs`, `gitlab/client.rs`,
+//! `bitbucket/client.rs`) maps them to the fewest calls its API allows, counts every
+//! call, and turns rate limits and faults into [`ApiError`]s the queue understands
+//! (defer, retry or fail fast). A client value is made per job, so its call count is the
+//! job's.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+use super::event::CommentTarget;
+use super::Forge;
+use crate::clock::Millis;
+use crate::queue::JobError;
+
+/// A repository to act on: the forge's stable id and its current path (GitHub and
+/// Bitbucket address repositories by path, GitLab by id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoHandle {
+    /// Stable id.
+    pub id: String,
+    /// `owner/name` (GitLab: full path; Bitbucket: `workspace/slug`).
+    pub full_name: String,
+}
+
+/// A repository as the forge's API describes it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRepo {
+    /// Stable id and path.
+    pub handle: RepoHandle,
+    /// Default branch; `None` for an empty repository.
+    pub default_branch: Option<String>,
+    /// Read-only.
+    pub archived: bool,
+    /// A fork of another repository.
+    pub fork: bool,
+    /// Disabled by the forge (GitHub), or its repository feature is off (GitLab).
+    pub disabled: bool,
+    /// Private or internal.
+    pub private: bool,
+    /// Has no commits.
+    pub empty: bool,
+    /// Last push, when the listing says (lets the reconcile job skip unchanged repositories).
+    pub pushed_at: Option<Millis>,
+}
+
+impl RemoteRepo {
+    /// Why the bot leaves this repository alone, if it does.
+    pub fn skip_reason(&self) -> Option<&'static str> {
+        if self.archived {
+            Some("archived")
+        } else if self.disabled {
+            Some("disabled")
+        } else if self.fork {
+            Some("a fork (CI belongs upstream)")
+        } else if self.empty || self.default_branch.is_none() {
+            Some("empty (waiting for the first push)")
+        } else {
+            None
+        }
+    }
+}
+
+/// A file of a commit's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Repository path, `/`-separated.
+    pub path: String,
+    /// Size in bytes, when the listing says.
+    pub size: Option<u64>,
+}
+
+/// A recursive listing of a commit's files.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoteTree {
+    /// Files (not directories).
+    pub files: Vec<TreeFile>,
+    /// The forge cut the listing short (GitHub past 100,000 entries).
+    pub truncated: bool,
+}
+
+/// State of a pull request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrState {
+    /// Open (GitLab: opened; Bitbucket: OPEN).
+    Open,
+    /// Closed without merging (Bitbucket: DECLINED).
+    Closed,
+    /// Merged.
+    Merged,
+}
+
+impl PrState {
+    /// Lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrState::Open => "open",
+            PrState::Closed => "closed",
+            PrState::Merged => "merged",
+        }
+    }
+}
+
+/// A pull request (GitLab: merge request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequest {
+    /// Number (GitLab `iid`, Bitbucket id).
+    pub number: u64,
+    /// Open, closed or merged.
+    pub state: PrState,
+    /// Source branch.
+    pub head_branch: String,
+    /// Tip of the source branch as the forge last saw it.
+    pub head_sha: Option<String>,
+    /// Markdown body.
+    pub body: String,
+    /// Web address, for logs.
+    pub url: String,
+}
+
+/// One file of a commit: new content, or `None` to delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Repository path.
+    pub path: String,
+    /// New content; `None` deletes the file.
+    pub content: Option<String>,
+    /// The file exists in the parent commit (GitLab wants create vs update).
+    pub exists: bool,
+}
+
+/// Where the bot's new commit goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parent {
+    /// A fresh branch from `base` (the default branch's head). The branch is created, or
+    /// reset if a stale one of ours is left from a closed PR.
+    Fresh {
+        /// Commit to start from.
+        base: String,
+    },
+    /// On top of the branch's current tip, which must still be `head` (a fast-forward,
+    /// never a force-push: it fails if someone moved the branch meanwhile).
+    OnTop {
+        /// Expected current tip.
+        head: String,
+    },
+}
+
+/// A single commit of N files on the bot's branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchWrite {
+    /// Branch name.
+    pub branch: String,
+    /// Parent commit.
+    pub parent: Parent,
+    /// Files.
+    pub files: Vec<FileWrite>,
+    /// Commit message.
+    pub message: String,
+}
+
+/// A new pull request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPullRequest {
+    /// Source branch.
+    pub head: String,
+    /// Target branch.
+    pub base: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+}
+
+/// Changes to a pull request; `None` leaves a field alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PullRequestUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New body.
+    pub body: Option<String>,
+    /// Close it (used by `ignore`).
+    pub close: bool,
+}
+
+/// A reaction to a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    /// Seen, working on it.
+    Eyes,
+    /// Done.
+    ThumbsUp,
+    /// Refused or failed.
+    Confused,
+}
+
+/// What a person may do on a repository, normalised across forges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// No access (or not a member).
+    None,
+    /// Read (GitLab Guest/Reporter).
+    Read,
+    /// Write (GitLab Developer).
+    Write,
+    /// Maintain / admin (GitLab Maintainer/Owner).
+    Admin,
+}
+
+/// How an API call failed, in the terms the job queue acts on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// A rate limit: try again at `until` (never sleep in a worker).
+    #[error("{forge} rate limit: {detail}; retry at {until}")]
+    RateLimited {
+        /// Forge.
+        forge: Forge,
+        /// When the limit resets, milliseconds since the epoch.
+        until: Millis,
+        /// Which limit.
+        detail: String,
+    },
+    /// A fault worth retrying with backoff: 5xx, timeouts, connection errors.
+    #[error("{forge} {operation}: {detail}")]
+    Transient {
+        /// Forge.
+        forge: Forge,
+        /// What we were doing.
+        operation: &'static str,
+        /// Status or transport error.
+        detail: String,
+    },
+    /// The forge refused the request (4xx other than rate limits): fail fast, keep the body.
+    #[error("{forge} {operation}: HTTP {status}: {body}")]
+    Rejected {
+        /// Forge.
+        forge: Forge,
+        /// What we were doing.
+        operation: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Response body, truncated.
+        body: String,
+    },
+    /// The GitHub App may not write workflow files (`workflows: write` not granted).
+    #[error("the GitHub App lacks the `workflows: write` permission, so it cannot write .github/workflows/ files: {detail}")]
+    WorkflowsPermission {
+        /// What GitHub said.
+        detail: String,
+    },
+    /// The answer did not have the documented shape.
+    #[error("{forge} {operation}: unexpected response: {detail}")]
+    Decode {
+        /// Forge.
+        forge: Forge,
+        /// What we were doing.
+        operation: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A configuration problem on our side (no credentials, tenant not allowlisted).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ApiError {
+    /// HTTP status of a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}
+
+impl From<ApiError> for JobError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::RateLimited { until, .. } => JobError::Defer {
+                until,
+                reason: e.to_string(),
+            },
+            ApiError::Transient { .. } => JobError::Retry(anyhow::Error::new(e)),
+            ApiError::Rejected { .. }
+            | ApiError::WorkflowsPermission { .. }
+            | ApiError::Decode { .. }
+            | ApiError::Config(_) => JobError::Permanent(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// The operations pipewright performs on a forge. Implementations count every HTTP call
+/// ([`ForgeClient::calls`]) and never retry or sleep themselves: the queue does that.
+#[async_trait]
+pub trait ForgeClient: Send + Sync {
+    /// Which forge.
+    fn forge(&self) -> Forge;
+
+    /// API calls made through this client so far.
+    fn calls(&self) -> u64;
+
+    /// Every repository the tenant (installation, group, workspace) covers.
+    async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError>;
+
+    /// One repository's current metadata.
+    async fn repository(&self, repo: &RepoHandle) -> Result<RemoteRepo, ApiError>;
+
+    /// Tip of a branch; `None` if it does not exist.
+    async fn branch_head(
+        &self,
+        repo: &RepoHandle,
+        branch: &str,
+    ) -> Result<Option<String>, ApiError>;
+
+    /// Recursive file listing of a commit.
+    async fn tree(&self, repo: &RepoHandle, commit: &str) -> Result<RemoteTree, ApiError>;
+
+    /// Contents of `paths` at `commit` (missing files are left out).
+    async fn read_files(
+        &self,
+        repo: &RepoHandle,
+        commit: &str,
+        paths: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, ApiError>;
+
+    /// The newest pull request (any state) whose source branch is `branch`.
+    async fn find_pull_request(
+        &self,
+        repo: &RepoHandle,
+        branch: &str,
+    ) -> Result<Option<PullRequest>, ApiError>;
+
+    /// Writes one commit with every file to the branch; returns the new tip.
+    async fn write_branch(
+        &self,
+        repo: &RepoHandle,
+        write: &BranchWrite,
+    ) -> Result<String, ApiError>;
+
+    /// Opens a pull request.
+    async fn open_pull_request(
+        &self,
+        repo: &RepoHandle,
+        pr: &NewPullRequest,
+    ) -> Result<PullRequest, ApiError>;
+
+    /// Edits (or closes) a pull request.
+    async fn update_pull_request(
+        &self,
+        repo: &RepoHandle,
+        number: u64,
+        update: &PullRequestUpdate,
+    ) -> Result<(), ApiError>;
+
+    /// Comments on a pull request or issue; returns the comment's id.
+    async fn comment(
+        &self,
+        repo: &RepoHandle,
+        target: &CommentTarget,
+        body: &str,
+    ) -> Result<String, ApiError>;
+
+    /// Reacts to a comment (forges without reactions do nothing).
+    async fn react(
+        &self,
+        repo: &RepoHandle,
+        target: &CommentTarget,
+        comment_id: &str,
+        reaction: Reaction,
+    ) -> Result<(), ApiError>;
+
+    /// What `user` may do on the repository.
+    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError>;
+}
+
+/// Counts a client's calls, and feeds the process-wide per-operation counters.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter {
+    job: Arc<AtomicU64>,
+    totals: Option<Arc<ApiCallTotals>>,
+}
+
+/// Process-wide API call counts by (forge, operation, outcome), exported as metrics.
+#[derive(Debug, Default)]
+pub struct ApiCallTotals {
+    counts: std::sync::Mutex<HashMap<(Forge, &'static str, &'static str), u64>>,
+}
+
+impl ApiCallTotals {
+    /// Snapshot of every counter.
+    pub fn snapshot(&self) -> Vec<((Forge, &'static str, &'static str), u64)> {
+        let mut v: Vec<_> = self
+            .counts
+            .lock()
+            .expect("counter lock is never poisoned")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl CallCounter {
+    /// A counter for one job, adding to `totals` too.
+    pub fn new(totals: Option<Arc<ApiCallTotals>>) -> Self {
+        CallCounter {
+            job: Arc::new(AtomicU64::new(0)),
+            totals,
+        }
+    }
+
+    /// Records one call.
+    pub fn record(&self, forge: Forge, operation: &'static str, outcome: &'static str) {
+        self.job.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = &self.totals {
+            *t.counts
+                .lock()
+                .expect("counter lock is never poisoned")
+                .entry((forge, operation, outcome))
+                .or_default() += 1;
+        }
+    }
+
+    /// Calls so far.
+    pub fn get(&self) -> u64 {
+        self.job.load(Ordering::Relaxed)
+    }
+}
+
+/// Outcome label of a status code, for metrics.
+pub fn outcome_label(status: u16) -> &'static str {
+    match status {
+        200..=299 => "ok",
+        429 => "rate_limited",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+fn header_i64(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// A rate limit in a response, if it is one: GitHub's primary (`x-ratelimit-remaining: 0`
+/// with `x-ratelimit-reset`) and secondary (`retry-after`, or a 403 that says so) limits,
+/// GitLab's `RateLimit-Reset` / `Retry-After`, Bitbucket's 429. Returns when to retry.
+pub fn rate_limit_until(
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+    now: Millis,
+) -> Option<Millis> {
+    if status != 429 && status != 403 {
+        return None;
+    }
+    let retry_after = header_i64(headers, "retry-after").map(|s| now + s.max(1) * 1000);
+    let remaining = header_i64(headers, "x-ratelimit-remaining")
+        .or_else(|| header_i64(headers, "ratelimit-remaining"));
+    let reset = header_i64(headers, "x-ratelimit-reset")
+        .or_else(|| header_i64(headers, "ratelimit-reset"))
+        .map(|s| (s * 1000).max(now + 1000));
+    if let Some(at) = retry_after {
+        return Some(at);
+    }
+    if remaining == Some(0) {
+        return Some(reset.unwrap_or(now + 60_000));
+    }
+    let lower = body.to_ascii_lowercase();
+    if status == 429
+        || lower.contains("secondary rate limit")
+        || lower.contains("rate limit exceeded")
+    {
+        // No header to go by: GitHub documents waiting at least a minute.
+        return Some(reset.unwrap_or(now + 60_000));
+    }
+    None
+}
+
+/// Truncates a response body for error messages (whole characters, at most `max` bytes).
+pub fn truncate_body(body: &str, max: usize) -> String {
+    if body.len() <= max {
+        return body.trim().to_owned();
+    }
+    let mut end = max;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", body[..end].trim())
+}
+
+/// Maps a non-success response to an [`ApiError`] (rate limit, transient or rejected).
+pub fn classify(
+    forge: Forge,
+    operation: &'static str,
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+    now: Millis,
+) -> ApiError {
+    if let Some(until) = rate_limit_until(status, headers, body, now) {
+        return ApiError::RateLimited {
+            forge,
+            until,
+            detail: format!("{operation} answered HTTP {status}"),
+        };
+    }
+    if status >= 500 || status == 408 {
+        return ApiError::Transient {
+            forge,
+            operation,
+            detail: format!("HTTP {status}: {}", truncate_body(body, 300)),
+        };
+    }
+    ApiError::Rejected {
+        forge,
+        operation,
+        status,
+        body: truncate_body(body, 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limits_are_recognised_on_every_forge() {
+        let now = 1_000_000;
+        // GitHub primary.
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "2000"),
+        ]);
+        assert_eq!(rate_limit_until(403, &h, "", now), Some(2_000_000));
+        // GitHub secondary with retry-after.
+        let h = headers(&[("retry-after", "30")]);
+        assert_eq!(rate_limit_until(403, &h, "", now), Some(now + 30_000));
+        // GitHub secondary without headers.
+        assert_eq!(
+            rate_limit_until(
+                403,
+                &HeaderMap::new(),
+                "You have exceeded a secondary rate limit",
+                now
+            ),
+            Some(now + 60_000)
+        );
+        // A plain 403 is not a rate limit.
+        assert_eq!(
+            rate_limit_until(
+                403,
+                &HeaderMap::new(),
+                "Resource not accessible by integration",
+                now
+            ),
+            None
+        );
+        // GitLab.
+        let h = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "1500")]);
+        assert_eq!(rate_limit_until(429, &h, "", now), Some(1_500_000));
+        // Bitbucket: a bare 429.
+        assert_eq!(
+            rate_limit_until(429, &HeaderMap::new(), "", now),
+            Some(now + 60_000)
+        );
+        // A reset in the past still waits a second.
+        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")]);
+        assert_eq!(rate_limit_until(403, &h, "", now), Some(now + 1000));
+    }
+
+    #[test]
+    fn errors_map_to_queue_outcomes() {
+        let h = HeaderMap::new();
+        let e = classify(Forge::Github, "get repository", 502, &h, "bad gateway", 0);
+        assert!(matches!(JobError::from(e), JobError::Retry(_)));
+        let e = classify(
+            Forge::Gitlab,
+            "create commit",
+            400,
+            &h,
+            "{\"message\":\"bad\"}",
+            0,
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("HTTP 400") && msg.contains("bad"), "{msg}");
+        assert!(matches!(JobError::from(e), JobError::Permanent(_)));
+        let e = classify(Forge::Bitbucket, "list", 429, &h, "", 5);
+        assert!(matches!(
+            JobError::from(e),
+            JobError::Defer { until: 60_005, .. }
+        ));
+    }
+
+    #[test]
+    fn bodies_are_truncated_on_char_boundaries() {
+        let s = "é".repeat(1000);
+        let t = truncate_body(&s, 11);
+        assert!(t.ends_with('…') && t.len() <= 14);
+    }
+
+    #[test]
+    fn skip_reasons() {
+        let mut r = RemoteRepo {
+            handle: RepoHandle {
+                id: "1".into(),
+                full_name: "a/b".into(),
+            },
+            default_branch: Some("main".into()),
+            archived: false,
+            fork: false,
+            disabled: false,
+            private: false,
+            empty: false,
+            pushed_at: None,
+        };
+        assert_eq!(r.skip_reason(), None);
+        r.fork = true;
+        assert!(r.skip_reason().unwrap().contains("fork"));
+        r.archived = true;
+        assert_eq!(r.skip_reason(), Some("archived"));
+    }
+}

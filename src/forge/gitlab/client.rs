@@ -1,0 +1,664 @@
+//! The GitLab client: the `gitlab` crate's typed endpoints (paths, parameters, pagination)
+//! over our own transport (reqwest + rustls), which adds the token, counts calls and
+//! turns `RateLimit-*` / 429 / 5xx answers into [`ApiError`]s before the crate sees them.
+//! Works with gitlab.com and self-managed instances (`PIPEWRIGHT_GITLAB_URL`).
+//!
+//! Costs, per repository: project 1, head 1 (0 when the push named it), tree 1 per 100
+//! entries, 1 per manifest, MR lookup 1; opening an MR adds one commit (all files, branch
+//! created by the same call) and the MR.
+
+use std::borrow::Cow;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use gitlab::api::common::SortOrder;
+use gitlab::api::projects::merge_requests::{
+    CreateMergeRequest, EditMergeRequest, MergeRequestOrderBy, MergeRequestStateEvent,
+    MergeRequests,
+};
+use gitlab::api::projects::repository::commits::{CommitAction, CommitActionType, CreateCommit};
+use gitlab::api::{self as gl, AsyncQuery as _};
+use serde::Deserialize;
+
+use super::super::github::auth::parse_utc;
+use crate::clock::Clock;
+use crate::config::Secret;
+use crate::forge::client::{
+    classify, outcome_label, ApiError, BranchWrite, CallCounter, ForgeClient, NewPullRequest,
+    Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction, RemoteRepo, RemoteTree,
+    RepoHandle, TreeFile,
+};
+use crate::forge::event::CommentTarget;
+use crate::forge::Forge;
+
+/// Our error, carried through the crate's `ApiError::Client`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(ApiError);
+
+/// What every GitLab client of the process shares.
+#[derive(Debug, Clone)]
+pub struct GitlabApi {
+    base: url::Url,
+    http: reqwest::Client,
+    token: Secret,
+    clock: Clock,
+}
+
+impl GitlabApi {
+    /// `instance` is the GitLab root (`https://gitlab.com`); requests go to `/api/v4/`.
+    pub fn new(instance: &str, token: Secret, clock: Clock) -> anyhow::Result<GitlabApi> {
+        let base = url::Url::parse(&format!("{}/api/v4/", instance.trim_end_matches('/')))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("pipewright/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        Ok(GitlabApi {
+            base,
+            http,
+            token,
+            clock,
+        })
+    }
+}
+
+/// One operation's view of the transport (the label names the call in metrics).
+struct Op<'a> {
+    api: &'a GitlabApi,
+    counter: &'a CallCounter,
+    name: &'static str,
+}
+
+impl gl::RestClient for Op<'_> {
+    type Error = TransportError;
+
+    fn rest_endpoint(&self, endpoint: &str) -> Result<url::Url, gl::ApiError<Self::Error>> {
+        Ok(self.api.base.join(endpoint)?)
+    }
+}
+
+#[async_trait]
+impl gl::AsyncClient for Op<'_> {
+    async fn rest_async(
+        &self,
+        request: http::request::Builder,
+        body: Vec<u8>,
+    ) -> Result<http::Response<Bytes>, gl::ApiError<Self::Error>> {
+        let fail = |e: ApiError| gl::ApiError::client(TransportError(e));
+        let req = request
+            .header("PRIVATE-TOKEN", self.api.token.expose())
+            .body(body)
+            .map_err(|e| fail(ApiError::Config(e.to_string())))?;
+        let req =
+            reqwest::Request::try_from(req).map_err(|e| fail(ApiError::Config(e.to_string())))?;
+        let resp = match self.api.http.execute(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.counter
+                    .record(Forge::Gitlab, self.name, "transport_error");
+                return Err(fail(ApiError::Transient {
+                    forge: Forge::Gitlab,
+                    operation: self.name,
+                    detail: e.to_string(),
+                }));
+            }
+        };
+        let status = resp.status();
+        self.counter
+            .record(Forge::Gitlab, self.name, outcome_label(status.as_u16()));
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| {
+            fail(ApiError::Transient {
+                forge: Forge::Gitlab,
+                operation: self.name,
+                detail: format!("reading the response: {e}"),
+            })
+        })?;
+        if !status.is_success() {
+            return Err(fail(classify(
+                Forge::Gitlab,
+                self.name,
+                status.as_u16(),
+                &headers,
+                &String::from_utf8_lossy(&bytes),
+                self.api.clock.now(),
+            )));
+        }
+        let mut out = http::Response::builder().status(status);
+        for (k, v) in &headers {
+            out = out.header(k, v);
+        }
+        out.body(bytes)
+            .map_err(|e| fail(ApiError::Config(e.to_string())))
+    }
+}
+
+fn unwrap_err(op: &'static str, e: gl::ApiError<TransportError>) -> ApiError {
+    match e {
+        gl::ApiError::Client { source } => source.0,
+        other => ApiError::Decode {
+            forge: Forge::Gitlab,
+            operation: op,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A client for one top-level group, made per job.
+pub struct GitlabClient {
+    api: GitlabApi,
+    group: String,
+    counter: CallCounter,
+}
+
+impl GitlabClient {
+    /// A client acting inside `group` (a top-level group path).
+    pub fn new(api: GitlabApi, group: String, counter: CallCounter) -> Self {
+        GitlabClient {
+            api,
+            group,
+            counter,
+        }
+    }
+
+    fn op(&self, name: &'static str) -> Op<'_> {
+        Op {
+            api: &self.api,
+            counter: &self.counter,
+            name,
+        }
+    }
+
+    async fn query<'s, T, Q>(&'s self, name: &'static str, endpoint: Q) -> Result<T, ApiError>
+    where
+        T: Send + 's,
+        Q: gl::AsyncQuery<T, Op<'s>> + Sync,
+    {
+        endpoint
+            .query_async(&self.op(name))
+            .await
+            .map_err(|e| unwrap_err(name, e))
+    }
+
+    /// The project is inside the allowlisted group: a token that sees more must not act there.
+    fn check_scope(&self, path: &str) -> Result<(), ApiError> {
+        let top = path.split('/').next().unwrap_or_default();
+        if top.eq_ignore_ascii_case(&self.group) {
+            Ok(())
+        } else {
+            Err(ApiError::Config(format!(
+                "project `{path}` is outside the group `{}` pipewright serves",
+                self.group
+            )))
+        }
+    }
+
+    /// Registers pipewright's webhook on a project unless one with `url` exists.
+    /// Returns whether a hook was created.
+    pub async fn ensure_hook(
+        &self,
+        project: u64,
+        url: &str,
+        secret: &Secret,
+    ) -> Result<bool, ApiError> {
+        #[derive(Deserialize)]
+        struct Hook {
+            url: String,
+        }
+        let hooks: Vec<Hook> = self
+            .query(
+                "list hooks",
+                gl::paged(
+                    gl::projects::hooks::Hooks::builder()
+                        .project(project)
+                        .build()
+                        .map_err(|e| ApiError::Config(e.to_string()))?,
+                    gl::Pagination::All,
+                ),
+            )
+            .await?;
+        if hooks.iter().any(|h| h.url == url) {
+            return Ok(false);
+        }
+        let create = gl::projects::hooks::CreateHook::builder()
+            .project(project)
+            .url(url)
+            .name("pipewright")
+            .push_events(true)
+            .merge_requests_events(true)
+            .note_events(true)
+            .enable_ssl_verification(true)
+            .token(secret.expose())
+            .build()
+            .map_err(|e| ApiError::Config(e.to_string()))?;
+        gl::ignore(create)
+            .query_async(&self.op("create hook"))
+            .await
+            .map_err(|e| unwrap_err("create hook", e))?;
+        Ok(true)
+    }
+}
+
+fn project_id(repo: &RepoHandle) -> Result<u64, ApiError> {
+    repo.id
+        .parse()
+        .map_err(|_| ApiError::Config(format!("GitLab project id `{}` is not a number", repo.id)))
+}
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, ApiError> {
+    r.map_err(|e| ApiError::Config(format!("cannot build the request: {e}")))
+}
+
+#[derive(Deserialize)]
+struct GlProject {
+    id: u64,
+    path_with_namespace: String,
+    default_branch: Option<String>,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    empty_repo: bool,
+    forked_from_project: Option<serde_json::Value>,
+    visibility: Option<String>,
+    repository_access_level: Option<String>,
+    last_activity_at: Option<String>,
+}
+
+impl GlProject {
+    fn into_remote(self) -> RemoteRepo {
+        RemoteRepo {
+            handle: RepoHandle {
+                id: self.id.to_string(),
+                full_name: self.path_with_namespace,
+            },
+            default_branch: self.default_branch,
+            archived: self.archived,
+            fork: self.forked_from_project.is_some_and(|v| !v.is_null()),
+            disabled: self.repository_access_level.as_deref() == Some("disabled"),
+            private: self.visibility.as_deref() != Some("public"),
+            empty: self.empty_repo,
+            pushed_at: self.last_activity_at.as_deref().and_then(parse_utc),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GlMr {
+    iid: u64,
+    state: String,
+    description: Option<String>,
+    web_url: String,
+    source_branch: String,
+    sha: Option<String>,
+}
+
+impl GlMr {
+    fn into_pr(self) -> PullRequest {
+        PullRequest {
+            number: self.iid,
+            state: match self.state.as_str() {
+                "opened" | "locked" => PrState::Open,
+                "merged" => PrState::Merged,
+                _ => PrState::Closed,
+            },
+            head_branch: self.source_branch,
+            head_sha: self.sha,
+            body: self.description.unwrap_or_default(),
+            url: self.web_url,
+        }
+    }
+}
+
+#[async_trait]
+impl ForgeClient for GitlabClient {
+    fn forge(&self) -> Forge {
+        Forge::Gitlab
+    }
+
+    fn calls(&self) -> u64 {
+        self.counter.get()
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
+        let ep = build(
+            gl::groups::projects::GroupProjects::builder()
+                .group(self.group.as_str())
+                .include_subgroups(true)
+                .with_shared(false)
+                .build(),
+        )?;
+        let projects: Vec<GlProject> = self
+            .query("list group projects", gl::paged(ep, gl::Pagination::All))
+            .await?;
+        Ok(projects
+            .into_iter()
+            .map(GlProject::into_remote)
+            .filter(|r| self.check_scope(&r.handle.full_name).is_ok())
+            .collect())
+    }
+
+    async fn repository(&self, repo: &RepoHandle) -> Result<RemoteRepo, ApiError> {
+        let ep = build(
+            gl::projects::Project::builder()
+                .project(project_id(repo)?)
+                .build(),
+        )?;
+        let p: GlProject = self.query("get project", ep).await?;
+        self.check_scope(&p.path_with_namespace)?;
+        Ok(p.into_remote())
+    }
+
+    async fn branch_head(
+        &self,
+        repo: &RepoHandle,
+        branch: &str,
+    ) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Branch {
+            commit: Commit,
+        }
+        #[derive(Deserialize)]
+        struct Commit {
+            id: String,
+        }
+        let ep = build(
+            gl::projects::repository::branches::Branch::builder()
+                .project(project_id(repo)?)
+                .branch(branch)
+                .build(),
+        )?;
+        match self.query::<Branch, _>("get branch", ep).await {
+            Ok(b) => Ok(Some(b.commit.id)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn tree(&self, repo: &RepoHandle, commit: &str) -> Result<RemoteTree, ApiError> {
+        #[derive(Deserialize)]
+        struct Entry {
+            path: String,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let ep = build(
+            gl::projects::repository::Tree::builder()
+                .project(project_id(repo)?)
+                .ref_(commit)
+                .recursive(true)
+                .build(),
+        )?;
+        let entries: Vec<Entry> = match self
+            .query("get tree", gl::paged(ep, gl::Pagination::All))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(RemoteTree {
+            files: entries
+                .into_iter()
+                .filter(|e| e.kind == "blob")
+                .map(|e| TreeFile {
+                    path: e.path,
+                    size: None,
+                })
+                .collect(),
+            truncated: false,
+        })
+    }
+
+    async fn read_files(
+        &self,
+        repo: &RepoHandle,
+        commit: &str,
+        paths: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, ApiError> {
+        let id = project_id(repo)?;
+        let mut out = Vec::new();
+        for p in paths {
+            let ep = build(
+                gl::projects::repository::files::FileRaw::builder()
+                    .project(id)
+                    .file_path(p.as_str())
+                    .ref_(commit)
+                    .build(),
+            )?;
+            match gl::raw(ep).query_async(&self.op("read file")).await {
+                Ok(bytes) => out.push((p.clone(), bytes)),
+                Err(e) => match unwrap_err("read file", e) {
+                    e if e.is_not_found() => {}
+                    e => return Err(e),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find_pull_request(
+        &self,
+        repo: &RepoHandle,
+        branch: &str,
+    ) -> Result<Option<PullRequest>, ApiError> {
+        let ep = build(
+            MergeRequests::builder()
+                .project(project_id(repo)?)
+                .source_branch(branch)
+                .order_by(MergeRequestOrderBy::CreatedAt)
+                .sort(SortOrder::Descending)
+                .build(),
+        )?;
+        let mrs: Vec<GlMr> = self
+            .query(
+                "find merge request",
+                gl::paged(ep, gl::Pagination::Limit(20)),
+            )
+            .await?;
+        Ok(mrs
+            .into_iter()
+            .find(|m| m.source_branch == branch)
+            .map(GlMr::into_pr))
+    }
+
+    async fn write_branch(
+        &self,
+        repo: &RepoHandle,
+        write: &BranchWrite,
+    ) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: String,
+        }
+        let mut actions = Vec::new();
+        for f in &write.files {
+            let kind = match (&f.content, f.exists) {
+                (None, _) => CommitActionType::Delete,
+                (Some(_), true) => CommitActionType::Update,
+                (Some(_), false) => CommitActionType::Create,
+            };
+            let mut a = CommitAction::builder();
+            a.action(kind).file_path(f.path.as_str());
+            if let Some(c) = &f.content {
+                a.content(Cow::Borrowed(c.as_bytes()));
+            }
+            actions.push(build(a.build())?);
+        }
+        let mut ep = CreateCommit::builder();
+        ep.project(project_id(repo)?)
+            .branch(write.branch.as_str())
+            .commit_message(write.message.as_str())
+            .actions(actions);
+        if let Parent::Fresh { base } = &write.parent {
+            // Creates the branch at `base`, or resets a stale one of ours.
+            ep.start_sha(base.as_str()).force(true);
+        }
+        let c: Created = self.query("create commit", build(ep.build())?).await?;
+        Ok(c.id)
+    }
+
+    async fn open_pull_request(
+        &self,
+        repo: &RepoHandle,
+        pr: &NewPullRequest,
+    ) -> Result<PullRequest, ApiError> {
+        let ep = build(
+            CreateMergeRequest::builder()
+                .project(project_id(repo)?)
+                .source_branch(pr.head.as_str())
+                .target_branch(pr.base.as_str())
+                .title(pr.title.as_str())
+                .description(pr.body.as_str())
+                .remove_source_branch(true)
+                .build(),
+        )?;
+        match self.query::<GlMr, _>("open merge request", ep).await {
+            Ok(m) => Ok(m.into_pr()),
+            // "Another open merge request already exists for this source branch".
+            Err(ApiError::Rejected {
+                status: 409, body, ..
+            }) => match self.find_pull_request(repo, &pr.head).await? {
+                Some(p) if p.state == PrState::Open => Ok(p),
+                _ => Err(ApiError::Rejected {
+                    forge: Forge::Gitlab,
+                    operation: "open merge request",
+                    status: 409,
+                    body,
+                }),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update_pull_request(
+        &self,
+        repo: &RepoHandle,
+        number: u64,
+        update: &PullRequestUpdate,
+    ) -> Result<(), ApiError> {
+        let mut ep = EditMergeRequest::builder();
+        ep.project(project_id(repo)?).merge_request(number);
+        if let Some(t) = &update.title {
+            ep.title(t.as_str());
+        }
+        if let Some(b) = &update.body {
+            ep.description(b.as_str());
+        }
+        if update.close {
+            ep.state_event(MergeRequestStateEvent::Close);
+        }
+        gl::ignore(build(ep.build())?)
+            .query_async(&self.op("update merge request"))
+            .await
+            .map_err(|e| unwrap_err("update merge request", e))
+    }
+
+    async fn comment(
+        &self,
+        repo: &RepoHandle,
+        target: &CommentTarget,
+        body: &str,
+    ) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Note {
+            id: u64,
+        }
+        let id = project_id(repo)?;
+        let note: Note = match target {
+            CommentTarget::PullRequest(n) => {
+                let ep = build(
+                    gl::projects::merge_requests::notes::CreateMergeRequestNote::builder()
+                        .project(id)
+                        .merge_request(*n)
+                        .body(body)
+                        .build(),
+                )?;
+                self.query("comment", ep).await?
+            }
+            CommentTarget::Issue(n) => {
+                let ep = build(
+                    gl::projects::issues::notes::CreateIssueNote::builder()
+                        .project(id)
+                        .issue(*n)
+                        .body(body)
+                        .build(),
+                )?;
+                self.query("comment", ep).await?
+            }
+        };
+        Ok(note.id.to_string())
+    }
+
+    async fn react(
+        &self,
+        repo: &RepoHandle,
+        target: &CommentTarget,
+        comment_id: &str,
+        reaction: Reaction,
+    ) -> Result<(), ApiError> {
+        let name = match reaction {
+            Reaction::Eyes => "eyes",
+            Reaction::ThumbsUp => "thumbsup",
+            Reaction::Confused => "confused",
+        };
+        let id = project_id(repo)?;
+        let note: u64 = comment_id
+            .parse()
+            .map_err(|_| ApiError::Config(format!("note id `{comment_id}` is not a number")))?;
+        let result = match target {
+            CommentTarget::PullRequest(n) => {
+                let ep = build(
+                    gl::projects::merge_requests::notes::awards::CreateMergeRequestNoteAward::builder()
+                        .project(id)
+                        .merge_request(*n)
+                        .note(note)
+                        .name(name)
+                        .build(),
+                )?;
+                gl::ignore(ep).query_async(&self.op("react")).await
+            }
+            CommentTarget::Issue(n) => {
+                let ep = build(
+                    gl::projects::issues::notes::awards::CreateIssueNoteAward::builder()
+                        .project(id)
+                        .issue(*n)
+                        .note(note)
+                        .name(name)
+                        .build(),
+                )?;
+                gl::ignore(ep).query_async(&self.op("react")).await
+            }
+        };
+        result.map_err(|e| unwrap_err("react", e))
+    }
+
+    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+        #[derive(Deserialize)]
+        struct Member {
+            username: String,
+            access_level: u64,
+        }
+        let ep = build(
+            gl::projects::members::AllProjectMembers::builder()
+                .project(project_id(repo)?)
+                .query(user)
+                .build(),
+        )?;
+        let members: Vec<Member> = self
+            .query("get permission", gl::paged(ep, gl::Pagination::Limit(100)))
+            .await?;
+        let level = members
+            .iter()
+            .filter(|m| m.username.eq_ignore_ascii_case(user))
+            .map(|m| m.access_level)
+            .max()
+            .unwrap_or(0);
+        Ok(match level {
+            40.. => Permission::Admin,
+            30..=39 => Permission::Write,
+            10..=29 => Permission::Read,
+            _ => Permission::None,
+        })
+    }
+}
