@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::deliveries::{self, DELIVERY_RETENTION_MS};
 use crate::db::Db;
+use crate::forge::Forges;
 use crate::jobs::{self, JobsContext};
 use crate::metrics::Metrics;
 use crate::queue::{store, WorkerOptions, WorkerPool};
@@ -23,6 +24,8 @@ use crate::server::{self, AppState, Intake};
 pub const SUCCEEDED_JOB_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How often retention sweeps run, in seconds.
 pub const SWEEP_INTERVAL_SECS: u64 = 60 * 60;
+/// How often the sweeper checks that every installation has its next reconcile queued.
+pub const RECONCILE_CHECK_SECS: u64 = 5 * 60;
 /// How long in-flight HTTP requests may take to finish at shutdown, in seconds.
 pub const HTTP_SHUTDOWN_SECS: u64 = 30;
 
@@ -35,9 +38,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
 
+    let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
+    metrics.attach_api_calls(forges.totals());
     let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics);
-    let sweeper = tokio::spawn(sweep_loop(db.clone(), clock.clone()));
+    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges);
+    let sweeper = tokio::spawn(sweep_loop(
+        db.clone(),
+        clock.clone(),
+        forges.clone(),
+        config.bot.reconcile_secs,
+    ));
 
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -89,8 +99,15 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
     let clock = Clock::System;
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics);
-    let sweeper = tokio::spawn(sweep_loop(db.clone(), clock.clone()));
+    let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
+    metrics.attach_api_calls(forges.totals());
+    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges);
+    let sweeper = tokio::spawn(sweep_loop(
+        db.clone(),
+        clock.clone(),
+        forges.clone(),
+        config.bot.reconcile_secs,
+    ));
     shutdown_signal().await;
     info!("shutdown requested");
     if let Some(w) = workers {
@@ -145,15 +162,17 @@ fn start_workers(
     clock: &Clock,
     notify: &Arc<Notify>,
     metrics: &Arc<Metrics>,
+    forges: &Arc<Forges>,
 ) -> Option<crate::queue::WorkerHandle> {
     if config.workers == 0 {
         info!("PIPEWRIGHT_WORKERS=0: intake only, no jobs run in this process");
         return None;
     }
-    let registry = jobs::registry(JobsContext {
-        command_word: config.command_word.clone(),
-        clock: clock.clone(),
-    });
+    let registry = jobs::registry(JobsContext::from_config(
+        config,
+        clock.clone(),
+        forges.clone(),
+    ));
     Some(
         WorkerPool::new(
             db.clone(),
@@ -167,11 +186,28 @@ fn start_workers(
     )
 }
 
-async fn sweep_loop(db: Db, clock: Clock) {
-    let mut tick = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECS));
+async fn sweep_loop(db: Db, clock: Clock, forges: Arc<Forges>, reconcile_secs: u64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(RECONCILE_CHECK_SECS));
+    let mut last_sweep: Option<i64> = None;
     loop {
         tick.tick().await;
         let now = clock.now();
+        match crate::jobs::reconcile::schedule_reconciles(
+            &db,
+            &forges.configured(),
+            (reconcile_secs as i64).saturating_mul(1000),
+            now,
+        )
+        .await
+        {
+            Ok(n) if n > 0 => info!(n, "scheduled reconcile passes"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot schedule reconcile passes"),
+        }
+        if last_sweep.is_some_and(|t| now - t < (SWEEP_INTERVAL_SECS * 1000) as i64) {
+            continue;
+        }
+        last_sweep = Some(now);
         match deliveries::sweep(&db, now - DELIVERY_RETENTION_MS).await {
             Ok(n) if n > 0 => info!(n, "forgot old deliveries"),
             Ok(_) => {}
@@ -207,4 +243,114 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn public_url(config: &Config, given: Option<&str>) -> anyhow::Result<String> {
+    given
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .or_else(|| config.bot.public_url.clone())
+        .context("pass --url or set PIPEWRIGHT_PUBLIC_URL: the address the forge should call")
+}
+
+/// `pipewright gitlab connect --group G`: a webhook (with the secret) on every project
+/// of the group, the group recorded as an installation, and a reconcile pass queued.
+pub async fn gitlab_connect(
+    config: &Config,
+    group: &str,
+    url: Option<&str>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let hook_url = format!("{}/webhooks/gitlab", public_url(config, url)?);
+    let secret = config
+        .gitlab_webhook_secrets
+        .last()
+        .context("set PIPEWRIGHT_GITLAB_WEBHOOK_SECRET: GitLab sends it with every delivery")?;
+    let clock = Clock::System;
+    let forges = Forges::from_config(&config.bot, clock.clone())?;
+    let client = forges.gitlab_client(group)?;
+    let projects = crate::forge::ForgeClient::list_repositories(&client).await?;
+    let (mut created, mut present) = (0, 0);
+    for p in &projects {
+        let id: u64 = p
+            .handle
+            .id
+            .parse()
+            .context("GitLab project ids are numbers")?;
+        if client.ensure_hook(id, &hook_url, secret).await? {
+            created += 1;
+        } else {
+            present += 1;
+        }
+    }
+    let db = open(config).await?;
+    record_tenant(&db, crate::forge::Forge::Gitlab, group, group, clock.now()).await?;
+    db.close().await;
+    println!(
+        "GitLab group {group}: {} projects, {created} hooks created, {present} already present; \
+         deliveries go to {hook_url}. A reconcile pass is queued.",
+        projects.len()
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `pipewright bitbucket connect --workspace W`: one workspace webhook (with its secret),
+/// the workspace recorded as an installation, and a reconcile pass queued.
+pub async fn bitbucket_connect(
+    config: &Config,
+    workspace: &str,
+    url: Option<&str>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let hook_url = format!("{}/webhooks/bitbucket", public_url(config, url)?);
+    let secret = config.bitbucket_webhook_secrets.last().context(
+        "set PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET: Bitbucket signs every delivery with it",
+    )?;
+    let clock = Clock::System;
+    let forges = Forges::from_config(&config.bot, clock.clone())?;
+    let client = forges.bitbucket_client(workspace)?;
+    let created = client.ensure_workspace_hook(&hook_url, secret).await?;
+    let uuid = client.workspace_uuid().await?;
+    let db = open(config).await?;
+    record_tenant(
+        &db,
+        crate::forge::Forge::Bitbucket,
+        &uuid,
+        workspace,
+        clock.now(),
+    )
+    .await?;
+    db.close().await;
+    println!(
+        "Bitbucket workspace {workspace}: webhook {}; deliveries go to {hook_url}. A reconcile \
+         pass is queued.",
+        if created {
+            "created"
+        } else {
+            "already present"
+        }
+    );
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn record_tenant(
+    db: &Db,
+    forge: crate::forge::Forge,
+    external_id: &str,
+    account: &str,
+    now: i64,
+) -> anyhow::Result<()> {
+    crate::db::installations::upsert_installation(
+        db,
+        forge,
+        external_id,
+        Some(account),
+        crate::db::installations::InstallationState::Active,
+        now,
+    )
+    .await?;
+    let job = crate::jobs::ReconcileInstallation {
+        forge,
+        installation: crate::forge::InstallationId(external_id.to_owned()),
+        period: 0,
+    };
+    store::enqueue(db, &crate::queue::NewJob::of(&job), now).await?;
+    Ok(())
 }

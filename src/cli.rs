@@ -28,7 +28,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve webhooks and run workers (embedded SQLite by default; no other service needed).
-    Serve,
+    Serve {
+        /// Read from the forges but write nothing: record every would-be pull request
+        /// (files and body) and comment under the outbox directory (PIPEWRIGHT_OUTBOX).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// GitLab setup.
+    Gitlab {
+        /// GitLab subcommand.
+        #[command(subcommand)]
+        command: GitlabCommand,
+    },
+    /// Bitbucket Cloud setup.
+    Bitbucket {
+        /// Bitbucket subcommand.
+        #[command(subcommand)]
+        command: BitbucketCommand,
+    },
+    /// Queue a reconcile pass now: list an installation's repositories and analyse the new
+    /// or changed ones (normally runs every PIPEWRIGHT_RECONCILE_SECS).
+    Reconcile {
+        /// Forge.
+        #[arg(long)]
+        forge: crate::forge::Forge,
+        /// Installation id (GitHub), top-level group (GitLab) or workspace uuid (Bitbucket).
+        #[arg(long)]
+        installation: String,
+    },
     /// Run workers only (scale-out replicas sharing a PostgreSQL database).
     Worker,
     /// Apply database migrations and exit.
@@ -136,6 +163,37 @@ pub enum JobsCommand {
     },
 }
 
+/// `pipewright gitlab …`
+#[derive(Debug, Subcommand)]
+pub enum GitlabCommand {
+    /// Register pipewright's webhook on every project of a group (idempotent), and record
+    /// the group so the reconcile pass analyses it and covers new projects.
+    Connect {
+        /// Top-level group path (must be in PIPEWRIGHT_GITLAB_GROUPS).
+        #[arg(long)]
+        group: String,
+        /// Public base URL of this pipewright (hooks go to URL/webhooks/gitlab); defaults
+        /// to PIPEWRIGHT_PUBLIC_URL.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+/// `pipewright bitbucket …`
+#[derive(Debug, Subcommand)]
+pub enum BitbucketCommand {
+    /// Register a workspace webhook for pipewright (idempotent) and record the workspace.
+    Connect {
+        /// Workspace slug (must be in PIPEWRIGHT_BITBUCKET_WORKSPACES).
+        #[arg(long)]
+        workspace: String,
+        /// Public base URL of this pipewright (hooks go to URL/webhooks/bitbucket); defaults
+        /// to PIPEWRIGHT_PUBLIC_URL.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
 /// `pipewright manifest …`
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
@@ -236,7 +294,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     crate::telemetry::init(config.log_format);
     match cli.command {
-        Command::Serve => crate::app::serve(config).await?,
+        Command::Serve { dry_run } => {
+            let mut config = config;
+            config.bot.dry_run = dry_run;
+            crate::app::serve(config).await?
+        }
+        Command::Gitlab {
+            command: GitlabCommand::Connect { group, url },
+        } => return crate::app::gitlab_connect(&config, &group, url.as_deref()).await,
+        Command::Bitbucket {
+            command: BitbucketCommand::Connect { workspace, url },
+        } => return crate::app::bitbucket_connect(&config, &workspace, url.as_deref()).await,
+        Command::Reconcile {
+            forge,
+            installation,
+        } => {
+            let db = Db::connect_and_migrate(config.database_url.expose()).await?;
+            let job = crate::jobs::ReconcileInstallation {
+                forge,
+                installation: crate::forge::InstallationId(installation),
+                period: -Clock::System.now(),
+            };
+            let id =
+                store::enqueue(&db, &crate::queue::NewJob::of(&job), Clock::System.now()).await?;
+            db.close().await;
+            match id {
+                Some(id) => println!("queued reconcile job {id}"),
+                None => println!("a reconcile pass is already queued"),
+            }
+        }
         Command::Worker => crate::app::worker(config).await?,
         Command::Migrate => {
             Db::connect_and_migrate(config.database_url.expose())

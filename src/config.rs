@@ -196,6 +196,10 @@ pub struct ConfigArgs {
     /// Where `serve --dry-run` writes would-be pull requests.
     #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true)]
     pub outbox: Option<PathBuf>,
+    /// Public base URL of this deployment (webhook registration: `gitlab connect`,
+    /// `bitbucket connect`, and hooks on new GitLab projects found by reconcile).
+    #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -233,6 +237,7 @@ struct FileConfig {
     prs_per_hour: Option<u32>,
     reconcile_secs: Option<u64>,
     outbox: Option<PathBuf>,
+    public_url: Option<String>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -314,6 +319,8 @@ pub struct BotConfig {
     pub dry_run: bool,
     /// Outbox directory used by `--dry-run`.
     pub outbox: PathBuf,
+    /// Public base URL of this deployment, for registering webhooks.
+    pub public_url: Option<String>,
 }
 
 impl Default for BotConfig {
@@ -333,6 +340,7 @@ impl Default for BotConfig {
             reconcile_secs: DEFAULT_RECONCILE_SECS,
             dry_run: false,
             outbox: PathBuf::from("pipewright-outbox"),
+            public_url: None,
         }
     }
 }
@@ -669,6 +677,10 @@ impl ConfigArgs {
                 .clone()
                 .or(file.outbox.take())
                 .unwrap_or(d.outbox),
+            public_url: match self.public_url.clone().or(file.public_url.take()) {
+                Some(u) => Some(http_url("PIPEWRIGHT_PUBLIC_URL", u)?),
+                None => None,
+            },
         })
     }
 }

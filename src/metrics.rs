@@ -2,7 +2,7 @@
 //! durations and queue latency, plus job counts and queue depth read from the database
 //! at scrape time (so every replica reports the same shared queue).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::clock::Millis;
 use crate::db::Db;
+use crate::forge::client::ApiCallTotals;
 use crate::queue::store;
 
 type Labels = Vec<(&'static str, String)>;
@@ -27,6 +28,10 @@ pub struct Metrics {
     queue_latency: Family<Labels, Histogram>,
     jobs: Family<Labels, Gauge>,
     queue_depth: Gauge,
+    api_calls: Family<Labels, Counter>,
+    api_jobs: Family<Labels, Counter>,
+    api_job_calls: Family<Labels, Counter>,
+    api_totals: Mutex<Option<Arc<ApiCallTotals>>>,
     scrape_lock: Mutex<()>,
 }
 
@@ -88,7 +93,29 @@ impl Metrics {
             "Jobs due now and waiting for a worker",
             queue_depth.clone(),
         );
+        let api_calls = Family::<Labels, Counter>::default();
+        registry.register(
+            "forge_api_calls",
+            "Forge API calls by forge, operation and outcome",
+            api_calls.clone(),
+        );
+        let api_jobs = Family::<Labels, Counter>::default();
+        registry.register(
+            "forge_api_jobs",
+            "Jobs that used the forge API, by forge and kind (denominator of calls per job)",
+            api_jobs.clone(),
+        );
+        let api_job_calls = Family::<Labels, Counter>::default();
+        registry.register(
+            "forge_api_job_calls",
+            "Forge API calls made by jobs, by forge and kind",
+            api_job_calls.clone(),
+        );
         Metrics {
+            api_calls,
+            api_jobs,
+            api_job_calls,
+            api_totals: Mutex::new(None),
             registry,
             deliveries,
             signature_failures,
@@ -133,6 +160,47 @@ impl Metrics {
             .observe(secs);
     }
 
+    /// Exports the forge API call counters of `totals` at every scrape.
+    pub fn attach_api_calls(&self, totals: Arc<ApiCallTotals>) {
+        *self
+            .api_totals
+            .lock()
+            .expect("metrics lock is never poisoned") = Some(totals);
+    }
+
+    fn sync_api_calls(&self) {
+        let Some(totals) = self
+            .api_totals
+            .lock()
+            .expect("metrics lock is never poisoned")
+            .clone()
+        else {
+            return;
+        };
+        let bump = |c: &Counter, to: u64| {
+            let now = c.get();
+            if to > now {
+                c.inc_by(to - now);
+            }
+        };
+        for ((forge, op, outcome), n) in totals.snapshot() {
+            let l = vec![
+                ("forge", forge.as_str().to_owned()),
+                ("operation", op.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ];
+            bump(&self.api_calls.get_or_create(&l), n);
+        }
+        for ((forge, kind), (jobs, calls)) in totals.per_job() {
+            let l = vec![
+                ("forge", forge.as_str().to_owned()),
+                ("kind", kind.to_owned()),
+            ];
+            bump(&self.api_jobs.get_or_create(&l), jobs);
+            bump(&self.api_job_calls.get_or_create(&l), calls);
+        }
+    }
+
     /// Reads queue state from the database and renders the text exposition format.
     pub async fn render(&self, db: &Db, now: Millis) -> anyhow::Result<String> {
         let counts = store::counts(db).await?;
@@ -149,6 +217,7 @@ impl Metrics {
                 .set(n);
         }
         self.queue_depth.set(depth);
+        self.sync_api_calls();
         let mut out = String::new();
         encode(&mut out, &self.registry)?;
         Ok(out)

@@ -516,10 +516,7 @@ async fn handle_event_tracks_installations_and_fans_out_follow_ups() {
                 t.name
             );
         }
-        let registry = jobs::registry(JobsContext {
-            command_word: "pipewright".into(),
-            clock: c.clock.clone(),
-        });
+        let registry = jobs::registry(JobsContext::new("pipewright", c.clock.clone()));
         let mut opts = WorkerOptions::new(2);
         opts.poll_ms = 20;
         let pool = WorkerPool::new(

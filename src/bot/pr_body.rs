@@ -31,6 +31,13 @@ pub struct PrState {
     pub files: Vec<String>,
     /// [`files_hash`] of the proposal.
     pub hash: String,
+    /// Last commit pipewright wrote to the branch: a different branch tip means people
+    /// committed to it, and pipewright must not overwrite their work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+    /// A newer proposal pipewright told people about instead of pushing it (said once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified: Option<String>,
 }
 
 /// SHA-256 over the files' paths and contents, in path order: equal proposals have equal
@@ -84,6 +91,25 @@ pub fn render(
     files: &[GeneratedFile],
     provider: Provider,
     command_word: &str,
+    head: Option<&str>,
+) -> String {
+    let state = PrState {
+        version: STATE_VERSION,
+        provider,
+        files: files.iter().map(|f| f.path.clone()).collect(),
+        hash: files_hash(files),
+        head: head.map(str::to_owned),
+        notified: None,
+    };
+    render_with_state(analysis, files, command_word, &state)
+}
+
+/// [`render`] with an explicit state.
+pub fn render_with_state(
+    analysis: &Analysis,
+    files: &[GeneratedFile],
+    command_word: &str,
+    state: &PrState,
 ) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
@@ -136,13 +162,7 @@ pub fn render(
     ] {
         let _ = writeln!(s, "- `/{command_word} {cmd}`: {what}");
     }
-    let state = PrState {
-        version: STATE_VERSION,
-        provider,
-        files: files.iter().map(|f| f.path.clone()).collect(),
-        hash: files_hash(files),
-    };
-    let json = serde_json::to_vec(&state).expect("the state serializes");
+    let json = serde_json::to_vec(state).expect("the state serializes");
     let _ = writeln!(
         s,
         "\n{STATE_OPEN}{}{STATE_CLOSE}",
@@ -164,6 +184,20 @@ pub fn merge(existing: Option<&str>, region: &str) -> String {
         }
         _ => format!("{region}\n\n{body}"),
     }
+}
+
+/// Replaces the state block of the bot's region in `body` (the rest is untouched).
+pub fn replace_state(body: &str, state: &PrState) -> Option<String> {
+    let b = body.find(BEGIN)?;
+    let e = body[b..].find(END)? + b;
+    let start = body[b..e].rfind(STATE_OPEN)? + b;
+    let json = serde_json::to_vec(state).expect("the state serializes");
+    Some(format!(
+        "{}{STATE_OPEN}{}{STATE_CLOSE}\n{}",
+        &body[..start],
+        base64::engine::general_purpose::STANDARD.encode(json),
+        &body[e..]
+    ))
 }
 
 /// The bot's state from a PR body, if the region holds a valid one.
@@ -210,7 +244,7 @@ mod tests {
     #[test]
     fn state_round_trips_and_hostile_paths_cannot_close_the_region() {
         let (a, files) = sample();
-        let region = render(&a, &files, Provider::Github, "pipewright");
+        let region = render(&a, &files, Provider::Github, "pipewright", None);
         assert_eq!(region.matches(END).count(), 1, "{region}");
         assert!(
             region.contains("&lt;!-- pipewright:end --&gt; \\|x'"),
@@ -225,7 +259,10 @@ mod tests {
     #[test]
     fn only_the_region_is_rewritten() {
         let (a, files) = sample();
-        let first = merge(None, &render(&a, &files, Provider::Github, "pipewright"));
+        let first = merge(
+            None,
+            &render(&a, &files, Provider::Github, "pipewright", None),
+        );
         let edited = format!("Thanks, bot!\n\n{first}\n\n> reviewer notes stay here");
         let changed = vec![GeneratedFile {
             path: ".github/workflows/ci.yml".into(),
@@ -233,7 +270,7 @@ mod tests {
         }];
         let updated = merge(
             Some(&edited),
-            &render(&a, &changed, Provider::Github, "pipewright"),
+            &render(&a, &changed, Provider::Github, "pipewright", None),
         );
         assert!(
             updated.starts_with("Thanks, bot!\n\n")
@@ -243,7 +280,7 @@ mod tests {
         // A body whose region was deleted gets it back on top, the human text kept.
         let restored = merge(
             Some("just my text"),
-            &render(&a, &files, Provider::Github, "pipewright"),
+            &render(&a, &files, Provider::Github, "pipewright", None),
         );
         assert!(restored.starts_with(BEGIN) && restored.ends_with("just my text"));
     }
@@ -280,5 +317,21 @@ mod tests {
             content: "3".into(),
         };
         assert_ne!(files_hash(&[a.clone(), b]), files_hash(&[a, b2]));
+    }
+
+    #[test]
+    fn the_state_can_be_replaced_without_touching_the_rest() {
+        let (a, files) = sample();
+        let body = merge(
+            Some("notes by a person"),
+            &render(&a, &files, Provider::Github, "pipewright", Some("abc")),
+        );
+        let mut st = parse_state(&body).unwrap();
+        assert_eq!(st.head.as_deref(), Some("abc"));
+        st.notified = Some("h2".into());
+        let new = replace_state(&body, &st).unwrap();
+        assert_eq!(parse_state(&new).unwrap(), st);
+        assert!(new.ends_with("notes by a person"));
+        assert!(replace_state("no region", &st).is_none());
     }
 }

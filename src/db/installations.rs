@@ -248,6 +248,22 @@ pub async fn get_installation(
     })
 }
 
+/// Installations of a forge.
+pub async fn list_installations(
+    db: &Db,
+    forge: Forge,
+) -> Result<Vec<InstallationRow>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT id, forge, external_id, account, state FROM installations \
+             WHERE forge = $1 ORDER BY id",
+        )
+        .bind(forge.as_str())
+        .fetch_all(pool)
+        .await
+    })
+}
+
 /// Repositories of an installation, by name.
 pub async fn list_repos(db: &Db, installation: i64) -> Result<Vec<RepoRow>, sqlx::Error> {
     with_pool!(db, pool => {

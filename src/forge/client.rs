@@ -392,13 +392,36 @@ pub struct CallCounter {
     totals: Option<Arc<ApiCallTotals>>,
 }
 
-/// Process-wide API call counts by (forge, operation, outcome), exported as metrics.
+/// Process-wide API call counts by (forge, operation, outcome), and calls per job by
+/// (forge, job kind), exported as metrics.
 #[derive(Debug, Default)]
 pub struct ApiCallTotals {
     counts: std::sync::Mutex<HashMap<(Forge, &'static str, &'static str), u64>>,
+    per_job: std::sync::Mutex<HashMap<(Forge, &'static str), (u64, u64)>>,
 }
 
 impl ApiCallTotals {
+    /// Records that one job of `kind` made `calls` API calls.
+    pub fn observe_job(&self, forge: Forge, kind: &'static str, calls: u64) {
+        let mut m = self.per_job.lock().expect("counter lock is never poisoned");
+        let e = m.entry((forge, kind)).or_default();
+        e.0 += 1;
+        e.1 += calls;
+    }
+
+    /// (jobs, calls) by (forge, kind).
+    pub fn per_job(&self) -> Vec<((Forge, &'static str), (u64, u64))> {
+        let mut v: Vec<_> = self
+            .per_job
+            .lock()
+            .expect("counter lock is never poisoned")
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Snapshot of every counter.
     pub fn snapshot(&self) -> Vec<((Forge, &'static str, &'static str), u64)> {
         let mut v: Vec<_> = self

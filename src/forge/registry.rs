@@ -77,6 +77,26 @@ impl Forges {
         }
     }
 
+    /// Is any forge configured with credentials?
+    pub fn any_configured(&self) -> bool {
+        !self.configured().is_empty()
+    }
+
+    /// The forges with credentials.
+    pub fn configured(&self) -> Vec<Forge> {
+        let mut v = Vec::new();
+        if self.github.is_some() {
+            v.push(Forge::Github);
+        }
+        if self.gitlab.is_some() {
+            v.push(Forge::Gitlab);
+        }
+        if self.bitbucket.is_some() {
+            v.push(Forge::Bitbucket);
+        }
+        v
+    }
+
     /// Process-wide API call counters (for `/metrics`).
     pub fn totals(&self) -> Arc<ApiCallTotals> {
         self.totals.clone()

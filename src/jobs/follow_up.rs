@@ -16,6 +16,10 @@ pub enum AnalyzeReason {
     Installed,
     /// A push to the default branch (first push of a new repository included).
     Push,
+    /// The periodic reconcile pass found it new or changed.
+    Reconcile,
+    /// A person asked (`regenerate`).
+    Command,
 }
 
 /// Analyse a repository's default branch and open or update its fix-up PR.
@@ -105,5 +109,34 @@ impl Job for PullRequestClosed {
 
     fn concurrency_key(&self) -> Option<String> {
         Some(format!("repo:{}:{}", self.forge, self.repo.id))
+    }
+}
+
+/// List an installation's repositories and queue analysis for new or changed ones: the
+/// safety net for deliveries that never arrived (GitHub does not retry, GitLab disables
+/// failing hooks, Bitbucket has no repository-created event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileInstallation {
+    /// Forge.
+    pub forge: Forge,
+    /// Tenant.
+    pub installation: InstallationId,
+    /// Which period this pass belongs to (one pass per period; 0 = on demand).
+    pub period: i64,
+}
+
+impl Job for ReconcileInstallation {
+    const KIND: &'static str = "reconcile_installation";
+    const PRIORITY: i64 = -10; // background work yields to people and events
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!(
+            "reconcile:{}:{}:{}",
+            self.forge, self.installation, self.period
+        ))
+    }
+
+    fn concurrency_key(&self) -> Option<String> {
+        Some(format!("reconcile:{}:{}", self.forge, self.installation))
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
-use super::follow_up::{AnalyzeReason, AnalyzeRepo, PullRequestClosed, RunCommand};
+use super::follow_up::{
+    AnalyzeReason, AnalyzeRepo, PullRequestClosed, ReconcileInstallation, RunCommand,
+};
 use super::JobsContext;
 use crate::db::installations::{self, InstallationState, RepoState};
 use crate::db::Db;
@@ -104,8 +106,42 @@ async fn apply(
         None => true,
     };
 
+    // GitLab / Bitbucket: only allowlisted groups and workspaces (GitHub: any installation).
+    if let Some(i) = &event.installation {
+        if ctx.forges.any_configured()
+            && !ctx
+                .forges
+                .allows(forge, i.id.as_str(), i.account.as_deref())
+        {
+            debug!(tenant = %i.id, "tenant not in the allowlist: event ignored");
+            return Ok(());
+        }
+    }
+    // Events the bot caused itself (its own comments, PR updates) are not reactions to people.
+    if let Some(sender) = &event.sender {
+        if ctx.forges.is_own_account(forge, &sender.login) {
+            debug!(sender = %sender.login, "event caused by pipewright itself: ignored");
+            return Ok(());
+        }
+    }
+
     match &event.kind {
         EventKind::InstallationCreated { repos } | EventKind::ReposAdded { repos } => {
+            if let (Some(ext), EventKind::InstallationCreated { .. }, true) =
+                (&inst_ext, &event.kind, active)
+            {
+                // The payload may not list every repository: the reconcile pass does.
+                enqueue(
+                    db,
+                    &ReconcileInstallation {
+                        forge,
+                        installation: ext.clone(),
+                        period: 0,
+                    },
+                    now,
+                )
+                .await?;
+            }
             for repo in repos {
                 installations::upsert_repo(db, inst_row, forge, repo, RepoState::Active, now)
                     .await?;
@@ -131,9 +167,15 @@ async fn apply(
                     .await?;
             }
         }
-        EventKind::InstallationDeleted
-        | EventKind::InstallationSuspended
-        | EventKind::InstallationUnsuspended => {}
+        EventKind::InstallationDeleted | EventKind::InstallationSuspended => {
+            if let Some(ext) = &inst_ext {
+                ctx.forges.forget(forge, ext.as_str());
+                let dropped =
+                    store::drop_installation_jobs(db, forge.as_str(), ext.as_str()).await?;
+                info!(installation = %ext, dropped, "installation stopped: tokens and queued work dropped");
+            }
+        }
+        EventKind::InstallationUnsuspended => {}
         EventKind::RepoCreated { repo } => {
             // A new repository is usually empty: wait for its first push.
             installations::upsert_repo(db, inst_row, forge, repo, RepoState::Active, now).await?;
@@ -169,7 +211,7 @@ async fn apply(
             }
         }
         EventKind::Comment(comment) => {
-            if comment.author.is_bot {
+            if comment.author.is_bot || ctx.forges.is_own_account(forge, &comment.author.login) {
                 debug!(author = %comment.author.login, "comment by a bot: ignored");
             } else if !mentions_command(&comment.body, &ctx.command_word) {
                 debug!("comment without a command: ignored");

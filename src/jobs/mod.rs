@@ -6,12 +6,22 @@
 //! this binary stay queued (visible in `pipewright jobs list`) until a binary that has
 //! one claims them.
 
+pub mod analyze_repo;
 pub mod follow_up;
 pub mod handle_event;
+pub mod outbox;
+pub mod reconcile;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::forge::client::ApiError;
+use crate::forge::{Forge, ForgeClient, Forges};
 use crate::queue::{Job, Registry};
 
-pub use follow_up::{AnalyzeReason, AnalyzeRepo, PullRequestClosed, RunCommand};
+pub use follow_up::{
+    AnalyzeReason, AnalyzeRepo, PullRequestClosed, ReconcileInstallation, RunCommand,
+};
 pub use handle_event::HandleEvent;
 
 /// Every job kind this version knows, handled or not (kinds are stored: never rename).
@@ -20,6 +30,7 @@ pub const ALL_KINDS: &[&str] = &[
     AnalyzeRepo::KIND,
     RunCommand::KIND,
     PullRequestClosed::KIND,
+    ReconcileInstallation::KIND,
 ];
 
 /// What handlers need from the process, beyond the job's payload.
@@ -29,13 +40,93 @@ pub struct JobsContext {
     pub command_word: String,
     /// Clock for timestamps.
     pub clock: crate::clock::Clock,
+    /// Forge connections.
+    pub forges: Arc<Forges>,
+    /// Branch of the bot's pull request.
+    pub pr_branch: String,
+    /// PRs opened per installation per hour.
+    pub prs_per_hour: u32,
+    /// Dry run: record would-be writes under this directory instead of sending them.
+    pub outbox: Option<PathBuf>,
+    /// Webhook to register on GitLab projects the reconcile pass discovers (URL, token).
+    pub gitlab_hook: Option<(String, crate::config::Secret)>,
 }
 
-/// The handlers this binary runs.
+impl JobsContext {
+    /// A context with no forge configured (forge jobs are left to other processes).
+    pub fn new(command_word: &str, clock: crate::clock::Clock) -> Self {
+        JobsContext {
+            command_word: command_word.to_owned(),
+            clock,
+            forges: Arc::new(Forges::none()),
+            pr_branch: crate::config::DEFAULT_PR_BRANCH.into(),
+            prs_per_hour: crate::config::DEFAULT_PRS_PER_HOUR,
+            outbox: None,
+            gitlab_hook: None,
+        }
+    }
+
+    /// The context of a configured process.
+    pub fn from_config(
+        config: &crate::config::Config,
+        clock: crate::clock::Clock,
+        forges: Arc<Forges>,
+    ) -> Self {
+        JobsContext {
+            command_word: config.command_word.clone(),
+            clock,
+            forges,
+            pr_branch: config.bot.pr_branch.clone(),
+            prs_per_hour: config.bot.prs_per_hour,
+            outbox: config.bot.dry_run.then(|| config.bot.outbox.clone()),
+            gitlab_hook: match (&config.bot.public_url, config.gitlab_webhook_secrets.last()) {
+                (Some(url), Some(secret)) if !config.bot.dry_run => {
+                    Some((format!("{url}/webhooks/gitlab"), secret.clone()))
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// A client for a job, wrapped in the dry-run outbox when one is set.
+    pub fn forge_client(
+        &self,
+        forge: Forge,
+        tenant: &str,
+        account: Option<&str>,
+    ) -> Result<Box<dyn ForgeClient>, ApiError> {
+        let client = self.forges.client(forge, tenant, account)?;
+        Ok(match &self.outbox {
+            Some(dir) => Box::new(outbox::DryRun::new(client, dir.clone())),
+            None => client,
+        })
+    }
+}
+
+/// The handlers this binary runs. Forge work (analysis, reconcile, PR bookkeeping) is
+/// registered only when some forge has credentials, so an intake-only or unconfigured
+/// process leaves those jobs queued for a process that can do them.
 pub fn registry(ctx: JobsContext) -> Registry {
-    Registry::new().register::<HandleEvent, _, _>(move |run, job| {
-        let ctx = ctx.clone();
+    let c = ctx.clone();
+    let reg = Registry::new().register::<HandleEvent, _, _>(move |run, job| {
+        let ctx = c.clone();
         async move { handle_event::run(&ctx, &run, job).await }
+    });
+    if !ctx.forges.any_configured() {
+        return reg;
+    }
+    let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx);
+    reg.register::<AnalyzeRepo, _, _>(move |run, job| {
+        let ctx = c1.clone();
+        async move { analyze_repo::run(&ctx, &run, job).await }
+    })
+    .register::<ReconcileInstallation, _, _>(move |run, job| {
+        let ctx = c2.clone();
+        async move { reconcile::reconcile(&ctx, &run, job).await }
+    })
+    .register::<PullRequestClosed, _, _>(move |run, job| {
+        let ctx = c3.clone();
+        async move { reconcile::pull_request_closed(&ctx, &run, job).await }
     })
 }
 
@@ -50,10 +141,7 @@ mod tests {
         let n = kinds.len();
         kinds.dedup();
         assert_eq!(kinds.len(), n, "duplicate job kind");
-        let reg = registry(JobsContext {
-            command_word: "pipewright".into(),
-            clock: crate::clock::Clock::System,
-        });
+        let reg = registry(JobsContext::new("pipewright", crate::clock::Clock::System));
         for k in reg.kinds() {
             assert!(
                 ALL_KINDS.contains(&k.as_str()),

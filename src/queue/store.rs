@@ -629,3 +629,34 @@ pub async fn ready_depth(db: &Db, now: Millis) -> Result<i64, sqlx::Error> {
         .await
     })
 }
+
+/// Drops the waiting work of a removed installation (analyses, commands, reconciles):
+/// jobs whose payload names the forge and installation and are not running. Returns how
+/// many were dropped. Running ones finish and find the installation inactive.
+pub async fn drop_installation_jobs(
+    db: &Db,
+    forge: &str,
+    installation: &str,
+) -> Result<u64, sqlx::Error> {
+    match db {
+        Db::Sqlite(pool) => sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('queued', 'failed') AND kind <> 'handle_event' \
+             AND json_extract(payload, '$.forge') = $1 \
+             AND json_extract(payload, '$.installation') = $2",
+        )
+        .bind(forge)
+        .bind(installation)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()),
+        Db::Postgres(pool) => sqlx::query(
+            "DELETE FROM jobs WHERE state IN ('queued', 'failed') AND kind <> 'handle_event' \
+             AND payload::jsonb ->> 'forge' = $1 AND payload::jsonb ->> 'installation' = $2",
+        )
+        .bind(forge)
+        .bind(installation)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()),
+    }
+}

@@ -256,6 +256,25 @@ impl BitbucketClient {
     }
 }
 
+impl BitbucketClient {
+    /// The workspace's uuid (the tenant id webhook payloads carry).
+    pub async fn workspace_uuid(&self) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Ws {
+            uuid: String,
+        }
+        let w: Ws = self
+            .json(
+                "get workspace",
+                Method::GET,
+                &format!("/workspaces/{}", seg(&self.workspace)),
+                None,
+            )
+            .await?;
+        Ok(w.uuid)
+    }
+}
+
 #[derive(Deserialize)]
 struct BbRepo {
     uuid: String,

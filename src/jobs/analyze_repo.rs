@@ -1,0 +1,614 @@
+//! `analyze_repo`: read a repository's default branch through the forge API (one tree
+//! listing plus only the manifests detection asks for), decide what to propose, and open
+//! or update the one pipewright pull request, found again by its branch.
+//!
+//! Rules, in the order they are checked:
+//! - a deleted/suspended installation, a removed or ignored repository: nothing;
+//! - archived, disabled, fork, empty repositories: skipped with a reason;
+//! - existing CI or nothing buildable: no PR;
+//! - an open PR whose state hash matches: nothing (redeliveries cost 5 reads);
+//! - an open PR whose branch tip is not the commit pipewright wrote: people committed to
+//!   it, so comment once and never push over them;
+//! - a PR a person closed with this same proposal: never reopened;
+//! - otherwise update the open PR (a fast-forward commit) or open one, within the
+//!   installation's hourly budget (deferred, silently, when it is spent).
+
+use std::collections::BTreeSet;
+
+use anyhow::Context as _;
+use tracing::{info, warn};
+
+use super::follow_up::AnalyzeRepo;
+use super::JobsContext;
+use crate::analyze::tree::{MAX_FILES_READ, MAX_FILE_BYTES};
+use crate::analyze::{files_to_read, RepoTree};
+use crate::bot::pr_body::{self, PrState as BodyState};
+use crate::bot::proposal::{self, Decision, Proposal};
+use crate::db::installations::{self, InstallationRow, RepoRow, RepoState};
+use crate::db::pull_requests;
+use crate::db::Db;
+use crate::forge::client::{
+    ApiError, BranchWrite, FileWrite, ForgeClient, NewPullRequest, Parent, PrState,
+    PullRequestUpdate, RepoHandle,
+};
+use crate::forge::event::{CommentTarget, Repo};
+use crate::forge::Forge;
+use crate::generate::Provider;
+use crate::queue::registry::JobRun;
+use crate::queue::JobError;
+
+/// What an analysis concluded (stored as the repository's `last_outcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do, and why.
+    Skipped(String),
+    /// The open PR already carries this proposal.
+    Unchanged(u64),
+    /// A PR was opened.
+    Opened(u64),
+    /// The open PR was updated.
+    Updated(u64),
+    /// People committed to the branch: commented instead of pushing.
+    HumanCommits(u64),
+    /// A person closed a PR with this proposal: not reopened.
+    ClosedByPerson(u64),
+    /// The repository's `.pipewright.yml` is invalid.
+    ConfigError(String),
+    /// The GitHub App cannot write workflow files.
+    NoWorkflowsPermission,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Skipped(r) => write!(f, "skipped: {r}"),
+            Outcome::Unchanged(n) => write!(f, "unchanged: #{n} already carries this proposal"),
+            Outcome::Opened(n) => write!(f, "opened #{n}"),
+            Outcome::Updated(n) => write!(f, "updated #{n}"),
+            Outcome::HumanCommits(n) => {
+                write!(
+                    f,
+                    "#{n} has commits by people: commented instead of pushing"
+                )
+            }
+            Outcome::ClosedByPerson(n) => {
+                write!(f, "#{n} was closed with this proposal: not reopened")
+            }
+            Outcome::ConfigError(e) => write!(f, "invalid repository config: {e}"),
+            Outcome::NoWorkflowsPermission => {
+                f.write_str("the GitHub App lacks `workflows: write`; grant it in the App settings")
+            }
+        }
+    }
+}
+
+/// The CI system native to a forge.
+pub fn forge_provider(forge: Forge) -> Provider {
+    match forge {
+        Forge::Github => Provider::Github,
+        Forge::Gitlab => Provider::Gitlab,
+        Forge::Bitbucket => Provider::Bitbucket,
+    }
+}
+
+pub(super) async fn run(ctx: &JobsContext, run: &JobRun, job: AnalyzeRepo) -> Result<(), JobError> {
+    let db = &run.db;
+    let Some(inst_ext) = &job.installation else {
+        info!("no installation in the event: nothing to act as");
+        return Ok(());
+    };
+    let inst = installations::get_installation(db, job.forge, inst_ext.as_str())
+        .await
+        .context("cannot read the installation")?;
+    let Some(inst) = inst.filter(|i| i.state == "active") else {
+        info!(installation = %inst_ext, "installation is not active: nothing to do");
+        return Ok(());
+    };
+    let repo_row = match installations::get_repo(db, job.forge, job.repo.id.as_str())
+        .await
+        .context("cannot read the repository")?
+    {
+        Some(r) => r,
+        None => {
+            let id = installations::upsert_repo(
+                db,
+                Some(inst.id),
+                job.forge,
+                &job.repo,
+                RepoState::Active,
+                ctx.clock.now(),
+            )
+            .await
+            .context("cannot record the repository")?;
+            installations::get_repo(db, job.forge, job.repo.id.as_str())
+                .await
+                .context("cannot read the repository")?
+                .with_context(|| format!("repository row {id} vanished"))?
+        }
+    };
+    if repo_row.state != "active" {
+        info!(repo = %repo_row.full_name, state = %repo_row.state, "repository is not active: nothing to do");
+        return Ok(());
+    }
+    let client = ctx
+        .forge_client(job.forge, inst_ext.as_str(), inst.account.as_deref())
+        .map_err(JobError::from)?;
+    let handle = RepoHandle {
+        id: job.repo.id.as_str().to_owned(),
+        full_name: job.repo.full_name.clone(),
+    };
+    let result = sync_repository(
+        ctx,
+        db,
+        client.as_ref(),
+        &inst,
+        &repo_row,
+        &handle,
+        job.sha.as_ref().map(|s| s.as_str()),
+    )
+    .await;
+    ctx.forges
+        .totals()
+        .observe_job(job.forge, "analyze_repo", client.calls());
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            info!(repo = %handle.full_name, api_calls = client.calls(), error = %e, "analysis stopped");
+            return Err(e);
+        }
+    };
+    info!(repo = %handle.full_name, api_calls = client.calls(), outcome = %outcome, "analysis done");
+    pull_requests::record_outcome(db, repo_row.id, &outcome.to_string(), None, ctx.clock.now())
+        .await
+        .context("cannot record the outcome")?;
+    Ok(())
+}
+
+/// Analyses one repository and brings its pull request in line with the proposal.
+/// Shared by the `analyze_repo` job and the `regenerate` command.
+pub async fn sync_repository(
+    ctx: &JobsContext,
+    db: &Db,
+    client: &dyn ForgeClient,
+    inst: &InstallationRow,
+    repo_row: &RepoRow,
+    handle: &RepoHandle,
+    sha: Option<&str>,
+) -> Result<Outcome, JobError> {
+    let now = ctx.clock.now();
+    let bot_state = pull_requests::repo_state(db, repo_row.id)
+        .await
+        .context("cannot read the repository's bot state")?;
+    if bot_state.ignored {
+        return Ok(Outcome::Skipped("ignored with the `ignore` command".into()));
+    }
+    let remote = client.repository(handle).await?;
+    // Keep names and flags fresh (renames, archiving) for operators and the reconcile job.
+    installations::upsert_repo(
+        db,
+        Some(inst.id),
+        client.forge(),
+        &Repo {
+            id: crate::forge::RepoId(remote.handle.id.clone()),
+            full_name: remote.handle.full_name.clone(),
+            default_branch: remote.default_branch.clone(),
+            private: Some(remote.private),
+            archived: Some(remote.archived),
+            fork: Some(remote.fork),
+        },
+        RepoState::Active,
+        now,
+    )
+    .await
+    .context("cannot update the repository")?;
+    if let Some(reason) = remote.skip_reason() {
+        return Ok(Outcome::Skipped(reason.into()));
+    }
+    let handle = &remote.handle;
+    let default_branch = remote
+        .default_branch
+        .clone()
+        .unwrap_or_else(|| "main".into());
+    let head = match sha {
+        Some(s) => s.to_owned(),
+        None => match client.branch_head(handle, &default_branch).await? {
+            Some(h) => h,
+            None => {
+                return Ok(Outcome::Skipped(
+                    "empty (waiting for the first push)".into(),
+                ))
+            }
+        },
+    };
+    let listing = client.tree(handle, &head).await?;
+    if listing.files.is_empty() {
+        return Ok(Outcome::Skipped(
+            "empty (waiting for the first push)".into(),
+        ));
+    }
+    if listing.truncated {
+        warn!(repo = %handle.full_name, "the forge truncated the tree listing; analysing what it returned");
+    }
+    let paths: Vec<&str> = listing.files.iter().map(|f| f.path.as_str()).collect();
+    let too_big: BTreeSet<&str> = listing
+        .files
+        .iter()
+        .filter(|f| f.size.is_some_and(|s| s > MAX_FILE_BYTES))
+        .map(|f| f.path.as_str())
+        .collect();
+    let wanted: Vec<String> = files_to_read(&paths)
+        .into_iter()
+        .filter(|p| !too_big.contains(p.as_str()))
+        .take(MAX_FILES_READ)
+        .collect();
+    let blobs = client.read_files(handle, &head, &wanted).await?;
+    let mut tree = RepoTree::from_paths(paths.iter().copied());
+    for (path, bytes) in &blobs {
+        tree.insert_content(path, bytes);
+    }
+    let decision = match proposal::propose(
+        &tree,
+        forge_provider(client.forge()),
+        &default_branch,
+        &ctx.command_word,
+    ) {
+        Ok(d) => d,
+        Err(e) => return Ok(Outcome::ConfigError(e.to_string())),
+    };
+    let proposal = match decision {
+        Decision::Skip(s) => return Ok(Outcome::Skipped(s.to_string())),
+        Decision::Propose(p) => p,
+    };
+    let existing = client.find_pull_request(handle, &ctx.pr_branch).await?;
+    let in_tree: BTreeSet<&str> = paths.iter().copied().collect();
+    match existing {
+        Some(pr) if pr.state == PrState::Open => {
+            let remembered = pull_requests::latest(db, repo_row.id)
+                .await
+                .context("cannot read the remembered pull request")?
+                .filter(|r| r.number == pr.number as i64);
+            let state = pr_body::parse_state(&pr.body);
+            let known_hash = state
+                .as_ref()
+                .map(|s| s.hash.clone())
+                .or_else(|| remembered.as_ref().map(|r| r.proposal_hash.clone()));
+            let our_head = state
+                .as_ref()
+                .and_then(|s| s.head.clone())
+                .or_else(|| remembered.as_ref().and_then(|r| r.head_sha.clone()));
+            if known_hash.as_deref() == Some(proposal.hash.as_str()) {
+                pull_requests::upsert(
+                    db,
+                    repo_row.id,
+                    pr.number,
+                    &ctx.pr_branch,
+                    "open",
+                    &proposal.hash,
+                    our_head.as_deref(),
+                    Some(&pr.url),
+                    now,
+                )
+                .await
+                .context("cannot remember the pull request")?;
+                return Ok(Outcome::Unchanged(pr.number));
+            }
+            let tip = pr.head_sha.clone();
+            let ours = match (&tip, &our_head) {
+                (Some(t), Some(o)) => same_commit(t, o),
+                _ => false,
+            };
+            if !ours {
+                return notify_human_commits(
+                    ctx, db, client, repo_row, handle, &pr, state, &proposal,
+                )
+                .await;
+            }
+            let tip = tip.expect("checked above");
+            let previous: BTreeSet<String> = state
+                .map(|s| s.files.into_iter().collect())
+                .unwrap_or_default();
+            let mut files = file_writes(&proposal, |p| in_tree.contains(p) || previous.contains(p));
+            for old in &previous {
+                if !proposal.files.iter().any(|f| &f.path == old) {
+                    files.push(FileWrite {
+                        path: old.clone(),
+                        content: None,
+                        exists: true,
+                    });
+                }
+            }
+            let write = BranchWrite {
+                branch: ctx.pr_branch.clone(),
+                parent: Parent::OnTop { head: tip },
+                files,
+                message: proposal.commit_message(),
+            };
+            let new_head = match client.write_branch(handle, &write).await {
+                Ok(h) => h,
+                Err(ApiError::WorkflowsPermission { detail }) => {
+                    warn!(repo = %handle.full_name, %detail, "cannot write workflow files");
+                    return Ok(Outcome::NoWorkflowsPermission);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let body = pr_body::merge(Some(&pr.body), &proposal.body_region(Some(&new_head)));
+            client
+                .update_pull_request(
+                    handle,
+                    pr.number,
+                    &PullRequestUpdate {
+                        title: None,
+                        body: Some(body),
+                        close: false,
+                    },
+                )
+                .await?;
+            pull_requests::upsert(
+                db,
+                repo_row.id,
+                pr.number,
+                &ctx.pr_branch,
+                "open",
+                &proposal.hash,
+                Some(&new_head),
+                Some(&pr.url),
+                now,
+            )
+            .await
+            .context("cannot remember the pull request")?;
+            Ok(Outcome::Updated(pr.number))
+        }
+        Some(pr)
+            if pr.state == PrState::Closed
+                && pr_body::parse_state(&pr.body).is_some_and(|s| s.hash == proposal.hash) =>
+        {
+            pull_requests::upsert(
+                db,
+                repo_row.id,
+                pr.number,
+                &ctx.pr_branch,
+                "closed",
+                &proposal.hash,
+                None,
+                Some(&pr.url),
+                now,
+            )
+            .await
+            .context("cannot remember the pull request")?;
+            Ok(Outcome::ClosedByPerson(pr.number))
+        }
+        Some(pr)
+            if pr.state == PrState::Merged
+                && pr_body::parse_state(&pr.body).is_some_and(|s| s.hash == proposal.hash) =>
+        {
+            Ok(Outcome::Unchanged(pr.number))
+        }
+        _ => {
+            // Also covers a lost body: the database remembers closed proposals too.
+            if let Some(r) = pull_requests::latest(db, repo_row.id)
+                .await
+                .context("cannot read the remembered pull request")?
+            {
+                if r.state == "closed" && r.proposal_hash == proposal.hash {
+                    return Ok(Outcome::ClosedByPerson(r.number as u64));
+                }
+            }
+            open_pull_request(
+                ctx,
+                db,
+                client,
+                inst,
+                repo_row,
+                handle,
+                &default_branch,
+                &head,
+                &proposal,
+                &in_tree,
+            )
+            .await
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn open_pull_request(
+    ctx: &JobsContext,
+    db: &Db,
+    client: &dyn ForgeClient,
+    inst: &InstallationRow,
+    repo_row: &RepoRow,
+    handle: &RepoHandle,
+    default_branch: &str,
+    head: &str,
+    proposal: &Proposal,
+    in_tree: &BTreeSet<&str>,
+) -> Result<Outcome, JobError> {
+    let now = ctx.clock.now();
+    match pull_requests::take_budget_slot(db, inst.id, repo_row.id, ctx.prs_per_hour, now)
+        .await
+        .context("cannot read the PR budget")?
+    {
+        Ok(()) => {}
+        Err(until) => {
+            return Err(JobError::Defer {
+                until,
+                reason: format!(
+                    "this installation opened {} pull requests in the last hour",
+                    ctx.prs_per_hour
+                ),
+            })
+        }
+    }
+    let write = BranchWrite {
+        branch: ctx.pr_branch.clone(),
+        parent: Parent::Fresh {
+            base: head.to_owned(),
+        },
+        files: file_writes(proposal, |p| in_tree.contains(p)),
+        message: proposal.commit_message(),
+    };
+    let new_head = match client.write_branch(handle, &write).await {
+        Ok(h) => h,
+        Err(ApiError::WorkflowsPermission { detail }) => {
+            warn!(repo = %handle.full_name, %detail, "cannot write workflow files");
+            return Ok(Outcome::NoWorkflowsPermission);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let pr = client
+        .open_pull_request(
+            handle,
+            &NewPullRequest {
+                head: ctx.pr_branch.clone(),
+                base: default_branch.to_owned(),
+                title: proposal.title(),
+                body: proposal.body_region(Some(&new_head)),
+            },
+        )
+        .await?;
+    // An adopted PR (created by an attempt whose answer was lost) may carry older state.
+    if pr_body::parse_state(&pr.body)
+        .and_then(|s| s.head)
+        .as_deref()
+        != Some(new_head.as_str())
+    {
+        client
+            .update_pull_request(
+                handle,
+                pr.number,
+                &PullRequestUpdate {
+                    title: None,
+                    body: Some(pr_body::merge(
+                        Some(&pr.body),
+                        &proposal.body_region(Some(&new_head)),
+                    )),
+                    close: false,
+                },
+            )
+            .await?;
+    }
+    pull_requests::upsert(
+        db,
+        repo_row.id,
+        pr.number,
+        &ctx.pr_branch,
+        "open",
+        &proposal.hash,
+        Some(&new_head),
+        Some(&pr.url),
+        now,
+    )
+    .await
+    .context("cannot remember the pull request")?;
+    info!(repo = %handle.full_name, pr = pr.number, url = %pr.url, "opened pull request");
+    Ok(Outcome::Opened(pr.number))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn notify_human_commits(
+    ctx: &JobsContext,
+    db: &Db,
+    client: &dyn ForgeClient,
+    repo_row: &RepoRow,
+    handle: &RepoHandle,
+    pr: &crate::forge::client::PullRequest,
+    state: Option<BodyState>,
+    proposal: &Proposal,
+) -> Result<Outcome, JobError> {
+    let remembered = pull_requests::latest(db, repo_row.id)
+        .await
+        .context("cannot read the remembered pull request")?
+        .filter(|r| r.number == pr.number as i64);
+    let told = state.as_ref().and_then(|s| s.notified.as_deref()) == Some(proposal.hash.as_str())
+        || remembered.as_ref().and_then(|r| r.notified_hash.as_deref())
+            == Some(proposal.hash.as_str());
+    if !told {
+        let body = format!(
+            "The default branch changed and pipewright has an updated proposal for this pull \
+             request, but the `{}` branch has commits pipewright did not write, so it will not \
+             overwrite them.\n\nTo take the update, merge or close this pull request (pipewright \
+             then proposes afresh), or drop the extra commits.",
+            ctx.pr_branch
+        );
+        client
+            .comment(handle, &CommentTarget::PullRequest(pr.number), &body)
+            .await?;
+        // Remember it in the PR body too, so a lost database does not repeat the comment.
+        if let Some(mut st) = state {
+            st.notified = Some(proposal.hash.clone());
+            if let Some(new_body) = pr_body::replace_state(&pr.body, &st) {
+                client
+                    .update_pull_request(
+                        handle,
+                        pr.number,
+                        &PullRequestUpdate {
+                            title: None,
+                            body: Some(new_body),
+                            close: false,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        let now = ctx.clock.now();
+        if remembered.is_none() {
+            pull_requests::upsert(
+                db,
+                repo_row.id,
+                pr.number,
+                &ctx.pr_branch,
+                "open",
+                "",
+                None,
+                Some(&pr.url),
+                now,
+            )
+            .await
+            .context("cannot remember the pull request")?;
+        }
+        pull_requests::set_notified(db, repo_row.id, pr.number, &proposal.hash, now)
+            .await
+            .context("cannot remember the notice")?;
+    }
+    Ok(Outcome::HumanCommits(pr.number))
+}
+
+fn file_writes(proposal: &Proposal, exists: impl Fn(&str) -> bool) -> Vec<FileWrite> {
+    proposal
+        .files
+        .iter()
+        .map(|f| FileWrite {
+            path: f.path.clone(),
+            content: Some(f.content.clone()),
+            exists: exists(&f.path),
+        })
+        .collect()
+}
+
+/// Bitbucket abbreviates commit hashes in some answers: compare on the common prefix.
+pub fn same_commit(a: &str, b: &str) -> bool {
+    let n = a.len().min(b.len());
+    n >= 7 && a[..n].eq_ignore_ascii_case(&b[..n])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abbreviated_hashes_match_their_full_form() {
+        let full = "0123456789abcdef0123456789abcdef01234567";
+        assert!(same_commit(full, "0123456789ab"));
+        assert!(same_commit(full, full));
+        assert!(!same_commit(full, "1123456789ab"));
+        assert!(!same_commit(full, "012"));
+    }
+
+    #[test]
+    fn outcomes_read_plainly() {
+        assert_eq!(Outcome::Opened(3).to_string(), "opened #3");
+        assert!(Outcome::NoWorkflowsPermission
+            .to_string()
+            .contains("workflows: write"));
+    }
+}
