@@ -2,6 +2,7 @@
 //! with the PR flow; today it holds the proposal decision (`proposal`), the pull request
 //! body with the bot's state inside it (`pr_body`), and the GitHub App manifest.
 
+pub mod commands;
 pub mod manifest;
 pub mod pr_body;
 pub mod proposal;

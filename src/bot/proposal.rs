@@ -3,10 +3,38 @@
 //! fetches the snapshot and writes the result to the forge; tests run it on fixtures.
 
 use crate::analyze::{analyze, Analysis, RepoTree};
-use crate::generate::{generate, GenerateError, GeneratedFile, Provider, Target};
+use crate::generate::{generate, Feature, GenerateError, GeneratedFile, Provider, Target};
 use crate::repo_config::{self, RepoConfigError};
 
 use super::pr_body;
+
+/// Per-repository choices made with slash commands (`add security`, `remove lint`),
+/// stored as JSON on the repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RepoSettings {
+    /// Features switched on or off, in the order they were chosen.
+    #[serde(default)]
+    pub features: Vec<(Feature, bool)>,
+}
+
+impl RepoSettings {
+    /// Reads stored settings; unreadable or missing settings are the defaults.
+    pub fn from_json(json: Option<&str>) -> RepoSettings {
+        json.and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records a choice, replacing an earlier one for the same feature.
+    pub fn set(&mut self, f: Feature, on: bool) {
+        self.features.retain(|(x, _)| *x != f);
+        self.features.push((f, on));
+    }
+
+    /// As stored.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialize")
+    }
+}
 
 /// Why no pull request is proposed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +150,7 @@ pub fn propose(
     forge_provider: Provider,
     default_branch: &str,
     command_word: &str,
+    settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
     let config = repo_config::load(tree)?.map(|(_, c)| c);
     let analysis = analyze(tree);
@@ -141,6 +170,10 @@ pub fn propose(
     };
     if let Some(c) = &config {
         target = target.with_repo_config(c);
+    }
+    // Choices made with `add` / `remove` are the most recent word: they win over the file.
+    for (f, on) in &settings.features {
+        target.features.set(*f, *on);
     }
     let files = generate(&analysis, &target)?;
     if files.is_empty() {
@@ -171,8 +204,14 @@ mod tests {
     #[test]
     fn a_repository_without_ci_gets_a_proposal_whose_state_matches() {
         let t = tree(&[("go.mod", "module x\n\ngo 1.22\n")]);
-        let Decision::Propose(p) = propose(&t, Provider::Gitlab, "main", "pipewright").unwrap()
-        else {
+        let Decision::Propose(p) = propose(
+            &t,
+            Provider::Gitlab,
+            "main",
+            "pipewright",
+            &RepoSettings::default(),
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(p.files[0].path, ".gitlab-ci.yml");
@@ -195,12 +234,26 @@ mod tests {
             ),
         ]);
         assert!(matches!(
-            propose(&t, Provider::Github, "main", "pipewright").unwrap(),
+            propose(
+                &t,
+                Provider::Github,
+                "main",
+                "pipewright",
+                &RepoSettings::default()
+            )
+            .unwrap(),
             Decision::Skip(Skip::HasCi { .. })
         ));
         let empty = tree(&[("README.md", "# hi\n")]);
         assert!(matches!(
-            propose(&empty, Provider::Github, "main", "pipewright").unwrap(),
+            propose(
+                &empty,
+                Provider::Github,
+                "main",
+                "pipewright",
+                &RepoSettings::default()
+            )
+            .unwrap(),
             Decision::Skip(Skip::NothingToBuild)
         ));
     }
@@ -214,8 +267,14 @@ mod tests {
                 "provider: bitbucket\nfeatures:\n  security: true\n",
             ),
         ]);
-        let Decision::Propose(p) = propose(&t, Provider::Github, "main", "pipewright").unwrap()
-        else {
+        let Decision::Propose(p) = propose(
+            &t,
+            Provider::Github,
+            "main",
+            "pipewright",
+            &RepoSettings::default(),
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(p.files[0].path, "bitbucket-pipelines.yml");
@@ -224,9 +283,15 @@ mod tests {
             ("go.mod", "module x\n"),
             (".github/pipewright.yml", "featurs: {}\n"),
         ]);
-        let err = propose(&bad, Provider::Github, "main", "pipewright")
-            .unwrap_err()
-            .to_string();
+        let err = propose(
+            &bad,
+            Provider::Github,
+            "main",
+            "pipewright",
+            &RepoSettings::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with(".github/pipewright.yml:1:1: unknown field `featurs`"),
             "{err}"

@@ -49,7 +49,9 @@ impl FromStr for Provider {
 }
 
 /// Optional parts of a generated CI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Feature {
     /// Lint and format checks (default on).

@@ -251,6 +251,7 @@ pub async fn sync_repository(
         forge_provider(client.forge()),
         &default_branch,
         &ctx.command_word,
+        &proposal::RepoSettings::from_json(bot_state.settings.as_deref()),
     ) {
         Ok(d) => d,
         Err(e) => return Ok(Outcome::ConfigError(e.to_string())),
