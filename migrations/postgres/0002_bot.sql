@@ -36,3 +36,12 @@ CREATE TABLE pr_openings (
     PRIMARY KEY (installation_id, repository_id, opened_at)
 );
 CREATE INDEX pr_openings_window ON pr_openings (installation_id, opened_at);
+
+-- Slash commands already executed, so a redelivered or re-queued comment runs once.
+CREATE TABLE executed_commands (
+    forge       TEXT   NOT NULL,
+    comment_id  TEXT   NOT NULL,
+    body_hash   TEXT   NOT NULL,
+    executed_at BIGINT NOT NULL,
+    PRIMARY KEY (forge, comment_id, body_hash)
+);

@@ -267,3 +267,27 @@ pub async fn set_settings(db: &Db, repository_id: i64, settings: &str) -> Result
             .map(|_| ())
     })
 }
+
+/// Records that the commands of a comment (identified by its body hash, so an edit with
+/// new commands runs again) were executed. `true` the first time, `false` after.
+pub async fn mark_command_executed(
+    db: &Db,
+    forge: crate::forge::Forge,
+    comment_id: &str,
+    body_hash: &str,
+    now: Millis,
+) -> Result<bool, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "INSERT INTO executed_commands (forge, comment_id, body_hash, executed_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(forge.as_str())
+        .bind(comment_id)
+        .bind(body_hash)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    })
+}
