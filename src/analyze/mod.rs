@@ -209,6 +209,19 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
     out
 }
 
+/// Does a change to `path` possibly change what detection concludes? A push that only
+/// touches other files (sources, docs) is not worth an analysis's API calls.
+pub fn affects_detection(path: &str) -> bool {
+    if !files_to_read(&[path]).is_empty() {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("Dockerfile")
+        || name.ends_with(".dockerfile")
+        || name.ends_with(".tf")
+        || ECOSYSTEMS.iter().any(|e| e.markers.contains(&name))
+}
+
 /// Reads a local checkout and analyses it.
 pub fn analyze_path(root: &Path) -> anyhow::Result<Analysis> {
     let tree = load_local(root, &Limits::default())?;

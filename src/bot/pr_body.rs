@@ -35,7 +35,8 @@ pub struct PrState {
     /// committed to it, and pipewright must not overwrite their work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<String>,
-    /// A newer proposal pipewright told people about instead of pushing it (said once).
+    /// The `head` at which pipewright told people it will not push over their commits
+    /// (said once per takeover of the branch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified: Option<String>,
 }

@@ -299,10 +299,7 @@ pub async fn sync_repository(
                 _ => false,
             };
             if !ours {
-                return notify_human_commits(
-                    ctx, db, client, repo_row, handle, &pr, state, &proposal,
-                )
-                .await;
+                return notify_human_commits(ctx, db, client, repo_row, handle, &pr, state).await;
             }
             let tip = tip.expect("checked above");
             let previous: BTreeSet<String> = state
@@ -514,15 +511,20 @@ async fn notify_human_commits(
     handle: &RepoHandle,
     pr: &crate::forge::client::PullRequest,
     state: Option<BodyState>,
-    proposal: &Proposal,
 ) -> Result<Outcome, JobError> {
     let remembered = pull_requests::latest(db, repo_row.id)
         .await
         .context("cannot read the remembered pull request")?
         .filter(|r| r.number == pr.number as i64);
-    let told = state.as_ref().and_then(|s| s.notified.as_deref()) == Some(proposal.hash.as_str())
-        || remembered.as_ref().and_then(|r| r.notified_hash.as_deref())
-            == Some(proposal.hash.as_str());
+    // Told once per takeover: the marker is the last commit pipewright wrote, so later
+    // pushes to the default branch do not repeat the comment while people own the branch.
+    let our_head = state
+        .as_ref()
+        .and_then(|s| s.head.clone())
+        .or_else(|| remembered.as_ref().and_then(|r| r.head_sha.clone()))
+        .unwrap_or_default();
+    let told = state.as_ref().and_then(|s| s.notified.as_deref()) == Some(our_head.as_str())
+        || remembered.as_ref().and_then(|r| r.notified_hash.as_deref()) == Some(our_head.as_str());
     if !told {
         let body = format!(
             "The default branch changed and pipewright has an updated proposal for this pull \
@@ -536,7 +538,7 @@ async fn notify_human_commits(
             .await?;
         // Remember it in the PR body too, so a lost database does not repeat the comment.
         if let Some(mut st) = state {
-            st.notified = Some(proposal.hash.clone());
+            st.notified = Some(our_head.clone());
             if let Some(new_body) = pr_body::replace_state(&pr.body, &st) {
                 client
                     .update_pull_request(
@@ -567,7 +569,7 @@ async fn notify_human_commits(
             .await
             .context("cannot remember the pull request")?;
         }
-        pull_requests::set_notified(db, repo_row.id, pr.number, &proposal.hash, now)
+        pull_requests::set_notified(db, repo_row.id, pr.number, &our_head, now)
             .await
             .context("cannot remember the notice")?;
     }

@@ -188,7 +188,19 @@ async fn apply(
             installations::upsert_repo(db, inst_row, forge, &push.repo, RepoState::Active, now)
                 .await?;
             let to_default = matches!(push.git_ref, GitRef::Branch(_)) && push.to_default_branch;
-            match (&push.after, to_default && !push.deleted) {
+            // Only pushes that may change the proposal: the first push of a repository, a
+            // push whose file list is incomplete, or one touching manifests / CI / config.
+            let relevant = push.created
+                || push.before.is_none()
+                || !push.paths_complete
+                || push
+                    .changed_paths
+                    .iter()
+                    .any(|p| crate::analyze::affects_detection(p));
+            if to_default && !relevant {
+                debug!("push touches no file detection reads: nothing to re-analyse");
+            }
+            match (&push.after, to_default && !push.deleted && relevant) {
                 (Some(sha), true) if active => {
                     installations::record_push(db, forge, push.repo.id.as_str(), sha.as_str(), now)
                         .await?;
