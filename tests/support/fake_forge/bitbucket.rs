@@ -1,0 +1,846 @@
+//! Bitbucket Cloud REST 2.0 as `src/forge/bitbucket/client.rs` uses it: repositories,
+//! branches, the `src` endpoint (listing with `max_depth`, raw files, multipart commits
+//! answered by 201 + `Location: …/commit/<hash>`), pull requests (BBQL `q`, several
+//! `state`s, `sort`), comments and workspace repository permissions. Listings paginate
+//! with `pagelen`/`page` and an absolute `next`.
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    dirs_of, int_param, iso_ms, page_of, pct_decode, valid_repo_path, with_param, CommentRec, Pr,
+    PrState, Repo, Req, Resp, World,
+};
+
+fn err(status: u16, m: &str) -> Resp {
+    Resp::json(status, json!({"type": "error", "error": {"message": m}}))
+}
+
+fn field_err(field: &str, m: &str) -> Resp {
+    Resp::json(
+        400,
+        json!({"type": "error", "error": {"message": format!("{field}: {m}"), "fields": {field: [m]}}}),
+    )
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+fn uuid_of(seed: &str) -> String {
+    let h = super::hex40(seed.as_bytes());
+    format!(
+        "{{{}-{}-{}-{}-{}}}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn repo_uuid(repo: &Repo) -> String {
+    format!("{{00000000-0000-4000-8000-{:012x}}}", repo.id)
+}
+
+pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
+    let segs: Vec<&str> = r.segs.iter().map(String::as_str).collect();
+    let ["2.0", rest @ ..] = segs.as_slice() else {
+        return err(404, "Resource not found");
+    };
+    if r.header("authorization") != Some(format!("Bearer {}", w.token).as_str()) {
+        return err(
+            401,
+            "Token is invalid, expired, or not supported for this endpoint.",
+        );
+    }
+    match (r.method.as_str(), rest) {
+        ("GET", ["repositories", ws]) => list_repos(w, r, ws),
+        (_, ["repositories", ws, slug, tail @ ..]) => {
+            let full = format!("{ws}/{slug}");
+            let Some(idx) = w
+                .repos
+                .iter()
+                .position(|x| x.full_name.eq_ignore_ascii_case(&full))
+            else {
+                return err(404, &format!("Repository {full} not found"));
+            };
+            repo_route(w, r, idx, tail)
+        }
+        ("GET", ["workspaces", ws, "permissions", "repositories", slug]) => {
+            permissions(w, r, ws, slug)
+        }
+        _ => err(404, "Resource not found"),
+    }
+}
+
+fn repo_route(w: &mut World, r: &Req, idx: usize, tail: &[&str]) -> Resp {
+    let num = |s: &str| s.parse::<u64>().ok();
+    match (r.method.as_str(), tail) {
+        ("GET", []) => Resp::json(200, repo_json(w, &w.repos[idx])),
+        ("GET", ["refs", "branches", b @ ..]) if !b.is_empty() => {
+            let name = b.join("/");
+            let repo = &w.repos[idx];
+            match repo.branches.get(&name) {
+                Some(sha) => Resp::json(
+                    200,
+                    json!({
+                        "type": "branch",
+                        "name": name,
+                        "target": commit_json(w, repo, sha),
+                        "merge_strategies": ["merge_commit", "squash", "fast_forward"],
+                        "default_merge_strategy": "merge_commit",
+                        "links": {"html": {"href": format!("{}/{}/branch/{name}", w.base_url, repo.full_name)}},
+                    }),
+                ),
+                None => err(404, &format!("Branch \"{name}\" not found")),
+            }
+        }
+        ("DELETE", ["refs", "branches", b @ ..]) if !b.is_empty() => {
+            let name = b.join("/");
+            let repo = &mut w.repos[idx];
+            if repo.default_branch.as_deref() == Some(name.as_str()) {
+                return err(400, "You can't delete the main branch.");
+            }
+            match repo.branches.remove(&name) {
+                Some(_) => Resp::empty(204),
+                None => err(404, &format!("Branch \"{name}\" not found")),
+            }
+        }
+        ("GET", ["commit", sha]) => {
+            let repo = &w.repos[idx];
+            match repo.resolve(sha) {
+                Some(full) => Resp::json(200, commit_json(w, repo, &full)),
+                None => err(404, &format!("Commit not found: {sha}")),
+            }
+        }
+        ("GET", ["src", rev, path @ ..]) => src(w, r, idx, rev, path),
+        ("POST", ["src"]) => commit(w, r, idx),
+        ("GET", ["pullrequests"]) => list_prs(w, r, idx),
+        ("POST", ["pullrequests"]) => create_pr(w, r, idx),
+        ("GET", ["pullrequests", id]) => match num(id).and_then(|n| w.repos[idx].pr(n)) {
+            Some(pr) => Resp::json(200, pr_json(w, &w.repos[idx], pr)),
+            None => err(404, "Pull request not found"),
+        },
+        ("PUT", ["pullrequests", id]) => match num(id) {
+            Some(n) => update_pr(w, r, idx, n),
+            None => err(404, "Pull request not found"),
+        },
+        ("POST", ["pullrequests", id, "decline"]) => match num(id) {
+            Some(n) => decline(w, idx, n),
+            None => err(404, "Pull request not found"),
+        },
+        ("POST", [kind @ ("pullrequests" | "issues"), id, "comments"]) => match num(id) {
+            Some(n) => comment(w, r, idx, *kind == "pullrequests", n),
+            None => err(404, "Resource not found"),
+        },
+        _ => err(404, "Resource not found"),
+    }
+}
+
+// --- JSON shapes -------------------------------------------------------------------------
+
+fn html(w: &World, repo: &Repo) -> String {
+    format!("{}/{}", w.base_url, repo.full_name)
+}
+
+fn api(w: &World, repo: &Repo) -> String {
+    format!("{}/2.0/repositories/{}", w.base_url, repo.full_name)
+}
+
+fn user_json(login: &str) -> Value {
+    json!({"type": "user", "nickname": login, "display_name": login, "uuid": uuid_of(login),
+           "account_id": format!("557058:{}", &super::hex40(login.as_bytes())[..12])})
+}
+
+fn repo_json(w: &World, repo: &Repo) -> Value {
+    let ws = repo.owner();
+    let mut v = json!({
+        "type": "repository",
+        "uuid": repo_uuid(repo),
+        "full_name": repo.full_name,
+        "name": repo.name(),
+        "slug": repo.name().to_ascii_lowercase(),
+        "is_private": repo.private,
+        "scm": "git",
+        "has_issues": true,
+        "fork_policy": "allow_forks",
+        "mainbranch": repo.default_branch.as_ref().map(|b| json!({"type": "branch", "name": b})),
+        "created_on": iso_ms(repo.created),
+        "updated_on": iso_ms(repo.pushed.unwrap_or(repo.created)),
+        "workspace": {"type": "workspace", "slug": ws, "uuid": uuid_of(ws)},
+        "links": {"html": {"href": html(w, repo)}, "self": {"href": api(w, repo)}},
+    });
+    if repo.fork {
+        v["parent"] = json!({"type": "repository", "full_name": "upstream/repo", "uuid": uuid_of("upstream")});
+    }
+    v
+}
+
+fn commit_json(w: &World, repo: &Repo, sha: &str) -> Value {
+    let c = &repo.commits[sha];
+    json!({
+        "type": "commit",
+        "hash": c.sha,
+        "date": iso_ms(c.time),
+        "message": c.message,
+        "author": {"type": "author", "raw": format!("{} <{}@example.com>", c.author, c.author)},
+        "parents": c.parents.iter().map(|p| json!({"type": "commit", "hash": p,
+            "links": {"self": {"href": format!("{}/commit/{p}", api(w, repo))}}})).collect::<Vec<_>>(),
+        "repository": {"type": "repository", "full_name": repo.full_name, "uuid": repo_uuid(repo)},
+        "links": {"self": {"href": format!("{}/commit/{}", api(w, repo), c.sha)},
+                  "html": {"href": format!("{}/commits/{}", html(w, repo), c.sha)}},
+    })
+}
+
+fn pr_json(w: &World, repo: &Repo, pr: &Pr) -> Value {
+    let state = match pr.state {
+        PrState::Open => "OPEN",
+        PrState::Closed => "DECLINED",
+        PrState::Merged => "MERGED",
+    };
+    let end = |branch: &str, sha: &str| {
+        json!({
+            "branch": {"name": branch},
+            "commit": {"type": "commit", "hash": short(sha)},
+            "repository": {"type": "repository", "full_name": repo.full_name, "uuid": repo_uuid(repo)},
+        })
+    };
+    let base_sha = repo.branches.get(&pr.base).cloned().unwrap_or_default();
+    json!({
+        "type": "pullrequest",
+        "id": pr.number,
+        "title": pr.title,
+        "description": pr.body,
+        "summary": {"raw": pr.body, "markup": "markdown"},
+        "state": state,
+        "author": user_json(&pr.author),
+        "source": end(&pr.head, &pr.head_sha),
+        "destination": end(&pr.base, &base_sha),
+        "merge_commit": null,
+        "close_source_branch": pr.remove_source_branch,
+        "comment_count": repo.comments.iter().filter(|c| c.on_pr && c.number == pr.number).count(),
+        "task_count": 0,
+        "reason": "",
+        "created_on": iso_ms(pr.created),
+        "updated_on": iso_ms(pr.updated),
+        "links": {
+            "self": {"href": format!("{}/pullrequests/{}", api(w, repo), pr.number)},
+            "html": {"href": format!("{}/pull-requests/{}", html(w, repo), pr.number)},
+        },
+    })
+}
+
+// --- helpers -----------------------------------------------------------------------------
+
+fn paged(w: &World, r: &Req, values: Vec<Value>, default_len: usize, max_len: usize) -> Resp {
+    let pagelen = int_param(r.q("pagelen"), default_len, max_len);
+    let page = int_param(r.q("page"), 1, usize::MAX);
+    let total = values.len();
+    let mut v = json!({
+        "pagelen": pagelen,
+        "size": total,
+        "page": page,
+        "values": page_of(&values, page, pagelen),
+    });
+    if page * pagelen < total {
+        v["next"] = json!(with_param(
+            &w.base_url,
+            &r.path,
+            &r.query,
+            "page",
+            &(page + 1).to_string()
+        ));
+    }
+    if page > 1 {
+        v["previous"] = json!(with_param(
+            &w.base_url,
+            &r.path,
+            &r.query,
+            "page",
+            &(page - 1).to_string()
+        ));
+    }
+    Resp::json(200, v)
+}
+
+fn body_obj(r: &Req) -> Result<Map<String, Value>, Resp> {
+    match serde_json::from_slice::<Value>(&r.body) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(err(400, "Bad request: expected an object")),
+        Err(e) => Err(err(400, &format!("Bad request: malformed JSON: {e}"))),
+    }
+}
+
+/// `field = "value"` (the only BBQL shape the fake understands), unescaped.
+fn bbql(q: &str) -> Result<(String, String), Resp> {
+    let Some((field, value)) = q.split_once('=') else {
+        return Err(err(400, &format!("Invalid query: {q}")));
+    };
+    let value = value.trim();
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Err(err(400, &format!("Invalid query: {q}")));
+    };
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(n) => out.push(n),
+                None => return Err(err(400, &format!("Invalid query: {q}"))),
+            },
+            '"' => return Err(err(400, &format!("Invalid query: {q}"))),
+            c => out.push(c),
+        }
+    }
+    Ok((field.trim().to_owned(), out))
+}
+
+/// Parses `multipart/form-data` (or a urlencoded form) into (name, value) fields.
+fn form_fields(w: &mut World, r: &Req) -> Result<Vec<(String, String)>, Resp> {
+    let ct = r.header("content-type").unwrap_or_default().to_owned();
+    if r.content_type() == "application/x-www-form-urlencoded" {
+        return Ok(r.form());
+    }
+    if r.content_type() != "multipart/form-data" {
+        return Err(err(400, "Expected multipart/form-data"));
+    }
+    let Some(boundary) = ct
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .next()
+        .map(|b| b.trim_matches('"').to_owned())
+    else {
+        return Err(err(400, "multipart body without boundary"));
+    };
+    let delim = format!("--{boundary}").into_bytes();
+    let body = &r.body;
+    let mut out = Vec::new();
+    let mut pos = find(body, &delim, 0).ok_or_else(|| err(400, "malformed multipart body"))?;
+    loop {
+        pos += delim.len();
+        if body[pos..].starts_with(b"--") {
+            break;
+        }
+        let start = pos + 2; // CRLF after the delimiter
+        let Some(next) = find(body, &delim, start) else {
+            return Err(err(400, "malformed multipart body"));
+        };
+        let part = &body[start..next.saturating_sub(2).max(start)];
+        let Some(split) = find(part, b"\r\n\r\n", 0) else {
+            return Err(err(400, "malformed multipart part"));
+        };
+        let headers = String::from_utf8_lossy(&part[..split]).into_owned();
+        let value = String::from_utf8_lossy(&part[split + 4..]).into_owned();
+        let mut name = None;
+        for line in headers.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            if !k.trim().eq_ignore_ascii_case("content-disposition") {
+                continue;
+            }
+            for param in v.split(';').map(str::trim) {
+                if let Some(n) = param.strip_prefix("name=") {
+                    name = Some(n.trim_matches('"').to_owned());
+                } else if let Some(n) = param.strip_prefix("name*=") {
+                    // RFC 5987 form: `utf-8''percent-encoded`. RFC 7578 §4.2 says form
+                    // field names must not use it; reqwest emits it for names it would
+                    // percent-encode (e.g. paths containing `/`).
+                    let enc = n.split_once("''").map(|(_, e)| e).unwrap_or(n);
+                    let decoded = pct_decode(enc);
+                    w.quirks.push(format!(
+                        "multipart field name sent as RFC 5987 `name*=` ({decoded})"
+                    ));
+                    name = Some(decoded);
+                }
+            }
+        }
+        let Some(name) = name else {
+            return Err(err(400, "multipart part without a name"));
+        };
+        out.push((name, value));
+        pos = next;
+    }
+    Ok(out)
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if from > hay.len() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|win| win == needle)
+        .map(|i| i + from)
+}
+
+// --- handlers ----------------------------------------------------------------------------
+
+fn list_repos(w: &World, r: &Req, ws: &str) -> Resp {
+    let prefix = format!("{}/", ws.to_ascii_lowercase());
+    let items: Vec<Value> = w
+        .repos
+        .iter()
+        .filter(|x| x.full_name.to_ascii_lowercase().starts_with(&prefix))
+        .map(|x| repo_json(w, x))
+        .collect();
+    if items.is_empty() && !w.repos.iter().any(|x| x.tenant.eq_ignore_ascii_case(ws)) {
+        return err(404, &format!("No workspace with identifier '{ws}'."));
+    }
+    paged(w, r, items, 10, 100)
+}
+
+fn src(w: &World, r: &Req, idx: usize, rev: &str, path: &[&str]) -> Resp {
+    let repo = &w.repos[idx];
+    let Some(sha) = repo.resolve(rev) else {
+        return err(404, &format!("Commit not found: {rev}"));
+    };
+    let tree = &repo.commits[&sha].tree;
+    let joined = path.join("/");
+    let dir_wanted = joined.is_empty() || joined.ends_with('/');
+    let dir = joined.trim_end_matches('/').to_owned();
+    if !dir_wanted {
+        if let Some(content) = tree.get(&dir) {
+            return Resp::text(200, content);
+        }
+    }
+    let dirs = dirs_of(tree.keys());
+    if !dir.is_empty() && !dirs.contains(&dir) {
+        return err(404, &format!("No such file or directory: {dir}"));
+    }
+    let max_depth = int_param(r.q("max_depth"), 1, 1000);
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut entries: Vec<(usize, String, bool)> = tree
+        .keys()
+        .map(|f| (f.clone(), false))
+        .chain(dirs.iter().map(|d| (d.clone(), true)))
+        .filter_map(|(p, is_dir)| {
+            let rest = p.strip_prefix(&prefix)?;
+            let depth = rest.matches('/').count() + 1;
+            (!rest.is_empty() && depth <= max_depth).then_some((depth, p, is_dir))
+        })
+        .collect();
+    // Breadth first, as Bitbucket walks the tree.
+    entries.sort();
+    let commit = json!({"type": "commit", "hash": sha});
+    let values = entries
+        .into_iter()
+        .map(|(_, p, is_dir)| {
+            if is_dir {
+                json!({"type": "commit_directory", "path": p, "commit": commit})
+            } else {
+                json!({"type": "commit_file", "path": p, "size": tree[&p].len(), "commit": commit,
+                       "mimetype": null, "attributes": [], "escaped_path": p})
+            }
+        })
+        .collect();
+    paged(w, r, values, 10, 100)
+}
+
+fn commit(w: &mut World, r: &Req, idx: usize) -> Resp {
+    let fields = match form_fields(w, r) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let message = get("message").unwrap_or_else(|| "Edited online with Bitbucket".into());
+    let parents: Vec<String> = fields
+        .iter()
+        .filter(|(n, _)| n == "parents")
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_owned()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let deletes: Vec<String> = fields
+        .iter()
+        .filter(|(n, _)| n == "files")
+        .map(|(_, v)| v.trim_start_matches('/').to_owned())
+        .collect();
+    let writes: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(n, _)| !["message", "author", "parents", "files", "branch"].contains(&n.as_str()))
+        .map(|(n, v)| (n.trim_start_matches('/').to_owned(), v.clone()))
+        .collect();
+    for p in writes.iter().map(|(p, _)| p).chain(deletes.iter()) {
+        if !valid_repo_path(p) {
+            return err(400, &format!("Invalid path: {p}"));
+        }
+    }
+    let repo = &w.repos[idx];
+    let branch = get("branch")
+        .or_else(|| repo.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let mut resolved = Vec::new();
+    for p in &parents {
+        match repo.resolve(p) {
+            Some(s) => resolved.push(s),
+            None => return err(400, &format!("parents: commit {p} not found")),
+        }
+    }
+    let base = match repo.branches.get(&branch) {
+        Some(tip) => {
+            if let Some(first) = resolved.first() {
+                if first != tip {
+                    return err(
+                        409,
+                        &format!(
+                            "Commit rejected: parents ({}) is not the tip of branch '{branch}'",
+                            parents[0]
+                        ),
+                    );
+                }
+            }
+            Some(tip.clone())
+        }
+        None => resolved.first().cloned().or_else(|| {
+            repo.default_branch
+                .as_ref()
+                .and_then(|d| repo.branches.get(d).cloned())
+        }),
+    };
+    let mut tree = base
+        .as_ref()
+        .map(|b| repo.commits[b].tree.clone())
+        .unwrap_or_default();
+    for d in &deletes {
+        let prefix = format!("{d}/");
+        tree.retain(|p, _| p != d && !p.starts_with(&prefix));
+    }
+    for (p, c) in writes {
+        tree.insert(p, c);
+    }
+    let now = w.tick();
+    let author = w.bot_login.clone();
+    let repo = &mut w.repos[idx];
+    let sha = repo.make_commit(tree, base.into_iter().collect(), &author, &message, now);
+    repo.set_branch(&branch, &sha);
+    repo.pushed = Some(now);
+    let location = format!("{}/commit/{sha}", api(w, &w.repos[idx]));
+    Resp::empty(201).header("location", location)
+}
+
+fn list_prs(w: &World, r: &Req, idx: usize) -> Resp {
+    let repo = &w.repos[idx];
+    let mut states: Vec<&str> = r.qs("state");
+    if states.is_empty() {
+        states.push("OPEN");
+    }
+    for s in &states {
+        if !["OPEN", "MERGED", "DECLINED", "SUPERSEDED"].contains(s) {
+            return err(400, &format!("Invalid state: {s}"));
+        }
+    }
+    let filter = match r.q("q") {
+        None => None,
+        Some(q) => match bbql(q) {
+            Ok((field, value)) => {
+                if ![
+                    "source.branch.name",
+                    "destination.branch.name",
+                    "state",
+                    "title",
+                ]
+                .contains(&field.as_str())
+                {
+                    return err(400, &format!("Invalid field name: {field}"));
+                }
+                Some((field, value))
+            }
+            Err(e) => return e,
+        },
+    };
+    let mut prs: Vec<&Pr> = repo
+        .prs
+        .iter()
+        .filter(|p| {
+            let s = match p.state {
+                PrState::Open => "OPEN",
+                PrState::Closed => "DECLINED",
+                PrState::Merged => "MERGED",
+            };
+            states.contains(&s)
+        })
+        .filter(|p| match &filter {
+            Some((f, v)) => match f.as_str() {
+                "source.branch.name" => p.head == *v,
+                "destination.branch.name" => p.base == *v,
+                "title" => p.title == *v,
+                _ => true,
+            },
+            None => true,
+        })
+        .collect();
+    let sort = r.q("sort").unwrap_or("id");
+    let (desc, key) = match sort.strip_prefix('-') {
+        Some(k) => (true, k),
+        None => (false, sort),
+    };
+    match key {
+        "created_on" => prs.sort_by_key(|p| (p.created, p.number)),
+        "updated_on" => prs.sort_by_key(|p| (p.updated, p.number)),
+        "id" => prs.sort_by_key(|p| p.number),
+        other => return err(400, &format!("Invalid sort field: {other}")),
+    }
+    if desc {
+        prs.reverse();
+    }
+    let values = prs.iter().map(|p| pr_json(w, repo, p)).collect();
+    paged(w, r, values, 10, 50)
+}
+
+fn create_pr(w: &mut World, r: &Req, idx: usize) -> Resp {
+    let o = match body_obj(r) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let title = match o.get("title") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return field_err("title", "This field is required.")
+        }
+        Some(_) => return field_err("title", "Expected a string."),
+    };
+    let description = match o.get("description") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(_) => return field_err("description", "Expected a string."),
+    };
+    let close = match o.get("close_source_branch") {
+        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => false,
+        Some(_) => return field_err("close_source_branch", "Expected a boolean."),
+    };
+    let Some(source) = o
+        .get("source")
+        .and_then(|s| s.pointer("/branch/name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return field_err("source", "This field is required.");
+    };
+    let repo = &w.repos[idx];
+    let dest = match o.get("destination") {
+        None | Some(Value::Null) => repo.default_branch.clone().unwrap_or_default(),
+        Some(d) => match d.pointer("/branch/name").and_then(Value::as_str) {
+            Some(b) => b.to_owned(),
+            None => return field_err("destination", "Expected a branch name."),
+        },
+    };
+    let Some(head_sha) = repo.branches.get(&source).cloned() else {
+        return field_err("source", &format!("Branch not found: {source}"));
+    };
+    if !repo.branches.contains_key(&dest) {
+        return field_err("destination", &format!("Branch not found: {dest}"));
+    }
+    if source == dest {
+        return field_err(
+            "source",
+            "Source and destination branches must be different.",
+        );
+    }
+    if repo
+        .prs
+        .iter()
+        .any(|p| p.state == PrState::Open && p.head == source && p.base == dest)
+    {
+        return err(
+            400,
+            &format!("There is already an open pull request from {source} to {dest}."),
+        );
+    }
+    let now = w.tick();
+    let gid = w.next_id();
+    let kind = w.kind;
+    let author = w.bot_login.clone();
+    let repo = &mut w.repos[idx];
+    let number = repo.take_pr_number(kind);
+    repo.prs.push(Pr {
+        number,
+        global_id: gid,
+        head: source,
+        base: dest,
+        title,
+        body: description,
+        state: PrState::Open,
+        head_sha,
+        author,
+        created: now,
+        updated: now,
+        closed: None,
+        remove_source_branch: close,
+    });
+    let repo = &w.repos[idx];
+    Resp::json(201, pr_json(w, repo, repo.pr(number).expect("just pushed")))
+}
+
+fn update_pr(w: &mut World, r: &Req, idx: usize, number: u64) -> Resp {
+    let o = match body_obj(r) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let mut title = None;
+    let mut description = None;
+    for (k, slot) in [("title", &mut title), ("description", &mut description)] {
+        match o.get(k) {
+            Some(Value::String(s)) => *slot = Some(s.clone()),
+            None | Some(Value::Null) => {}
+            Some(_) => return field_err(k, "Expected a string."),
+        }
+    }
+    if title.as_deref() == Some("") {
+        return field_err("title", "This field may not be blank.");
+    }
+    let now = w.tick();
+    let Some(pr) = w.repos[idx].pr_mut(number) else {
+        return err(404, "Pull request not found");
+    };
+    if let Some(t) = title {
+        pr.title = t;
+    }
+    if let Some(d) = description {
+        pr.body = d;
+    }
+    pr.updated = now;
+    let repo = &w.repos[idx];
+    Resp::json(200, pr_json(w, repo, repo.pr(number).expect("exists")))
+}
+
+fn decline(w: &mut World, idx: usize, number: u64) -> Resp {
+    let now = w.tick();
+    let Some(pr) = w.repos[idx].pr_mut(number) else {
+        return err(404, "Pull request not found");
+    };
+    match pr.state {
+        PrState::Merged => return err(400, "You can't decline a merged pull request."),
+        PrState::Closed => {}
+        PrState::Open => {
+            pr.state = PrState::Closed;
+            pr.closed = Some(now);
+            pr.updated = now;
+        }
+    }
+    let repo = &w.repos[idx];
+    Resp::json(200, pr_json(w, repo, repo.pr(number).expect("exists")))
+}
+
+fn comment(w: &mut World, r: &Req, idx: usize, on_pr: bool, number: u64) -> Resp {
+    let o = match body_obj(r) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let Some(raw) = o
+        .get("content")
+        .and_then(|c| c.get("raw"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return field_err("content", "This field is required.");
+    };
+    let repo = &w.repos[idx];
+    let found = if on_pr {
+        repo.pr(number).is_some()
+    } else {
+        repo.issues.iter().any(|i| i.number == number)
+    };
+    if !found {
+        return err(
+            404,
+            if on_pr {
+                "Pull request not found"
+            } else {
+                "Issue not found"
+            },
+        );
+    }
+    let now = w.tick();
+    let id = w.next_id();
+    let author = w.bot_login.clone();
+    w.repos[idx].comments.push(CommentRec {
+        id,
+        number,
+        on_pr,
+        body: raw.clone(),
+        author: author.clone(),
+        created: now,
+    });
+    let repo = &w.repos[idx];
+    let (kind, parent, path) = if on_pr {
+        (
+            "pullrequest_comment",
+            json!({"type": "pullrequest", "id": number}),
+            "pullrequests",
+        )
+    } else {
+        (
+            "issue_comment",
+            json!({"type": "issue", "id": number}),
+            "issues",
+        )
+    };
+    let mut v = json!({
+        "type": kind,
+        "id": id,
+        "content": {"type": "rendered", "raw": raw, "markup": "markdown", "html": format!("<p>{raw}</p>")},
+        "user": user_json(&author),
+        "created_on": iso_ms(now),
+        "updated_on": null,
+        "deleted": false,
+        "links": {"self": {"href": format!("{}/{path}/{number}/comments/{id}", api(w, repo))}},
+    });
+    v[if on_pr { "pullrequest" } else { "issue" }] = parent;
+    Resp::json(201, v)
+}
+
+fn permissions(w: &World, r: &Req, ws: &str, slug: &str) -> Resp {
+    let full = format!("{ws}/{slug}");
+    let Some(repo) = w
+        .repos
+        .iter()
+        .find(|x| x.full_name.eq_ignore_ascii_case(&full))
+    else {
+        return err(404, &format!("Repository {full} not found"));
+    };
+    let filter = match r.q("q") {
+        None => None,
+        Some(q) => match bbql(q) {
+            Ok((f, v))
+                if [
+                    "user.nickname",
+                    "user.uuid",
+                    "user.account_id",
+                    "permission",
+                ]
+                .contains(&f.as_str()) =>
+            {
+                Some((f, v))
+            }
+            Ok((f, _)) => return err(400, &format!("Invalid field name: {f}")),
+            Err(e) => return e,
+        },
+    };
+    let values = repo
+        .permissions
+        .iter()
+        .filter(|(user, level)| match &filter {
+            Some((f, v)) => match f.as_str() {
+                "user.nickname" => user.eq_ignore_ascii_case(v),
+                "user.uuid" => uuid_of(user) == *v,
+                "permission" => *level == v,
+                _ => false,
+            },
+            None => true,
+        })
+        .map(|(user, level)| {
+            json!({
+                "type": "repository_permission",
+                "permission": level,
+                "user": user_json(user),
+                "repository": {"type": "repository", "full_name": repo.full_name, "uuid": repo_uuid(repo)},
+            })
+        })
+        .collect();
+    paged(w, r, values, 10, 100)
+}
