@@ -591,6 +591,7 @@ async fn handle_event_tracks_installations_and_fans_out_follow_ups() {
                 "analyze:github:42:head",
                 "analyze:github:43:head",
                 "command:github:555:e-3",
+                "reconcile:github:7:0",
             ],
             "{}",
             t.name
