@@ -825,3 +825,69 @@ async fn github_without_workflows_permission_stops_cleanly() {
     assert!(st.last_outcome.unwrap().contains("workflows: write"));
     h.fake.stop();
 }
+
+/// `serve --dry-run`: everything runs against the real (here: fake) forge's read API, but
+/// the would-be branch, PR and comments land in the outbox; the forge is not written to.
+#[actix_web::test]
+async fn dry_run_records_the_pull_request_in_the_outbox() {
+    if !have_fixtures() {
+        return;
+    }
+    let mut h = Harness::new(TestDb::sqlite().await, Forge::Github, 10).await;
+    let outbox = tempfile::tempdir().unwrap();
+    h.ctx.outbox = Some(outbox.path().to_owned());
+    h.add_repo(186853002, "Hello-World", &[("Cargo.toml", CARGO)]);
+    h.install().await;
+    h.drain().await;
+    assert!(h.prs("Hello-World").is_empty());
+    assert!(h.fake.world().branch_head(&h.full("Hello-World"), BRANCH).is_none());
+    let dir = outbox.path().join("github/Codertocat_Hello-World");
+    let pr = std::fs::read_to_string(dir.join("pull-request.md")).unwrap();
+    assert!(pr.starts_with("# Add CI with GitHub Actions"), "{pr}");
+    assert!(pr.contains(pr_body::BEGIN));
+    let ci = std::fs::read_to_string(dir.join("files/.github/workflows/ci.yml")).unwrap();
+    assert!(ci.contains("cargo"));
+    // Every request the dry run made was a read.
+    let writes: Vec<String> = h
+        .fake
+        .world()
+        .requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET ") && !r.contains("/access_tokens") && !r.contains("/graphql"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    h.fake.stop();
+}
+
+/// Uninstalling stops the bot: queued work for the installation is dropped.
+#[actix_web::test]
+async fn uninstall_drops_queued_work() {
+    if !have_fixtures() {
+        return;
+    }
+    let h = Harness::new(TestDb::sqlite().await, Forge::Github, 1).await;
+    for i in 0..3 {
+        h.add_repo(300 + i, &format!("r{i}"), &[("Cargo.toml", CARGO)]);
+    }
+    h.install().await;
+    h.drain().await;
+    let waiting = |jobs: &[JobRow]| {
+        jobs.iter()
+            .filter(|j| j.kind == "analyze_repo" && j.state == JobState::Queued)
+            .count()
+    };
+    assert_eq!(waiting(&all_jobs(&h.t.db).await), 2, "two wait for the budget");
+    let Some(mut p) = fixture("github/installation.deleted.json") else {
+        return;
+    };
+    set(&mut p, "/installation/id", json!(957387));
+    assert_eq!(h.deliver("installation", &p).await, StatusCode::ACCEPTED);
+    h.drain().await;
+    assert_eq!(waiting(&all_jobs(&h.t.db).await), 0);
+    let inst = installations::get_installation(&h.t.db, Forge::Github, GITHUB_INSTALLATION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state, "deleted");
+    h.fake.stop();
+}
