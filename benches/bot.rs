@@ -5,7 +5,7 @@
 //! Run: `cargo bench --bench bot` (SQLite; set PIPEWRIGHT_BENCH_DATABASE_URL for PG).
 
 #[path = "../tests/support/fake_forge/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod fake_forge;
 
 use std::path::Path;
@@ -33,7 +33,9 @@ fn files_of(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             let ft = e.file_type().unwrap();
@@ -41,7 +43,11 @@ fn files_of(dir: &Path) -> Vec<(String, String)> {
                 stack.push(p);
             } else if ft.is_file() {
                 if let Ok(text) = std::fs::read_to_string(&p) {
-                    let rel = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                    let rel = p
+                        .strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/");
                     out.push((rel, text));
                 }
             }
@@ -68,7 +74,11 @@ async fn setup(db_url: &str, fake: &FakeForge, workers: usize) -> (Db, JobsConte
     config.bot.prs_per_hour = 1_000_000;
     let clock = Clock::System;
     let forges = Arc::new(Forges::from_config(&config.bot, clock.clone()).unwrap());
-    (db.clone(), JobsContext::from_config(&config, clock, forges), config)
+    (
+        db.clone(),
+        JobsContext::from_config(&config, clock, forges),
+        config,
+    )
 }
 
 fn fresh_db_url(tag: &str) -> (String, Option<tempfile::TempDir>) {
@@ -76,7 +86,10 @@ fn fresh_db_url(tag: &str) -> (String, Option<tempfile::TempDir>) {
         Ok(u) if !u.is_empty() => (u, None),
         _ => {
             let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}", dir.path().join(format!("{tag}.db")).display());
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("{tag}.db")).display()
+            );
             (url, Some(dir))
         }
     }
@@ -94,10 +107,20 @@ async fn per_repository() {
     let (url, _keep) = fresh_db_url("per-repo");
     let (db, ctx, _) = setup(&url, &fake, 1).await;
     let now = Clock::System.now();
-    installations::upsert_installation(&db, Forge::Github, INSTALLATION, Some("bench"), InstallationState::Active, now)
+    installations::upsert_installation(
+        &db,
+        Forge::Github,
+        INSTALLATION,
+        Some("bench"),
+        InstallationState::Active,
+        now,
+    )
+    .await
+    .unwrap();
+    let inst = installations::get_installation(&db, Forge::Github, INSTALLATION)
         .await
+        .unwrap()
         .unwrap();
-    let inst = installations::get_installation(&db, Forge::Github, INSTALLATION).await.unwrap().unwrap();
     let client_for = || ctx.forge_client(Forge::Github, INSTALLATION, None).unwrap();
     // Warm the token cache so the per-repository numbers are steady state.
     {
@@ -124,10 +147,20 @@ async fn per_repository() {
             archived: Some(false),
             fork: Some(false),
         };
-        installations::upsert_repo(&db, Some(inst.id), Forge::Github, &repo, RepoState::Active, now)
+        installations::upsert_repo(
+            &db,
+            Some(inst.id),
+            Forge::Github,
+            &repo,
+            RepoState::Active,
+            now,
+        )
+        .await
+        .unwrap();
+        let row = installations::get_repo(&db, Forge::Github, &repo.id.0)
             .await
+            .unwrap()
             .unwrap();
-        let row = installations::get_repo(&db, Forge::Github, &repo.id.0).await.unwrap().unwrap();
         let handle = RepoHandle {
             id: repo.id.0.clone(),
             full_name: full,
@@ -209,9 +242,16 @@ async fn installation_of(n: usize, workers: usize) {
     let (url, _keep) = fresh_db_url("install");
     let (db, ctx, _) = setup(&url, &fake, workers).await;
     let now = Clock::System.now();
-    installations::upsert_installation(&db, Forge::Github, INSTALLATION, Some("big"), InstallationState::Active, now)
-        .await
-        .unwrap();
+    installations::upsert_installation(
+        &db,
+        Forge::Github,
+        INSTALLATION,
+        Some("big"),
+        InstallationState::Active,
+        now,
+    )
+    .await
+    .unwrap();
     fake.world().clear_requests();
     let t = Instant::now();
     store::enqueue(
@@ -248,9 +288,12 @@ async fn installation_of(n: usize, workers: usize) {
         )
         .await
         .unwrap();
-        let busy = live
-            .iter()
-            .any(|j| matches!(j.state, JobState::Queued | JobState::Running | JobState::Failed));
+        let busy = live.iter().any(|j| {
+            matches!(
+                j.state,
+                JobState::Queued | JobState::Running | JobState::Failed
+            )
+        });
         if !busy && live.len() > 1 {
             break;
         }

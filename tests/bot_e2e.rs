@@ -553,6 +553,7 @@ async fn install_flow(forge: Forge, t: TestDb) {
 
     // A manifest change on main updates the open PR in place (a new commit on its branch).
     let before = h.prs("web")[0].clone();
+    let old_tip = h.fake.world().branch_head(&h.full("web"), BRANCH).unwrap();
     h.push_main(
         102,
         "web",
@@ -567,10 +568,17 @@ async fn install_flow(forge: Forge, t: TestDb) {
         pr_body::parse_state(&before.body).unwrap().hash,
         "{forge}: proposal changed"
     );
+    // A fast-forward on top of the previous bot commit, never a rewrite.
     let commits = h.fake.world().commits(&h.full("web"), BRANCH);
-    assert!(commits
-        .iter()
-        .all(|c| c.author != "alice" || c.message == "change" || true));
+    assert_eq!(commits[1].sha, old_tip, "{forge}: update is a fast-forward");
+    // The branch is not rebased (no force-push): main's Dockerfile is not on it, but the
+    // proposal now builds it.
+    let ci = h
+        .fake
+        .world()
+        .file(&h.full("web"), BRANCH, ci_path)
+        .unwrap();
+    assert!(ci.to_lowercase().contains("docker"), "{forge}: {ci}");
 
     // A person commits to the bot's branch: the next change is not pushed over it.
     let human = h.fake.world().push(
@@ -840,7 +848,11 @@ async fn dry_run_records_the_pull_request_in_the_outbox() {
     h.install().await;
     h.drain().await;
     assert!(h.prs("Hello-World").is_empty());
-    assert!(h.fake.world().branch_head(&h.full("Hello-World"), BRANCH).is_none());
+    assert!(h
+        .fake
+        .world()
+        .branch_head(&h.full("Hello-World"), BRANCH)
+        .is_none());
     let dir = outbox.path().join("github/Codertocat_Hello-World");
     let pr = std::fs::read_to_string(dir.join("pull-request.md")).unwrap();
     assert!(pr.starts_with("# Add CI with GitHub Actions"), "{pr}");
@@ -853,7 +865,9 @@ async fn dry_run_records_the_pull_request_in_the_outbox() {
         .world()
         .requests()
         .into_iter()
-        .filter(|r| !r.starts_with("GET ") && !r.contains("/access_tokens") && !r.contains("/graphql"))
+        .filter(|r| {
+            !r.starts_with("GET ") && !r.contains("/access_tokens") && !r.contains("/graphql")
+        })
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
     h.fake.stop();
@@ -876,7 +890,11 @@ async fn uninstall_drops_queued_work() {
             .filter(|j| j.kind == "analyze_repo" && j.state == JobState::Queued)
             .count()
     };
-    assert_eq!(waiting(&all_jobs(&h.t.db).await), 2, "two wait for the budget");
+    assert_eq!(
+        waiting(&all_jobs(&h.t.db).await),
+        2,
+        "two wait for the budget"
+    );
     let Some(mut p) = fixture("github/installation.deleted.json") else {
         return;
     };

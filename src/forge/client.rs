@@ -397,8 +397,13 @@ pub struct CallCounter {
 #[derive(Debug, Default)]
 pub struct ApiCallTotals {
     counts: std::sync::Mutex<HashMap<(Forge, &'static str, &'static str), u64>>,
-    per_job: std::sync::Mutex<HashMap<(Forge, &'static str), (u64, u64)>>,
+    per_job: std::sync::Mutex<HashMap<JobKey, JobCalls>>,
 }
+
+/// (forge, job kind).
+pub type JobKey = (Forge, &'static str);
+/// (jobs, API calls).
+pub type JobCalls = (u64, u64);
 
 impl ApiCallTotals {
     /// Records that one job of `kind` made `calls` API calls.
@@ -410,7 +415,7 @@ impl ApiCallTotals {
     }
 
     /// (jobs, calls) by (forge, kind).
-    pub fn per_job(&self) -> Vec<((Forge, &'static str), (u64, u64))> {
+    pub fn per_job(&self) -> Vec<(JobKey, JobCalls)> {
         let mut v: Vec<_> = self
             .per_job
             .lock()
