@@ -922,4 +922,49 @@ mod tests {
         );
         assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
     }
+
+    #[test]
+    fn bot_settings_are_validated_and_name_their_variable() {
+        let err = |a: ConfigArgs| a.resolve().unwrap_err().to_string();
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let e = err(ConfigArgs {
+            gitlab_token: Some("glpat-x".into()),
+            ..base.clone()
+        });
+        assert!(e.contains("PIPEWRIGHT_GITLAB_GROUPS"), "{e}");
+        let e = err(ConfigArgs {
+            prs_per_hour: Some("0".into()),
+            ..base.clone()
+        });
+        assert!(e.contains("PIPEWRIGHT_PRS_PER_HOUR"), "{e}");
+        let e = err(ConfigArgs {
+            pr_branch: Some("../x".into()),
+            ..base.clone()
+        });
+        assert!(e.contains("PIPEWRIGHT_PR_BRANCH"), "{e}");
+        let e = err(ConfigArgs {
+            github_app_id: Some("12".into()),
+            ..base.clone()
+        });
+        assert!(e.contains("PIPEWRIGHT_GITHUB_PRIVATE_KEY"), "{e}");
+        let e = err(ConfigArgs {
+            github_api_url: Some("api.github.com".into()),
+            ..base.clone()
+        });
+        assert!(e.contains("PIPEWRIGHT_GITHUB_API_URL"), "{e}");
+        let c = ConfigArgs {
+            bitbucket_token: Some("t".into()),
+            bitbucket_workspaces: Some(" Acme , other ".into()),
+            github_api_url: Some("https://ghe.example.com/api/v3/".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.bot.bitbucket_workspaces, ["acme", "other"]);
+        assert_eq!(c.bot.github_api_url, "https://ghe.example.com/api/v3");
+        assert!(!format!("{:?}", c.bot).contains("\"t\""));
+    }
 }

@@ -617,4 +617,27 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn only_changes_detection_reads_trigger_an_analysis() {
+        for p in [
+            "Cargo.toml",
+            "web/package.json",
+            ".github/workflows/ci.yml",
+            "Dockerfile",
+            "infra/main.tf",
+            ".pipewright.yml",
+            "go.mod",
+        ] {
+            assert!(affects_detection(p), "{p}");
+        }
+        for p in [
+            "src/main.rs",
+            "README.md",
+            "docs/index.md",
+            "web/src/App.tsx",
+        ] {
+            assert!(!affects_detection(p), "{p}");
+        }
+    }
 }
