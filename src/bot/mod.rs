@@ -6,3 +6,4 @@ pub mod commands;
 pub mod manifest;
 pub mod pr_body;
 pub mod proposal;
+pub mod replies;

@@ -71,7 +71,8 @@ fn md(s: &str) -> String {
         .collect()
 }
 
-fn describe(path: &str) -> &'static str {
+/// What a generated file does, in one line (the PR body and the `explain` command).
+pub fn describe(path: &str) -> &'static str {
     if path.ends_with("/release.yml") {
         "publishes on `v*` tags and creates the release"
     } else if path.starts_with(".github/workflows/") {

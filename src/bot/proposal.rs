@@ -143,6 +143,31 @@ pub enum ProposalError {
     Generate(#[from] GenerateError),
 }
 
+/// What generation targets for a repository: the forge's CI system on its default
+/// branch, then the repository's `.pipewright.yml`, then the choices made with slash
+/// commands. Shared by [`propose`] and the `config` command, so what `config` shows is
+/// what a proposal uses.
+pub fn effective_target(
+    forge_provider: Provider,
+    default_branch: &str,
+    config: Option<&repo_config::RepoConfig>,
+    settings: &RepoSettings,
+) -> Target {
+    let mut target = Target {
+        provider: forge_provider,
+        default_branch: default_branch.to_owned(),
+        ..Target::github()
+    };
+    if let Some(c) = config {
+        target = target.with_repo_config(c);
+    }
+    // Choices made with `add` / `remove` are the most recent word: they win over the file.
+    for (f, on) in &settings.features {
+        target.features.set(*f, *on);
+    }
+    target
+}
+
 /// Decides and builds the proposal for `tree`. `forge_provider` is the forge's own CI
 /// system, used unless the repository's configuration names another.
 pub fn propose(
@@ -163,18 +188,7 @@ pub fn propose(
     if !ci.is_empty() {
         return Ok(Decision::Skip(Skip::HasCi { files: ci }));
     }
-    let mut target = Target {
-        provider: forge_provider,
-        default_branch: default_branch.to_owned(),
-        ..Target::github()
-    };
-    if let Some(c) = &config {
-        target = target.with_repo_config(c);
-    }
-    // Choices made with `add` / `remove` are the most recent word: they win over the file.
-    for (f, on) in &settings.features {
-        target.features.set(*f, *on);
-    }
+    let target = effective_target(forge_provider, default_branch, config.as_ref(), settings);
     let files = generate(&analysis, &target)?;
     if files.is_empty() {
         return Ok(Decision::Skip(Skip::NothingToBuild));

@@ -220,34 +220,14 @@ pub async fn sync_repository(
             }
         },
     };
-    let listing = client.tree(handle, &head).await?;
-    if listing.files.is_empty() {
+    let Some(snapshot) = read_snapshot(client, handle, &head).await? else {
         return Ok(Outcome::Skipped(
             "empty (waiting for the first push)".into(),
         ));
-    }
-    if listing.truncated {
-        warn!(repo = %handle.full_name, "the forge truncated the tree listing; analysing what it returned");
-    }
-    let paths: Vec<&str> = listing.files.iter().map(|f| f.path.as_str()).collect();
-    let too_big: BTreeSet<&str> = listing
-        .files
-        .iter()
-        .filter(|f| f.size.is_some_and(|s| s > MAX_FILE_BYTES))
-        .map(|f| f.path.as_str())
-        .collect();
-    let wanted: Vec<String> = files_to_read(&paths)
-        .into_iter()
-        .filter(|p| !too_big.contains(p.as_str()))
-        .take(MAX_FILES_READ)
-        .collect();
-    let blobs = client.read_files(handle, &head, &wanted).await?;
-    let mut tree = RepoTree::from_paths(paths.iter().copied());
-    for (path, bytes) in &blobs {
-        tree.insert_content(path, bytes);
-    }
+    };
+    let tree = &snapshot.tree;
     let decision = match proposal::propose(
-        &tree,
+        tree,
         forge_provider(client.forge()),
         &default_branch,
         &ctx.command_word,
@@ -261,7 +241,7 @@ pub async fn sync_repository(
         Decision::Propose(p) => p,
     };
     let existing = client.find_pull_request(handle, &ctx.pr_branch).await?;
-    let in_tree: BTreeSet<&str> = paths.iter().copied().collect();
+    let in_tree: BTreeSet<&str> = snapshot.paths.iter().map(String::as_str).collect();
     match existing {
         Some(pr) if pr.state == PrState::Open => {
             let remembered = pull_requests::latest(db, repo_row.id)
@@ -406,6 +386,52 @@ pub async fn sync_repository(
             .await
         }
     }
+}
+
+/// A commit's files as detection sees them.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every path of the listing as the forge spelled it (for "does this file exist"
+    /// when writing, which must not depend on what detection skips).
+    pub paths: Vec<String>,
+    /// The listing plus the contents of the files detection reads.
+    pub tree: RepoTree,
+}
+
+/// Lists `head`'s files and reads only those detection needs (one listing plus the
+/// manifests, within the read limits). `None` when the commit has no files. Shared by
+/// [`sync_repository`] and the `explain` / `analyze` commands.
+pub async fn read_snapshot(
+    client: &dyn ForgeClient,
+    handle: &RepoHandle,
+    head: &str,
+) -> Result<Option<Snapshot>, JobError> {
+    let listing = client.tree(handle, head).await?;
+    if listing.files.is_empty() {
+        return Ok(None);
+    }
+    if listing.truncated {
+        warn!(repo = %handle.full_name, "the forge truncated the tree listing; analysing what it returned");
+    }
+    let paths: Vec<String> = listing.files.iter().map(|f| f.path.clone()).collect();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let too_big: BTreeSet<&str> = listing
+        .files
+        .iter()
+        .filter(|f| f.size.is_some_and(|s| s > MAX_FILE_BYTES))
+        .map(|f| f.path.as_str())
+        .collect();
+    let wanted: Vec<String> = files_to_read(&refs)
+        .into_iter()
+        .filter(|p| !too_big.contains(p.as_str()))
+        .take(MAX_FILES_READ)
+        .collect();
+    let blobs = client.read_files(handle, head, &wanted).await?;
+    let mut tree = RepoTree::from_paths(refs.iter().copied());
+    for (path, bytes) in &blobs {
+        tree.insert_content(path, bytes);
+    }
+    Ok(Some(Snapshot { paths, tree }))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -11,6 +11,7 @@ pub mod follow_up;
 pub mod handle_event;
 pub mod outbox;
 pub mod reconcile;
+pub mod run_command;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -115,7 +116,7 @@ pub fn registry(ctx: JobsContext) -> Registry {
     if !ctx.forges.any_configured() {
         return reg;
     }
-    let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx);
+    let (c1, c2, c3, c4) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
     reg.register::<AnalyzeRepo, _, _>(move |run, job| {
         let ctx = c1.clone();
         async move { analyze_repo::run(&ctx, &run, job).await }
@@ -127,6 +128,10 @@ pub fn registry(ctx: JobsContext) -> Registry {
     .register::<PullRequestClosed, _, _>(move |run, job| {
         let ctx = c3.clone();
         async move { reconcile::pull_request_closed(&ctx, &run, job).await }
+    })
+    .register::<RunCommand, _, _>(move |run, job| {
+        let ctx = c4.clone();
+        async move { run_command::run(&ctx, &run, job).await }
     })
 }
 
