@@ -7,6 +7,16 @@
 //! with an @-mention. Everything long is cut, so a reply stays under every forge's
 //! comment limit however large the repository or the comment.
 
+/// Hidden marker at the end of everything pipewright posts: a comment carrying it is
+/// pipewright's own and never treated as a command, whatever account posted it (a
+/// personal token, an unknown bot name), so the bot cannot answer itself.
+pub const REPLY_MARKER: &str = "<!-- pipewright:reply -->";
+
+/// `body` with the [`REPLY_MARKER`] appended.
+pub fn signed(body: &str) -> String {
+    format!("{body}\n\n{REPLY_MARKER}")
+}
+
 use std::fmt::Write as _;
 
 use super::commands::{ParseError, COMMAND_NAMES};

@@ -560,7 +560,11 @@ async fn notify_human_commits(
             ctx.pr_branch
         );
         client
-            .comment(handle, &CommentTarget::PullRequest(pr.number), &body)
+            .comment(
+                handle,
+                &CommentTarget::PullRequest(pr.number),
+                &crate::bot::replies::signed(&body),
+            )
             .await?;
         // Remember it in the PR body too, so a lost database does not repeat the comment.
         if let Some(mut st) = state {

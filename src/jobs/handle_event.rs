@@ -223,7 +223,10 @@ async fn apply(
             }
         }
         EventKind::Comment(comment) => {
-            if comment.author.is_bot || ctx.forges.is_own_account(forge, &comment.author.login) {
+            if comment.author.is_bot
+                || ctx.forges.is_own_account(forge, &comment.author.login)
+                || comment.body.contains(crate::bot::replies::REPLY_MARKER)
+            {
                 debug!(author = %comment.author.login, "comment by a bot: ignored");
             } else if !mentions_command(&comment.body, &ctx.command_word) {
                 debug!("comment without a command: ignored");

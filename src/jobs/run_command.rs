@@ -282,7 +282,7 @@ impl Session<'_> {
                 .comment(
                     self.handle,
                     &comment.target,
-                    &replies::not_authorized(&comment.author.login),
+                    &replies::signed(&replies::not_authorized(&comment.author.login)),
                 )
                 .await?;
             self.react_at_last(Reaction::Confused).await;
@@ -337,7 +337,11 @@ impl Session<'_> {
         // The reply is the one write that must not repeat, so it is the last fallible
         // step; the reaction after it is cosmetic.
         self.client
-            .comment(self.handle, &comment.target, &replies::results(&sections))
+            .comment(
+                self.handle,
+                &comment.target,
+                &replies::signed(&replies::results(&sections)),
+            )
             .await?;
         self.react_at_last(if all_ok {
             Reaction::ThumbsUp
@@ -371,7 +375,11 @@ impl Session<'_> {
             .collect();
         if !slow.is_empty() {
             self.client
-                .comment(self.handle, &comment.target, &replies::working_on(&slow))
+                .comment(
+                    self.handle,
+                    &comment.target,
+                    &replies::signed(&replies::working_on(&slow)),
+                )
                 .await?;
         }
         Ok(())

@@ -90,6 +90,10 @@ impl Harness {
             fake.world()
                 .set_workflows_permission(GITHUB_INSTALLATION, true);
         }
+        if forge == Forge::Gitlab {
+            // A group access token acts as a bot user named like this.
+            fake.world().bot_login = "group_9_bot_7f3a".into();
+        }
         let mut config = Config::for_database(&t.url);
         config.github_webhook_secrets = vec![Secret::new(SECRET)];
         config.gitlab_webhook_secrets = vec![Secret::new(SECRET)];
