@@ -363,6 +363,13 @@ async fn commands_flow(forge: Forge) {
         .await;
     let st = pull_requests::repo_state(&h.t.db, row.id).await.unwrap();
     assert!(!st.ignored);
+    // The PR was closed by `ignore`, not refused by a person: a fresh one is proposed.
+    let open: Vec<_> = h
+        .prs(r.name)
+        .into_iter()
+        .filter(|p| p.state == fake_forge::PrState::Open)
+        .collect();
+    assert_eq!(open.len(), 1, "{forge}: unignore proposes again");
     let dead: Vec<_> = all_jobs(&h.t.db)
         .await
         .into_iter()

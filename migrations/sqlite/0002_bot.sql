@@ -22,6 +22,9 @@ CREATE TABLE pull_requests (
     -- A proposal the bot could not push because people committed to its branch: it
     -- commented once instead, and does not repeat itself for the same proposal.
     notified_hash TEXT,
+    -- Closed by pipewright itself (`ignore`), not refused by a person: `unignore` may
+    -- propose the same files again.
+    closed_by_bot BOOLEAN NOT NULL DEFAULT FALSE,
     url           TEXT,
     opened_at     BIGINT NOT NULL,
     updated_at    BIGINT NOT NULL,

@@ -457,8 +457,7 @@ pub fn unignored(queued: bool, closed_pr: Option<&BotPrRef<'_>>) -> String {
     if let Some(pr) = closed_pr {
         let _ = write!(
             s,
-            " {} stays closed: pipewright does not reopen a pull request that was closed with \
-             the same proposal. Reopen it to receive updates there.",
+            " {} stays closed; the analysis opens a fresh pull request if one is still needed.",
             pr.link()
         );
     }

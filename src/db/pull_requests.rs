@@ -22,8 +22,10 @@ pub struct PrRow {
     pub proposal_hash: String,
     /// Last commit the bot wrote to the branch.
     pub head_sha: Option<String>,
-    /// Proposal the bot commented about instead of pushing.
+    /// Marker of the notice posted instead of pushing over people's commits.
     pub notified_hash: Option<String>,
+    /// Closed by pipewright itself (`ignore`), not by a person.
+    pub closed_by_bot: bool,
     /// Web address.
     pub url: Option<String>,
 }
@@ -68,7 +70,8 @@ pub async fn upsert(
 pub async fn latest(db: &Db, repository_id: i64) -> Result<Option<PrRow>, sqlx::Error> {
     with_pool!(db, pool => {
         sqlx::query_as(
-            "SELECT repository_id, number, branch, state, proposal_hash, head_sha, notified_hash, url \
+            "SELECT repository_id, number, branch, state, proposal_hash, head_sha, notified_hash, \
+               closed_by_bot, url \
              FROM pull_requests WHERE repository_id = $1 ORDER BY opened_at DESC, number DESC LIMIT 1",
         )
         .bind(repository_id)
@@ -97,6 +100,27 @@ pub async fn set_state(
         .execute(pool)
         .await
         .map(|r| r.rows_affected() > 0)
+    })
+}
+
+/// pipewright closed its own pull request (`ignore`): not a person's refusal.
+pub async fn mark_closed_by_bot(
+    db: &Db,
+    repository_id: i64,
+    number: u64,
+    now: Millis,
+) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE pull_requests SET state = 'closed', closed_by_bot = TRUE, updated_at = $1 \
+             WHERE repository_id = $2 AND number = $3",
+        )
+        .bind(now)
+        .bind(repository_id)
+        .bind(number as i64)
+        .execute(pool)
+        .await
+        .map(|_| ())
     })
 }
 

@@ -241,6 +241,9 @@ pub async fn sync_repository(
         Decision::Propose(p) => p,
     };
     let existing = client.find_pull_request(handle, &ctx.pr_branch).await?;
+    let remembered_pr = pull_requests::latest(db, repo_row.id)
+        .await
+        .context("cannot read the remembered pull request")?;
     let in_tree: BTreeSet<&str> = snapshot.paths.iter().map(String::as_str).collect();
     match existing {
         Some(pr) if pr.state == PrState::Open => {
@@ -338,7 +341,8 @@ pub async fn sync_repository(
         }
         Some(pr)
             if pr.state == PrState::Closed
-                && pr_body::parse_state(&pr.body).is_some_and(|s| s.hash == proposal.hash) =>
+                && pr_body::parse_state(&pr.body).is_some_and(|s| s.hash == proposal.hash)
+                && !closed_by_bot(&remembered_pr, pr.number) =>
         {
             pull_requests::upsert(
                 db,
@@ -367,7 +371,7 @@ pub async fn sync_repository(
                 .await
                 .context("cannot read the remembered pull request")?
             {
-                if r.state == "closed" && r.proposal_hash == proposal.hash {
+                if r.state == "closed" && r.proposal_hash == proposal.hash && !r.closed_by_bot {
                     return Ok(Outcome::ClosedByPerson(r.number as u64));
                 }
             }
@@ -616,6 +620,13 @@ fn file_writes(proposal: &Proposal, exists: impl Fn(&str) -> bool) -> Vec<FileWr
             exists: exists(&f.path),
         })
         .collect()
+}
+
+/// Did pipewright itself close this PR (`ignore`)? Then `unignore` may propose again.
+fn closed_by_bot(remembered: &Option<pull_requests::PrRow>, number: u64) -> bool {
+    remembered
+        .as_ref()
+        .is_some_and(|r| r.number == number as i64 && r.closed_by_bot)
 }
 
 /// Bitbucket abbreviates commit hashes in some answers: compare on the common prefix.

@@ -658,11 +658,10 @@ impl Session<'_> {
                     },
                 )
                 .await?;
-            pull_requests::set_state(
+            pull_requests::mark_closed_by_bot(
                 self.db,
                 self.repo_row.id,
                 pr.number,
-                "closed",
                 self.ctx.clock.now(),
             )
             .await
