@@ -479,6 +479,17 @@ pub struct Fault {
     pub body: String,
 }
 
+/// A request held by [`World::hold_next`].
+#[derive(Debug, Clone)]
+pub struct Hold {
+    method: String,
+    path_contains: String,
+    /// The request has arrived (and is waiting).
+    pub arrived: Arc<std::sync::atomic::AtomicBool>,
+    /// Set to let it proceed.
+    pub release: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// Everything one fake server knows. Lock it through [`FakeForge::world`].
 #[derive(Debug)]
 pub struct World {
@@ -505,6 +516,7 @@ pub struct World {
     pub quirks: Vec<String>,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
+    holds: Vec<Hold>,
     clock: i64,
     next_global: u64,
 }
@@ -531,6 +543,7 @@ impl World {
             quirks: Vec::new(),
             log: Vec::new(),
             faults: Vec::new(),
+            holds: Vec::new(),
             clock: T0_SECS,
             next_global: 1000,
         }
@@ -894,6 +907,28 @@ impl World {
         self.installations.insert(installation.to_owned(), write);
     }
 
+    /// The next request matching `method` (`*` = any) and `path_contains` is held before
+    /// it is processed: `arrived` turns true when it comes in, and it proceeds once the
+    /// test sets `release`. For killing a client mid-request.
+    pub fn hold_next(&mut self, method: &str, path_contains: &str) -> Hold {
+        let h = Hold {
+            method: method.to_owned(),
+            path_contains: path_contains.to_owned(),
+            arrived: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            release: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        self.holds.push(h.clone());
+        h
+    }
+
+    fn take_hold(&mut self, method: &str, target: &str) -> Option<Hold> {
+        let i = self.holds.iter().position(|h| {
+            (h.method == "*" || h.method.eq_ignore_ascii_case(method))
+                && target.contains(&h.path_contains)
+        })?;
+        Some(self.holds.remove(i))
+    }
+
     fn take_fault(&mut self, method: &str, target: &str) -> Option<Fault> {
         let i = self.faults.iter().position(|f| {
             (f.method == "*" || f.method.eq_ignore_ascii_case(method))
@@ -1201,13 +1236,28 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         path,
         query_raw,
     };
-    let mut w = lock(world);
-    w.log.push(RequestRec {
-        method: r.method.clone(),
-        path: r.path.clone(),
-        query: r.query_raw.clone(),
-    });
     let target = format!("{}?{}", r.path, r.query_raw);
+    let hold = {
+        let mut w = lock(world);
+        w.log.push(RequestRec {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            query: r.query_raw.clone(),
+        });
+        w.take_hold(&r.method, &target)
+    };
+    if let Some(h) = hold {
+        // Held until the test releases it (it kills the client meanwhile); then the
+        // request is processed as the real forge would, whether or not anyone listens.
+        h.arrived.store(true, std::sync::atomic::Ordering::SeqCst);
+        let start = std::time::Instant::now();
+        while !h.release.load(std::sync::atomic::Ordering::SeqCst)
+            && start.elapsed() < std::time::Duration::from_secs(120)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let mut w = lock(world);
     let resp = match w.take_fault(&r.method, &target) {
         Some(f) => Resp {
             status: f.status,
