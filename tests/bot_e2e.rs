@@ -476,3 +476,52 @@ async fn uninstall_drops_queued_work() {
     assert_eq!(inst.state, "deleted");
     h.fake.stop();
 }
+
+/// GitLab and Bitbucket act only inside the allowlisted group / workspace: a delivery
+/// from elsewhere (a token that can see more, a hook someone else pointed here) queues
+/// nothing.
+#[actix_web::test]
+async fn events_outside_the_allowlist_are_ignored() {
+    if !have_fixtures() {
+        return;
+    }
+    for forge in [Forge::Gitlab, Forge::Bitbucket] {
+        let h = Harness::new(TestDb::sqlite().await, forge, 10).await;
+        let mut p = h
+            .push_payload(
+                7,
+                "tool",
+                "main",
+                "1111111111111111111111111111111111111111",
+                "2222222222222222222222222222222222222222",
+                &["Cargo.toml"],
+                "mallory",
+            )
+            .unwrap();
+        let event = match forge {
+            Forge::Gitlab => {
+                p["project"]["path_with_namespace"] = json!("elsewhere/tool");
+                "Push Hook"
+            }
+            _ => {
+                p["repository"]["full_name"] = json!("elsewhere/tool");
+                p["repository"]["workspace"] = json!({"type": "workspace", "slug": "elsewhere",
+                    "name": "elsewhere", "uuid": "{00000000-0000-4000-8000-0000000e15e0}"});
+                "repo:push"
+            }
+        };
+        assert_eq!(h.deliver(event, &p).await, StatusCode::ACCEPTED);
+        h.drain().await;
+        let jobs = all_jobs(&h.t.db).await;
+        assert!(
+            jobs.iter().all(|j| j.kind == "handle_event"),
+            "{forge}: {jobs:?}"
+        );
+        assert!(h.fake.world().requests().is_empty(), "{forge}: no API call");
+        let known = installations::list_installations(&h.t.db, forge)
+            .await
+            .unwrap();
+        assert!(known.is_empty(), "{forge}: nothing recorded for {known:?}");
+        h.fake.stop();
+    }
+}

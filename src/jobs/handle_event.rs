@@ -76,6 +76,17 @@ async fn apply(
         .as_ref()
         .and_then(|i| i.account.as_deref());
 
+    // GitLab / Bitbucket: only allowlisted groups and workspaces (GitHub: any installation).
+    if let Some(i) = &event.installation {
+        if ctx.forges.any_configured()
+            && !ctx
+                .forges
+                .allows(forge, i.id.as_str(), i.account.as_deref())
+        {
+            debug!(tenant = %i.id, "tenant not in the allowlist: event ignored");
+            return Ok(());
+        }
+    }
     // Installation lifecycle first: these set the state every other event checks.
     let lifecycle = match &event.kind {
         EventKind::InstallationCreated { .. } | EventKind::InstallationUnsuspended => {
@@ -106,17 +117,6 @@ async fn apply(
         None => true,
     };
 
-    // GitLab / Bitbucket: only allowlisted groups and workspaces (GitHub: any installation).
-    if let Some(i) = &event.installation {
-        if ctx.forges.any_configured()
-            && !ctx
-                .forges
-                .allows(forge, i.id.as_str(), i.account.as_deref())
-        {
-            debug!(tenant = %i.id, "tenant not in the allowlist: event ignored");
-            return Ok(());
-        }
-    }
     // Events the bot caused itself (its own comments, PR updates) are not reactions to people.
     if let Some(sender) = &event.sender {
         if ctx.forges.is_own_account(forge, &sender.login) {
