@@ -66,6 +66,70 @@ pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
             };
             repo_route(w, r, idx, tail)
         }
+        ("GET", ["workspaces", ws]) => {
+            if !w.repos.iter().any(|x| x.owner().eq_ignore_ascii_case(ws)) {
+                return err(404, &format!("No workspace with identifier '{ws}'."));
+            }
+            Resp::json(
+                200,
+                json!({"type": "workspace", "slug": ws, "name": ws, "uuid": uuid_of(ws)}),
+            )
+        }
+        ("GET", ["workspaces", ws, "hooks"]) => {
+            let values: Vec<Value> = w
+                .hooks
+                .get(&ws.to_ascii_lowercase())
+                .into_iter()
+                .flatten()
+                .map(|h| json!({"uuid": format!("{{{}}}", h.id), "url": h.url, "events": h.events, "active": true}))
+                .collect();
+            paged(w, r, values, 10, 100)
+        }
+        ("POST", ["workspaces", ws, "hooks"]) => {
+            let body = match body_obj(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let Some(url) = body
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("http"))
+            else {
+                return field_err("url", "This field is required.");
+            };
+            let events: Vec<String> = body
+                .get("events")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if events.is_empty() {
+                return field_err("events", "This field is required.");
+            }
+            let id = w.tick() as u64;
+            let rec = super::HookRec {
+                id,
+                url: url.to_owned(),
+                secret: body
+                    .get("secret")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                events: events.clone(),
+            };
+            w.hooks
+                .entry(ws.to_ascii_lowercase())
+                .or_default()
+                .push(rec);
+            Resp::json(
+                201,
+                json!({"uuid": format!("{{{id}}}"), "url": url, "events": events, "active": true}),
+            )
+        }
         ("GET", ["workspaces", ws, "permissions", "repositories", slug]) => {
             permissions(w, r, ws, slug)
         }

@@ -125,6 +125,52 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
         ("GET", ["repository", "files", f, "raw"]) => raw_file(w, p, idx, f),
         ("GET", ["repository", "files", f]) => file_json(w, p, idx, f),
         ("POST", ["repository", "commits"]) => create_commit(w, p, idx),
+        ("GET", ["hooks"]) => {
+            let key = w.repos[idx].id.to_string();
+            let hooks: Vec<Value> = w
+                .hooks
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    json!({"id": h.id, "url": h.url, "project_id": w.repos[idx].id,
+                    "push_events": h.events.iter().any(|e| e == "push"),
+                    "merge_requests_events": h.events.iter().any(|e| e == "merge_requests"),
+                    "note_events": h.events.iter().any(|e| e == "note")})
+                })
+                .collect();
+            Resp::json(200, Value::Array(hooks))
+        }
+        ("POST", ["hooks"]) => {
+            let Some(url) = p.get("url").filter(|u| u.starts_with("http")) else {
+                return msg(400, "url is missing or invalid");
+            };
+            let mut events = Vec::new();
+            for (param, name) in [
+                ("push_events", "push"),
+                ("merge_requests_events", "merge_requests"),
+                ("note_events", "note"),
+            ] {
+                match p.flag(param) {
+                    Ok(Some(true)) => events.push(name.to_owned()),
+                    Ok(_) => {}
+                    Err(e) => return e,
+                }
+            }
+            let id = w.tick() as u64;
+            let rec = super::HookRec {
+                id,
+                url: url.to_owned(),
+                secret: p.get("token").unwrap_or_default().to_owned(),
+                events,
+            };
+            let key = w.repos[idx].id.to_string();
+            w.hooks.entry(key).or_default().push(rec);
+            Resp::json(
+                201,
+                json!({"id": id, "url": url, "project_id": w.repos[idx].id}),
+            )
+        }
         ("GET", ["merge_requests"]) => list_mrs(w, r, p, idx),
         ("POST", ["merge_requests"]) => create_mr(w, p, idx),
         ("GET", ["merge_requests", n]) => match num(n).and_then(|n| w.repos[idx].pr(n)) {

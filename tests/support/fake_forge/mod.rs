@@ -479,6 +479,19 @@ pub struct Fault {
     pub body: String,
 }
 
+/// A webhook registered through the API.
+#[derive(Debug, Clone)]
+pub struct HookRec {
+    /// Forge id.
+    pub id: u64,
+    /// Where deliveries go.
+    pub url: String,
+    /// Secret token / signing secret.
+    pub secret: String,
+    /// Subscribed events.
+    pub events: Vec<String>,
+}
+
 /// A request held by [`World::hold_next`].
 #[derive(Debug, Clone)]
 pub struct Hold {
@@ -514,6 +527,9 @@ pub struct World {
     /// Client behaviour the fake accepted although it is unusual (e.g. RFC 5987
     /// multipart names); tests may assert it stays empty.
     pub quirks: Vec<String>,
+    /// Webhooks registered through the API: GitLab per project (key: project id),
+    /// Bitbucket per workspace (key: slug).
+    pub hooks: BTreeMap<String, Vec<HookRec>>,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
     holds: Vec<Hold>,
@@ -541,6 +557,7 @@ impl World {
             },
             users: BTreeSet::new(),
             quirks: Vec::new(),
+            hooks: BTreeMap::new(),
             log: Vec::new(),
             faults: Vec::new(),
             holds: Vec::new(),
