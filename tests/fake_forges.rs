@@ -512,7 +512,7 @@ async fn exercise(s: &Setup, c: &dyn ForgeClient) -> RepoHandle {
     // Error mapping: rate limit, 5xx.
     let now_s = s.now / 1000;
     let fragment = match kind {
-        Kind::Github => "/git/ref/heads/main",
+        Kind::Github => "/git/ref/heads",
         Kind::Gitlab => "/repository/branches/main",
         Kind::Bitbucket => "/refs/branches/main",
     };

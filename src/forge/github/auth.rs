@@ -225,7 +225,10 @@ impl TokenCache {
         let sent = self
             .http
             .post(&url)
-            .header("Accept", "application/vnd.github+json")
+            .header(
+                "Accept",
+                "application/vnd.github+json, application/json;q=0.9",
+            )
             .bearer_auth(jwt.expose())
             .send()
             .await;

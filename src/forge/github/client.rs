@@ -116,7 +116,11 @@ impl GithubClient {
         let mut req = http::Request::builder()
             .method(method)
             .uri(url)
-            .header(http::header::ACCEPT, "application/vnd.github+json")
+            // GitHub's media type first; plain JSON is what the OpenAPI description declares.
+            .header(
+                http::header::ACCEPT,
+                "application/vnd.github+json, application/json;q=0.9",
+            )
             .header("X-GitHub-Api-Version", "2022-11-28")
             .header(
                 http::header::USER_AGENT,
@@ -347,12 +351,13 @@ impl ForgeClient for GithubClient {
     }
 
     async fn repository(&self, repo: &RepoHandle) -> Result<RemoteRepo, ApiError> {
-        // By id: survives renames and transfers.
+        // By name (the documented endpoint); GitHub redirects a renamed repository, and
+        // the answer carries the current name, which later calls use.
         let r: GhRepo = self
             .json(
                 "get repository",
                 Method::GET,
-                &format!("/repositories/{}", seg(&repo.id)),
+                &format!("/repos/{}", repo_path(repo)),
                 None,
             )
             .await?;
@@ -368,7 +373,11 @@ impl ForgeClient for GithubClient {
         struct Ref {
             object: Sha,
         }
-        let url = format!("/repos/{}/git/ref/heads/{}", repo_path(repo), seg(branch));
+        let url = format!(
+            "/repos/{}/git/ref/{}",
+            repo_path(repo),
+            seg(&format!("heads/{branch}"))
+        );
         match self
             .json::<Ref>("get branch", Method::GET, &url, None)
             .await
@@ -586,7 +595,11 @@ impl ForgeClient for GithubClient {
                 Some(&json!({"message": write.message, "tree": tree.sha, "parents": [parent]})),
             )
             .await?;
-        let ref_url = format!("/repos/{rp}/git/refs/heads/{}", seg(&write.branch));
+        // One path parameter, slashes encoded, as GitHub's OpenAPI description has it.
+        let ref_url = format!(
+            "/repos/{rp}/git/refs/{}",
+            seg(&format!("heads/{}", write.branch))
+        );
         let result = match &write.parent {
             Parent::Fresh { .. } => {
                 let created = self

@@ -65,7 +65,9 @@ fn bearer(r: &Req) -> Option<&str> {
 }
 
 pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
-    let segs: Vec<&str> = r.segs.iter().map(String::as_str).collect();
+    // GitHub accepts a ref's slashes encoded (`git/ref/heads%2Fmain`, the form its OpenAPI
+    // description implies) or not: route both the same.
+    let segs: Vec<&str> = r.segs.iter().flat_map(|s| s.split('/')).collect();
     if let ["app", "installations", id, "access_tokens"] = segs.as_slice() {
         if r.method != "POST" {
             return not_found();

@@ -1,0 +1,135 @@
+//! The requests our GitHub client sends, held against GitHub's OpenAPI description: every
+//! `ForgeClient` call goes to `../shared/tools/fake-github` (Prism validating requests
+//! against `../shared/fixtures/openapi/api.github.com.json`) and must not be refused as
+//! invalid. Runs when `PIPEWRIGHT_FAKE_GITHUB_URL` points at a running fake-github;
+//! `.ci/run` starts one and sets `PIPEWRIGHT_REQUIRE_CONTRACT=1`, which turns the skip into
+//! a failure. GraphQL (blob reads) is not in the REST description and is not checked here.
+
+#[path = "support/fake_forge/mod.rs"]
+mod fake_forge;
+
+use pipewright::clock::Clock;
+use pipewright::config::{BotConfig, GithubAppConfig, Secret};
+use pipewright::forge::client::{
+    ApiError, BranchWrite, FileWrite, NewPullRequest, Parent, PullRequestUpdate, Reaction,
+    RepoHandle,
+};
+use pipewright::forge::event::CommentTarget;
+use pipewright::forge::{Forge, Forges};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_requests_conform_to_the_openapi_description() {
+    let Some(url) = std::env::var("PIPEWRIGHT_FAKE_GITHUB_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var("PIPEWRIGHT_REQUIRE_CONTRACT").as_deref() != Ok("1"),
+            "PIPEWRIGHT_REQUIRE_CONTRACT=1 but PIPEWRIGHT_FAKE_GITHUB_URL is not set"
+        );
+        eprintln!("skipped: PIPEWRIGHT_FAKE_GITHUB_URL is not set (see .ci/run)");
+        return;
+    };
+    let cfg = BotConfig {
+        github_app: Some(GithubAppConfig {
+            app_id: 1,
+            private_key: Secret::new(fake_forge::app_private_key()),
+        }),
+        github_api_url: url,
+        ..BotConfig::default()
+    };
+    let forges = Forges::from_config(&cfg, Clock::System).unwrap();
+    let c = forges.client(Forge::Github, "1", None).unwrap();
+    let repo = RepoHandle {
+        id: "1296269".into(),
+        full_name: "octocat/Hello-World".into(),
+    };
+    let sha = "7638417db6d59f3c431d3e1f261cc637155684cd".to_owned();
+    let pr = CommentTarget::PullRequest(1347);
+    let mut outcomes: Vec<(&str, Result<(), ApiError>)> = Vec::new();
+    outcomes.push(("list_repositories", c.list_repositories().await.map(|_| ())));
+    outcomes.push(("repository", c.repository(&repo).await.map(|_| ())));
+    outcomes.push((
+        "branch_head",
+        c.branch_head(&repo, "pipewright/ci").await.map(|_| ()),
+    ));
+    outcomes.push(("tree", c.tree(&repo, &sha).await.map(|_| ())));
+    outcomes.push((
+        "find_pull_request",
+        c.find_pull_request(&repo, "pipewright/ci")
+            .await
+            .map(|_| ()),
+    ));
+    for parent in [
+        Parent::Fresh { base: sha.clone() },
+        Parent::OnTop { head: sha.clone() },
+    ] {
+        let w = BranchWrite {
+            branch: "pipewright/ci".into(),
+            parent,
+            files: vec![
+                FileWrite {
+                    path: ".github/workflows/ci.yml".into(),
+                    content: Some("on: push\n".into()),
+                    exists: false,
+                },
+                FileWrite {
+                    path: "old.yml".into(),
+                    content: None,
+                    exists: true,
+                },
+            ],
+            message: "Add CI".into(),
+        };
+        outcomes.push(("write_branch", c.write_branch(&repo, &w).await.map(|_| ())));
+    }
+    outcomes.push((
+        "open_pull_request",
+        c.open_pull_request(
+            &repo,
+            &NewPullRequest {
+                head: "pipewright/ci".into(),
+                base: "main".into(),
+                title: "Add CI".into(),
+                body: "body".into(),
+            },
+        )
+        .await
+        .map(|_| ()),
+    ));
+    outcomes.push((
+        "update_pull_request",
+        c.update_pull_request(
+            &repo,
+            1347,
+            &PullRequestUpdate {
+                title: Some("t".into()),
+                body: Some("b".into()),
+                close: true,
+            },
+        )
+        .await,
+    ));
+    outcomes.push(("comment", c.comment(&repo, &pr, "hello").await.map(|_| ())));
+    outcomes.push(("react", c.react(&repo, &pr, "1", Reaction::Eyes).await));
+    outcomes.push((
+        "permission",
+        c.permission(&repo, "octocat").await.map(|_| ()),
+    ));
+    let mut refused = Vec::new();
+    for (what, r) in &outcomes {
+        match r {
+            // The description's examples do not always match their own schemas; an answer
+            // we cannot read is not a request the API refused.
+            Ok(()) | Err(ApiError::Decode { .. }) => {}
+            Err(e) => refused.push(format!("{what}: {e}")),
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "refused by the OpenAPI description:\n{}",
+        refused.join("\n")
+    );
+    // Every call went out (token requests included).
+    assert!(c.calls() >= outcomes.len() as u64);
+}
