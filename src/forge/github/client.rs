@@ -742,18 +742,27 @@ impl ForgeClient for GithubClient {
             Reaction::ThumbsUp => "+1",
             Reaction::Confused => "confused",
         };
-        self.call(
-            "react",
-            Method::POST,
-            &format!(
-                "/repos/{}/issues/comments/{}/reactions",
+        let body = json!({ "content": content });
+        let on = |kind: &str| {
+            format!(
+                "/repos/{}/{kind}/comments/{}/reactions",
                 repo_path(repo),
                 seg(comment_id)
-            ),
-            Some(&json!({ "content": content })),
-        )
-        .await
-        .map(|_| ())
+            )
+        };
+        match self
+            .call("react", Method::POST, &on("issues"), Some(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A pull request review comment (on a diff line) lives under `pulls`; its id
+            // is not an issue comment's, so the first address answers 404.
+            Err(e) if e.is_not_found() => self
+                .call("react", Method::POST, &on("pulls"), Some(&body))
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
