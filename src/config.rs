@@ -345,6 +345,55 @@ impl Default for BotConfig {
     }
 }
 
+impl BotConfig {
+    /// The bot's settings for `config check`, secrets redacted.
+    pub fn render(&self) -> String {
+        let set = |s: &Option<Secret>| {
+            if s.is_some() {
+                "[redacted]"
+            } else {
+                "(not set)"
+            }
+        };
+        let list = |l: &[String]| {
+            if l.is_empty() {
+                "(none)".to_owned()
+            } else {
+                l.join(", ")
+            }
+        };
+        format!(
+            "github_app_id = {}\ngithub_private_key = {}\ngithub_app_slug = {}\n\
+             github_api_url = {}\ngitlab_url = {}\ngitlab_token = {}\ngitlab_groups = {}\n\
+             bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_workspaces = {}\n\
+             pr_branch = {}\nprs_per_hour = {}\nreconcile_secs = {}\npublic_url = {}\n\
+             outbox = {}\n",
+            self.github_app.as_ref().map_or(
+                "(not set: GitHub deliveries are recorded, not acted on)".to_owned(),
+                |a| a.app_id.to_string()
+            ),
+            if self.github_app.is_some() {
+                "[redacted]"
+            } else {
+                "(not set)"
+            },
+            self.github_app_slug,
+            self.github_api_url,
+            self.gitlab_url,
+            set(&self.gitlab_token),
+            list(&self.gitlab_groups),
+            self.bitbucket_api_url,
+            set(&self.bitbucket_token),
+            list(&self.bitbucket_workspaces),
+            self.pr_branch,
+            self.prs_per_hour,
+            self.reconcile_secs,
+            self.public_url.as_deref().unwrap_or("(not set)"),
+            self.outbox.display(),
+        )
+    }
+}
+
 fn name_list(raw: Option<String>) -> Vec<String> {
     raw.unwrap_or_default()
         .split(',')
@@ -769,7 +818,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\n",
+             log_format = {}\ncommand_word = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -782,6 +831,7 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
+            self.bot.render(),
         )
     }
 

@@ -43,10 +43,15 @@ fn config_check_redacts_secrets_and_rejects_bad_values() {
                 "PIPEWRIGHT_DATABASE_URL",
                 "postgres://bot:pa55word@db.internal/pw",
             ),
+            ("PIPEWRIGHT_GITLAB_TOKEN", "glpat-hunter4"),
+            ("PIPEWRIGHT_GITLAB_GROUPS", "acme"),
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
+    assert!(text.contains("gitlab_token = [redacted]"), "{text}");
+    assert!(text.contains("gitlab_groups = acme"), "{text}");
+    assert!(text.contains("prs_per_hour = 20"), "{text}");
     assert!(
         text.contains("github_webhook_secret = [redacted] x2"),
         "{text}"

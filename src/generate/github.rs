@@ -170,7 +170,7 @@ fn plain(v: &str) -> bool {
 }
 
 /// Setup steps and the matrix for a project's toolchain.
-fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
+fn toolchain(p: &Project, lint: bool) -> (Vec<Step>, Option<Matrix>) {
     let versions = &p.runtime_versions;
     let matrix = |key: &'static str, default: &str| -> (String, Option<Matrix>) {
         match versions.len() {
@@ -195,9 +195,14 @@ fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
     match (p.language, p.package_manager) {
         (Language::Rust, _) => {
             let (v, m) = matrix("rust", "stable");
+            // rustfmt and clippy only when the lint step runs: they cost a download each.
             let mut install = run(
                 "Install Rust",
-                "rustup toolchain install \"$TOOLCHAIN\" --profile minimal --component rustfmt,clippy && rustup default \"$TOOLCHAIN\"",
+                if lint {
+                    "rustup toolchain install \"$TOOLCHAIN\" --profile minimal --component rustfmt,clippy && rustup default \"$TOOLCHAIN\""
+                } else {
+                    "rustup toolchain install \"$TOOLCHAIN\" --profile minimal && rustup default \"$TOOLCHAIN\""
+                },
             );
             install.env.push(("TOOLCHAIN", v));
             let mut steps = vec![
@@ -465,7 +470,7 @@ fn toolchain(p: &Project) -> (Vec<Step>, Option<Matrix>) {
 }
 
 fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) -> Job {
-    let (mut setup, matrix) = toolchain(p);
+    let (mut setup, matrix) = toolchain(p, target.features.lint);
     // Runs on release branches publish from what the cache holds: a poisoned cache would
     // reach a release. Such workflows get no dependency cache (zizmor: cache-poisoning).
     if target.push_branches().iter().any(|b| b.contains("release")) {
