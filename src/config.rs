@@ -466,6 +466,60 @@ pub enum ConfigError {
 impl ConfigArgs {
     /// Merges flags/env over the optional file over defaults, and validates.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
+        self.without_empty_values().resolve_set()
+    }
+
+    /// `VAR=` (set but empty, as compose files and templated manifests produce) means
+    /// "not set", not "set to nothing".
+    fn without_empty_values(&self) -> ConfigArgs {
+        let mut a = self.clone();
+        for v in [
+            &mut a.database_url,
+            &mut a.listen,
+            &mut a.workers,
+            &mut a.github_webhook_secret,
+            &mut a.gitlab_webhook_secret,
+            &mut a.gitlab_signing_key,
+            &mut a.bitbucket_webhook_secret,
+            &mut a.command_word,
+            &mut a.github_app_id,
+            &mut a.github_app_slug,
+            &mut a.github_private_key,
+            &mut a.github_api_url,
+            &mut a.gitlab_url,
+            &mut a.gitlab_token,
+            &mut a.gitlab_groups,
+            &mut a.bitbucket_api_url,
+            &mut a.bitbucket_token,
+            &mut a.bitbucket_workspaces,
+            &mut a.pr_branch,
+            &mut a.prs_per_hour,
+            &mut a.reconcile_secs,
+            &mut a.public_url,
+        ] {
+            if v.as_deref().is_some_and(|x| x.trim().is_empty()) {
+                *v = None;
+            }
+        }
+        for p in [
+            &mut a.github_webhook_secret_file,
+            &mut a.gitlab_webhook_secret_file,
+            &mut a.gitlab_signing_key_file,
+            &mut a.bitbucket_webhook_secret_file,
+            &mut a.github_private_key_file,
+            &mut a.gitlab_token_file,
+            &mut a.bitbucket_token_file,
+            &mut a.outbox,
+            &mut a.config,
+        ] {
+            if p.as_ref().is_some_and(|x| x.as_os_str().is_empty()) {
+                *p = None;
+            }
+        }
+        a
+    }
+
+    fn resolve_set(&self) -> Result<Config, ConfigError> {
         // An explicit file must exist; otherwise ./pipewright.toml is used when present.
         let mut file = match &self.config {
             Some(path) => read_file_config(path)?,
@@ -971,6 +1025,23 @@ mod tests {
             "postgres://bot@db/pw"
         );
         assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn empty_values_mean_unset() {
+        let c = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            github_app_id: Some(String::new()),
+            gitlab_token: Some(" ".into()),
+            github_webhook_secret: Some(String::new()),
+            prs_per_hour: Some(String::new()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(c.bot.github_app.is_none() && c.bot.gitlab_token.is_none());
+        assert!(c.github_webhook_secrets.is_empty());
+        assert_eq!(c.bot.prs_per_hour, DEFAULT_PRS_PER_HOUR);
     }
 
     #[test]
