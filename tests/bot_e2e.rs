@@ -525,3 +525,37 @@ async fn events_outside_the_allowlist_are_ignored() {
         h.fake.stop();
     }
 }
+
+/// Every forge API call is counted and exported: by operation and outcome, and per job.
+#[actix_web::test]
+async fn api_calls_are_exported_as_metrics() {
+    if !have_fixtures() {
+        return;
+    }
+    let h = Harness::new(TestDb::sqlite().await, Forge::Github, 10).await;
+    h.add_repo(186853002, "Hello-World", &[("Cargo.toml", CARGO)]);
+    h.install().await;
+    h.drain().await;
+    let metrics = pipewright::metrics::Metrics::new();
+    metrics.attach_api_calls(h.ctx.forges.totals());
+    let text = metrics.render(&h.t.db, h.clock.now()).await.unwrap();
+    for line in [
+        "pipewright_forge_api_calls_total{forge=\"github\",operation=\"get tree\",outcome=\"ok\"} 1",
+        "pipewright_forge_api_calls_total{forge=\"github\",operation=\"open pull request\",outcome=\"ok\"} 1",
+        "pipewright_forge_api_jobs_total{forge=\"github\",kind=\"analyze_repo\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    let calls: u64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "pipewright_forge_api_job_calls_total{forge=\"github\",kind=\"analyze_repo\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((5..=12).contains(&calls), "{calls} calls for one analysis");
+    h.fake.stop();
+}
