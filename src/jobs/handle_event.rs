@@ -175,7 +175,21 @@ async fn apply(
                 info!(installation = %ext, dropped, "installation stopped: tokens and queued work dropped");
             }
         }
-        EventKind::InstallationUnsuspended => {}
+        EventKind::InstallationUnsuspended => {
+            // Whatever changed while suspended is caught up by a reconcile pass now.
+            if let Some(ext) = &inst_ext {
+                enqueue(
+                    db,
+                    &ReconcileInstallation {
+                        forge,
+                        installation: ext.clone(),
+                        period: 0,
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
         EventKind::RepoCreated { repo } => {
             // A new repository is usually empty: wait for its first push.
             installations::upsert_repo(db, inst_row, forge, repo, RepoState::Active, now).await?;
