@@ -398,6 +398,11 @@ async fn github_without_workflows_permission_stops_cleanly() {
         .await
         .unwrap();
     assert!(st.last_outcome.unwrap().contains("workflows: write"));
+    let main = h.fake.world().branch_head(&h.full("Hello-World"), "main");
+    assert_eq!(
+        st.last_analyzed_sha, main,
+        "the analysed commit is recorded"
+    );
     h.fake.stop();
 }
 

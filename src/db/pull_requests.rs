@@ -268,6 +268,22 @@ pub async fn record_outcome(
     })
 }
 
+/// The default-branch commit an analysis is reading (for operators and `config`).
+pub async fn record_analyzed_sha(
+    db: &Db,
+    repository_id: i64,
+    sha: &str,
+) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query("UPDATE repositories SET last_analyzed_sha = $1 WHERE id = $2")
+            .bind(sha)
+            .bind(repository_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })
+}
+
 /// Sets or clears `ignore` for a repository.
 pub async fn set_ignored(db: &Db, repository_id: i64, ignored: bool) -> Result<(), sqlx::Error> {
     with_pool!(db, pool => {

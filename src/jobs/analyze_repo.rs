@@ -220,6 +220,9 @@ pub async fn sync_repository(
             }
         },
     };
+    pull_requests::record_analyzed_sha(db, repo_row.id, &head)
+        .await
+        .context("cannot record the analysed commit")?;
     let Some(snapshot) = read_snapshot(client, handle, &head).await? else {
         return Ok(Outcome::Skipped(
             "empty (waiting for the first push)".into(),
