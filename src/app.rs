@@ -89,8 +89,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `pipewright worker`: workers only (scale-out replicas on PostgreSQL).
-pub async fn worker(config: Config) -> anyhow::Result<()> {
+/// `pipewright worker`: workers only (scale-out replicas on PostgreSQL), with an optional
+/// HTTP endpoint for health probes and metrics.
+pub async fn worker(
+    config: Config,
+    health_listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         config.workers > 0,
         "PIPEWRIGHT_WORKERS is 0: a worker process needs at least one"
@@ -108,14 +112,66 @@ pub async fn worker(config: Config) -> anyhow::Result<()> {
         forges.clone(),
         config.bot.reconcile_secs,
     ));
+    let health = match health_listen {
+        Some(addr) => {
+            let state = web::Data::new(WorkerHttp {
+                db: db.clone(),
+                metrics: metrics.clone(),
+                clock: clock.clone(),
+            });
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .route("/healthz", web::get().to(|| async { "ok\n" }))
+                    .route("/readyz", web::get().to(worker_ready))
+                    .route("/metrics", web::get().to(worker_metrics))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind(addr)
+            .with_context(|| format!("cannot listen on {addr}"))?
+            .run();
+            info!(listen = %addr, "worker health and metrics endpoint");
+            let handle = server.handle();
+            Some((handle, tokio::spawn(server)))
+        }
+        None => None,
+    };
     shutdown_signal().await;
     info!("shutdown requested");
+    if let Some((handle, task)) = health {
+        handle.stop(true).await;
+        let _ = task.await;
+    }
     if let Some(w) = workers {
         w.shutdown().await;
     }
     sweeper.abort();
     db.close().await;
     Ok(())
+}
+
+/// What the worker's small HTTP endpoint reads.
+struct WorkerHttp {
+    db: Db,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+async fn worker_ready(state: web::Data<WorkerHttp>) -> actix_web::HttpResponse {
+    match state.db.check_ready().await {
+        Ok(()) => actix_web::HttpResponse::Ok().body("ready\n"),
+        Err(e) => actix_web::HttpResponse::ServiceUnavailable().body(format!("not ready: {e:#}\n")),
+    }
+}
+
+async fn worker_metrics(state: web::Data<WorkerHttp>) -> actix_web::HttpResponse {
+    match state.metrics.render(&state.db, state.clock.now()).await {
+        Ok(text) => actix_web::HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(e) => actix_web::HttpResponse::ServiceUnavailable().body(format!("{e:#}\n")),
+    }
 }
 
 async fn open(config: &Config) -> anyhow::Result<Db> {

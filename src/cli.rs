@@ -57,7 +57,12 @@ pub enum Command {
         installation: String,
     },
     /// Run workers only (scale-out replicas sharing a PostgreSQL database).
-    Worker,
+    Worker {
+        /// Serve `/healthz`, `/readyz` and `/metrics` on this address (for probes and
+        /// scraping); off unless given, so a worker beside `serve` never fights for its port.
+        #[arg(long, env = "PIPEWRIGHT_WORKER_LISTEN")]
+        health_listen: Option<std::net::SocketAddr>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Inspect and repair the job queue.
@@ -323,7 +328,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => println!("a reconcile pass is already queued"),
             }
         }
-        Command::Worker => crate::app::worker(config).await?,
+        Command::Worker { health_listen } => crate::app::worker(config, health_listen).await?,
         Command::Migrate => {
             Db::connect_and_migrate(config.database_url.expose())
                 .await

@@ -297,3 +297,47 @@ fn generate_honours_the_repository_config_and_reports_a_bad_one_precisely() {
         "nothing is generated from an invalid configuration"
     );
 }
+
+#[test]
+fn worker_serves_health_and_metrics_when_asked_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("pw.db").display());
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipewright"))
+        .current_dir(dir.path())
+        .args(["worker", "--health-listen", &format!("127.0.0.1:{port}")])
+        .env_clear()
+        .env("PIPEWRIGHT_DATABASE_URL", &db)
+        .env("PIPEWRIGHT_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, body)) = http(port, b"GET /readyz HTTP/1.0\r\n\r\n") {
+            assert!(body.ends_with("ready\n"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker endpoint did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(http(port, b"GET /healthz HTTP/1.0\r\n\r\n").unwrap().0, 200);
+    let (status, metrics) = http(port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.contains("pipewright_queue_depth"), "{metrics}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "worker did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
