@@ -78,7 +78,9 @@ async fn apply(
 
     // GitLab / Bitbucket: only allowlisted groups and workspaces (GitHub: any installation).
     if let Some(i) = &event.installation {
-        if ctx.forges.any_configured()
+        // Only a process with credentials for this forge knows its allowlist; others
+        // record the event and leave the forge work to a process that has them.
+        if ctx.forges.configured().contains(&forge)
             && !ctx
                 .forges
                 .allows(forge, i.id.as_str(), i.account.as_deref())
