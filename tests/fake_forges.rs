@@ -775,3 +775,231 @@ fn timestamps_are_rfc3339() {
         "Tue, 14 Nov 2023 22:13:20 GMT"
     );
 }
+
+/// Raw requests the clients never send, refused as the real APIs refuse them.
+#[actix_web::test]
+async fn raw_requests_are_validated_like_the_real_apis() {
+    use serde_json::json;
+    let http = reqwest::Client::new();
+
+    // GitHub.
+    let s = setup(Kind::Github).await;
+    s.forge
+        .world()
+        .tokens
+        .insert("ghs_test".into(), "42".into());
+    let gh = |m: reqwest::Method, p: &str| {
+        http.request(m, format!("{}{p}", s.forge.url))
+            .bearer_auth("ghs_test")
+    };
+    let status = |r: &reqwest::Response| r.status().as_u16();
+    let r = http
+        .get(format!("{}/repos/acme/app", s.forge.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 401);
+    let r = gh(reqwest::Method::GET, "/repos/acme/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 200);
+    let commit: serde_json::Value = gh(
+        reqwest::Method::GET,
+        &format!("/repos/acme/app/git/commits/{}", s.head),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let base_tree = commit["tree"]["sha"].as_str().unwrap().to_owned();
+    for bad in ["../x", "/abs", "a//b", ".git/config"] {
+        let r = gh(reqwest::Method::POST, "/repos/acme/app/git/trees")
+            .json(&json!({"base_tree": base_tree, "tree": [{"path": bad, "mode": "100644", "type": "blob", "content": "x"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(&r), 422, "{bad}");
+    }
+    let r = gh(reqwest::Method::POST, "/repos/acme/app/git/trees")
+        .json(&json!({"base_tree": base_tree, "tree": [{"path": "nope", "mode": "100644", "type": "blob", "sha": null}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 422, "deleting a missing file");
+    let r = gh(reqwest::Method::POST, "/repos/acme/app/git/commits")
+        .json(&json!({"message": "m", "tree": base_tree, "parents": ["0".repeat(40)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 422, "unknown parent");
+    let r = gh(reqwest::Method::POST, "/repos/acme/app/git/commits")
+        .json(&json!({"message": 1, "tree": base_tree}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 422, "wrong type");
+    let r = gh(reqwest::Method::POST, "/repos/acme/app/git/refs")
+        .json(&json!({"ref": "refs/heads/main", "sha": s.head}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 422);
+    assert!(r_text(r).await.contains("Reference already exists"));
+    let r = gh(reqwest::Method::POST, "/repos/acme/app/pulls")
+        .json(&json!({"title": "t", "head": "main", "base": "main"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 422, "no commits between main and main");
+    let r = gh(reqwest::Method::GET, "/repos/other/outside")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 404, "another installation's repository");
+    s.forge.stop();
+
+    // GitLab.
+    let s = setup(Kind::Gitlab).await;
+    let gl = |m: reqwest::Method, p: &str| {
+        http.request(m, format!("{}/api/v4{p}", s.forge.url))
+            .header("PRIVATE-TOKEN", fake_forge::GITLAB_TOKEN)
+    };
+    let r = http
+        .get(format!("{}/api/v4/projects/1", s.forge.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 401);
+    for (action, path, want) in [
+        ("update", "missing.txt", "doesn't exist"),
+        ("delete", "missing.txt", "doesn't exist"),
+        ("create", "README.md", "already exists"),
+        ("create", "../escape", "file path is invalid"),
+    ] {
+        let r = gl(reqwest::Method::POST, "/projects/1/repository/commits")
+            .form(&[
+                ("branch", "main"),
+                ("commit_message", "m"),
+                ("actions[][action]", action),
+                ("actions[][file_path]", path),
+                ("actions[][content]", "x"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status(&r), 400, "{action} {path}");
+        assert!(r_text(r).await.contains(want), "{action} {path}");
+    }
+    let r = gl(reqwest::Method::POST, "/projects/1/repository/commits")
+        .form(&[
+            ("branch", "no-such-branch"),
+            ("commit_message", "m"),
+            ("actions[][action]", "create"),
+            ("actions[][file_path]", "new.txt"),
+            ("actions[][content]", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 400, "no start and no branch");
+    s.forge
+        .world()
+        .push("acme/app", "feature", &[("f.txt", Some("f"))], "alice");
+    let mr = [
+        ("source_branch", "feature"),
+        ("target_branch", "main"),
+        ("title", "t"),
+    ];
+    let r = gl(reqwest::Method::POST, "/projects/1/merge_requests")
+        .form(&mr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 201);
+    let r = gl(reqwest::Method::POST, "/projects/1/merge_requests")
+        .form(&mr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 409);
+    assert!(r_text(r)
+        .await
+        .contains("Another open merge request already exists for this source branch"));
+    let r = gl(reqwest::Method::POST, "/projects/1/merge_requests")
+        .form(&[("source_branch", "feature")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 400, "missing parameters");
+    s.forge.stop();
+
+    // Bitbucket.
+    let s = setup(Kind::Bitbucket).await;
+    let bb = |m: reqwest::Method, p: &str| {
+        http.request(m, format!("{}{p}", s.forge.url))
+            .bearer_auth(fake_forge::BITBUCKET_TOKEN)
+    };
+    let r = http
+        .get(format!("{}/repositories/acme/app", s.forge.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 401);
+    let form = reqwest::multipart::Form::new()
+        .text("message", "m")
+        .text("branch", "main")
+        .text("../escape", "x");
+    let r = bb(reqwest::Method::POST, "/repositories/acme/app/src")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 400, "path with ..");
+    let moved = s
+        .forge
+        .world()
+        .push("acme/app", "main", &[("x", Some("y"))], "alice");
+    let form = reqwest::multipart::Form::new()
+        .text("message", "m")
+        .text("branch", "main")
+        .text("parents", s.head.clone())
+        .text("x", "z");
+    let r = bb(reqwest::Method::POST, "/repositories/acme/app/src")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 409, "parents is not the tip");
+    assert_eq!(s.forge.world().branch_head("acme/app", "main"), Some(moved));
+    s.forge
+        .world()
+        .push("acme/app", "feature", &[("f.txt", Some("f"))], "alice");
+    let pr = json!({"title": "t", "source": {"branch": {"name": "feature"}}});
+    let r = bb(reqwest::Method::POST, "/repositories/acme/app/pullrequests")
+        .json(&pr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 201);
+    let r = bb(reqwest::Method::POST, "/repositories/acme/app/pullrequests")
+        .json(&pr)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 400);
+    assert!(r_text(r).await.contains("already"));
+    let r = bb(reqwest::Method::POST, "/repositories/acme/app/pullrequests")
+        .json(&json!({"source": {"branch": {"name": "feature"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(&r), 400, "title is required");
+    s.forge.stop();
+}
+
+async fn r_text(r: reqwest::Response) -> String {
+    r.text().await.unwrap()
+}

@@ -502,7 +502,9 @@ impl ForgeClient for BitbucketClient {
             Parent::OnTop { head } => head,
         };
         let form = || {
+            // Field names are file paths: sent as-is, not RFC 5987-encoded (`a%2Fb`).
             let mut f = reqwest::multipart::Form::new()
+                .percent_encode_noop()
                 .text("message", write.message.clone())
                 .text("branch", write.branch.clone())
                 .text("parents", parent.clone());

@@ -769,6 +769,8 @@ impl ForgeClient for GithubClient {
         #[derive(Deserialize)]
         struct Perm {
             permission: String,
+            /// `permission` says only admin/write/read/none; the role tells maintainers.
+            role_name: Option<String>,
         }
         let url = format!(
             "/repos/{}/collaborators/{}/permission",
@@ -779,10 +781,10 @@ impl ForgeClient for GithubClient {
             .json::<Perm>("get permission", Method::GET, &url, None)
             .await
         {
-            Ok(p) => Ok(match p.permission.as_str() {
-                "admin" | "maintain" => Permission::Admin,
-                "write" => Permission::Write,
-                "read" | "triage" => Permission::Read,
+            Ok(p) => Ok(match (p.role_name.as_deref(), p.permission.as_str()) {
+                (Some("maintain"), _) | (_, "admin") => Permission::Admin,
+                (_, "write") => Permission::Write,
+                (_, "read" | "triage") => Permission::Read,
                 _ => Permission::None,
             }),
             Err(e) if e.is_not_found() => Ok(Permission::None),
