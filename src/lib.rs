@@ -16,6 +16,7 @@ pub mod db;
 pub mod forge;
 pub mod generate;
 pub mod jobs;
+pub mod learn;
 pub mod metrics;
 pub mod queue;
 pub mod repo_config;

@@ -9,6 +9,8 @@
 //! (the embedding model) may fill gaps afterwards but never override a confident rule.
 
 pub mod ci;
+pub mod conventions;
+pub mod fingerprint;
 pub mod rules;
 pub mod stack;
 pub mod tree;

@@ -6,6 +6,7 @@
 
 pub mod deliveries;
 pub mod installations;
+pub mod learn;
 pub mod pull_requests;
 
 use std::str::FromStr;

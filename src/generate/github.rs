@@ -443,6 +443,13 @@ fn toolchain(p: &Project, lint: bool) -> (Vec<Step>, Option<Matrix>) {
             )],
             None,
         ),
+        // Learned archetypes whose commands install Python tools (nbval, sqlfluff,
+        // ansible-lint, PlatformIO) need a Python with pip.
+        (Language::Jupyter | Language::Sql, _) => (python_setup(), None),
+        (Language::Yaml, _) if p.frameworks.contains(&Framework::Ansible) => (python_setup(), None),
+        (Language::C | Language::Cpp, _) if p.frameworks.contains(&Framework::Platformio) => {
+            (python_setup(), None)
+        }
         (Language::Tex, _) => (
             vec![run(
                 "Install LaTeX",
@@ -467,6 +474,14 @@ fn toolchain(p: &Project, lint: bool) -> (Vec<Step>, Option<Matrix>) {
         // C/C++ (gcc, cmake), Swift, shellcheck and helm are on GitHub's Ubuntu runners.
         _ => (Vec::new(), None),
     }
+}
+
+fn python_setup() -> Vec<Step> {
+    vec![uses(
+        "Set up Python",
+        "actions/setup-python",
+        vec![("python-version", "3.13".to_owned())],
+    )]
 }
 
 fn project_job(p: &Project, analysis: &Analysis, target: &Target, id: String) -> Job {

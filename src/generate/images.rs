@@ -199,6 +199,10 @@ pub fn runtime(p: &Project) -> Runtime {
                 .push("mix local.hex --force && mix local.rebar --force".to_owned());
             r.cache_paths = vec!["deps".to_owned(), "_build".to_owned()];
         }
+        // PlatformIO brings its own toolchains; it needs Python.
+        (Language::C | Language::Cpp, _) if p.frameworks.contains(&Framework::Platformio) => {
+            r.images = vec!["python:3.13".to_owned()]
+        }
         (Language::C | Language::Cpp, pm) => {
             r.images = vec!["gcc:14".to_owned()];
             let tools = if pm == Some(PackageManager::Meson) {
@@ -243,8 +247,13 @@ pub fn runtime(p: &Project) -> Runtime {
                 "apt-get update && apt-get install -y --no-install-recommends hugo".to_owned(),
             );
         }
+        // Plain Markdown (no site generator) is checked with markdownlint, through npx.
+        (Language::Markdown, _) if p.frameworks.is_empty() => r.images = vec!["node:22".to_owned()],
         (Language::Markdown, _) => r.images = vec!["python:3.13".to_owned()],
         (Language::Tex, _) => r.images = vec!["texlive/texlive:latest".to_owned()],
+        // Learned archetypes: Python tools (nbval, sqlfluff, PlatformIO) or npx.
+        (Language::Jupyter | Language::Sql, _) => r.images = vec!["python:3.13".to_owned()],
+        (Language::Html, _) => r.images = vec!["node:22".to_owned()],
         (Language::Shell, _) => {
             r.images = vec!["debian:stable-slim".to_owned()];
             let bats = if p.test_tool == Some(TestTool::Bats) {

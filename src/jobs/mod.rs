@@ -51,6 +51,8 @@ pub struct JobsContext {
     pub outbox: Option<PathBuf>,
     /// Webhook to register on GitLab projects the reconcile pass discovers (URL, token).
     pub gitlab_hook: Option<(String, crate::config::Secret)>,
+    /// Learned detection (`None`: rules only). Shared by every worker of the process.
+    pub learner: Option<Arc<crate::learn::Learner>>,
 }
 
 impl JobsContext {
@@ -64,6 +66,7 @@ impl JobsContext {
             prs_per_hour: crate::config::DEFAULT_PRS_PER_HOUR,
             outbox: None,
             gitlab_hook: None,
+            learner: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl JobsContext {
                 }
                 _ => None,
             },
+            learner: None,
         }
     }
 
