@@ -47,7 +47,6 @@ const LEARNED: &[(&str, &str, &str)] = &[
     ("platformio-weather", "platformio", "cpp"),
     ("static-homepage", "static-site", "html"),
     ("sql-migrations", "sql-scripts", "sql"),
-    ("latex-class-makefile", "latex", "tex"),
 ];
 
 #[test]
