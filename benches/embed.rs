@@ -44,7 +44,10 @@ fn texts() -> Vec<String> {
         .map(|(_, _, t)| (*t).to_owned())
         .collect();
     for kind in ["repos", "learned"] {
-        let mut dirs: Vec<_> = std::fs::read_dir(root.join(kind)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut dirs: Vec<_> = std::fs::read_dir(root.join(kind))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         dirs.sort();
         for d in dirs {
             if let Some(fp) = load_local_learned(&d, &Limits::default())
@@ -91,9 +94,17 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("EMBED_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
-    let n_vectors: usize = std::env::var("EMBED_BENCH_VECTORS").ok().and_then(|r| r.parse().ok()).unwrap_or(100_000);
-    let model_dir = std::env::var("PIPEWRIGHT_MODEL_DIR").ok().filter(|d| !d.is_empty());
+    let rounds: usize = std::env::var("EMBED_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let n_vectors: usize = std::env::var("EMBED_BENCH_VECTORS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(100_000);
+    let model_dir = std::env::var("PIPEWRIGHT_MODEL_DIR")
+        .ok()
+        .filter(|d| !d.is_empty());
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
 
@@ -106,8 +117,15 @@ fn main() {
         let b1 = per_text_ms(&model, &refs, 1, rounds);
         let b32 = per_text_ms(&model, &refs, 32, rounds);
         let rss = peak_rss_mib();
-        let tokens: usize = refs.iter().map(|t| t.split_whitespace().count()).sum::<usize>() / refs.len();
-        println!("embedding: {} fingerprints (≈{tokens} words each), best of {rounds} rounds", refs.len());
+        let tokens: usize = refs
+            .iter()
+            .map(|t| t.split_whitespace().count())
+            .sum::<usize>()
+            / refs.len();
+        println!(
+            "embedding: {} fingerprints (≈{tokens} words each), best of {rounds} rounds",
+            refs.len()
+        );
         println!(
             "  candle f32   load {load_ms:>7.0} ms  batch 1 {b1:>6.2} ms/fp  batch 32 {b32:>6.2} ms/fp  peak RSS {rss:>6.0} MiB (before the model: {rss_before:.0} MiB)"
         );

@@ -40,8 +40,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
     metrics.attach_api_calls(forges.totals());
-    let (learner, learn_status) =
-        crate::learn::start(config.learn.model_dir.as_deref(), &config.learn.data_dir, &db).await;
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
     let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
     let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
     let sweeper = tokio::spawn(sweep_loop(
@@ -65,11 +69,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .app_data(learn_state.clone())
             .configure(server::configure(app_state.clone()))
     })
-        .disable_signals()
-        .shutdown_timeout(HTTP_SHUTDOWN_SECS)
-        .bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?
-        .run();
+    .disable_signals()
+    .shutdown_timeout(HTTP_SHUTDOWN_SECS)
+    .bind(config.listen)
+    .with_context(|| format!("cannot listen on {}", config.listen))?
+    .run();
     let handle = http.handle();
     let http_task = tokio::spawn(http);
     info!(listen = %config.listen, workers = config.workers, "pipewright is serving");
@@ -113,8 +117,12 @@ pub async fn worker(
     let metrics = Arc::new(Metrics::new());
     let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
     metrics.attach_api_calls(forges.totals());
-    let (learner, learn_status) =
-        crate::learn::start(config.learn.model_dir.as_deref(), &config.learn.data_dir, &db).await;
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
     let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
     let sweeper = tokio::spawn(sweep_loop(
         db.clone(),
@@ -185,7 +193,9 @@ struct WorkerHttp {
 
 async fn worker_ready(state: web::Data<WorkerHttp>) -> actix_web::HttpResponse {
     match state.db.check_ready().await {
-        Ok(()) => actix_web::HttpResponse::Ok().body(format!("ready\n{}\n", state.learning.describe())),
+        Ok(()) => {
+            actix_web::HttpResponse::Ok().body(format!("ready\n{}\n", state.learning.describe()))
+        }
         Err(e) => actix_web::HttpResponse::ServiceUnavailable().body(format!("not ready: {e:#}\n")),
     }
 }

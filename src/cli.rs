@@ -280,7 +280,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
             format,
             explain,
-        } => return analyze(path, *format, *explain, local_model_dir(&cli.config).as_deref()),
+        } => {
+            return analyze(
+                path,
+                *format,
+                *explain,
+                local_model_dir(&cli.config).as_deref(),
+            )
+        }
         Command::Generate {
             path,
             provider,
@@ -388,9 +395,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The model folder for local commands (`analyze`, `generate`): the flag or
 /// PIPEWRIGHT_MODEL_DIR, an empty value meaning unset.
 fn local_model_dir(args: &ConfigArgs) -> Option<std::path::PathBuf> {
-    args.model_dir
-        .clone()
-        .filter(|d| !d.as_os_str().is_empty())
+    args.model_dir.clone().filter(|d| !d.as_os_str().is_empty())
 }
 
 /// Reads a local checkout (with the READMEs fingerprints use when a model is given) and
@@ -541,16 +546,26 @@ async fn index(config: &Config, command: IndexCommand) -> anyhow::Result<ExitCod
                     }))?
                 ),
                 Format::Text => {
-                    println!("model {}  data dir {}", learner.model_hash(), config.learn.data_dir.display());
+                    println!(
+                        "model {}  data dir {}",
+                        learner.model_hash(),
+                        config.learn.data_dir.display()
+                    );
                     println!(
                         "archetypes: {} exemplars, corpus {}, {} bytes on disk",
                         learner.archetypes().len(),
                         learner.archetypes().corpus().hash,
                         archetype_bytes
                     );
-                    println!("{:<14} {:>8} {:>9} {:>14}", "installation", "vectors", "recorded", "bytes on disk");
+                    println!(
+                        "{:<14} {:>8} {:>9} {:>14}",
+                        "installation", "vectors", "recorded", "bytes on disk"
+                    );
                     for t in &tenants {
-                        println!("{:<14} {:>8} {:>9} {:>14}", t.installation, t.vectors, t.recorded, t.bytes_on_disk);
+                        println!(
+                            "{:<14} {:>8} {:>9} {:>14}",
+                            t.installation, t.vectors, t.recorded, t.bytes_on_disk
+                        );
                     }
                     for (m, n) in &cached {
                         println!("cached embeddings of model {m}: {n}");

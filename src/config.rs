@@ -935,10 +935,12 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
-            self.learn.model_dir.as_ref().map_or(
-                "(not set: rules only)".to_owned(),
-                |d| d.display().to_string()
-            ),
+            self.learn
+                .model_dir
+                .as_ref()
+                .map_or("(not set: rules only)".to_owned(), |d| d
+                    .display()
+                    .to_string()),
             self.learn.data_dir.display(),
             self.bot.render(),
         )
@@ -998,7 +1000,9 @@ mod tests {
     fn learned_detection_is_off_by_default_and_a_bad_model_dir_is_refused() {
         let c = ConfigArgs::default().resolve().unwrap();
         assert_eq!(c.learn, LearnConfig::default());
-        assert!(c.render_redacted().contains("model_dir = (not set: rules only)"));
+        assert!(c
+            .render_redacted()
+            .contains("model_dir = (not set: rules only)"));
         let dir = std::env::temp_dir();
         let c = ConfigArgs {
             model_dir: Some(dir.clone()),

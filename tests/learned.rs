@@ -29,7 +29,9 @@ use pipewright::Db;
 use testdb::TestDb;
 
 fn fixtures(kind: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(kind)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(kind)
 }
 
 fn learner() -> Option<Learner> {
@@ -60,33 +62,51 @@ fn archetypes_get_right_what_rules_miss() {
             .projects
             .first()
             .is_some_and(|p| p.language.as_str() == *language);
-        assert!(!rules_right, "{name}: rules alone already get it right; not a learned fixture");
+        assert!(
+            !rules_right,
+            "{name}: rules alone already get it right; not a learned fixture"
+        );
         let tree = load_local_learned(&dir, &Limits::default()).unwrap();
         let a = l.analyze_local(&tree).unwrap();
-        let p = a
-            .projects
-            .first()
-            .unwrap_or_else(|| panic!("{name}: no project with embeddings: {}", render_text(&a, true)));
+        let p = a.projects.first().unwrap_or_else(|| {
+            panic!(
+                "{name}: no project with embeddings: {}",
+                render_text(&a, true)
+            )
+        });
         report.push(format!(
             "{name}: rules {:?} → {} ({})",
             rules.projects.first().map(|p| p.language.as_str()),
             p.language,
-            p.reasons.last().map(|r| r.conclusion.clone()).unwrap_or_default()
+            p.reasons
+                .last()
+                .map(|r| r.conclusion.clone())
+                .unwrap_or_default()
         ));
-        assert_eq!(p.language.as_str(), *language, "{name}: {}", render_text(&a, true));
+        assert_eq!(
+            p.language.as_str(),
+            *language,
+            "{name}: {}",
+            render_text(&a, true)
+        );
         assert!(
-            p.evidence.contains(&format!("embedding: archetype {archetype}")),
+            p.evidence
+                .contains(&format!("embedding: archetype {archetype}")),
             "{name}: evidence says the embedding contributed: {:?}",
             p.evidence
         );
-        assert!(p.confidence < CONFIDENT, "learned answers stay below rules' confidence");
+        assert!(
+            p.confidence < CONFIDENT,
+            "learned answers stay below rules' confidence"
+        );
         // The recipe becomes CI like any other project, on every provider.
         for provider in [Provider::Github, Provider::Gitlab, Provider::Bitbucket] {
             let target = Target {
                 provider,
                 ..Target::github()
             };
-            let files = generate(&a, &target).unwrap_or_else(|e| panic!("{name} {provider:?}: {e}"));
+            let files =
+                generate(&a, &target).unwrap_or_else(|e| panic!("{name} {provider:?}: {e}"));
             assert!(!files.is_empty(), "{name}: {provider:?} generated nothing");
         }
     }
@@ -124,7 +144,11 @@ fn confident_rule_answers_never_change() {
             if p.confidence >= CONFIDENT {
                 assert_eq!(p, q, "{name}: a confident answer changed");
             } else {
-                assert_eq!(p.language, q.language, "{name}: the language of {} changed", p.path);
+                assert_eq!(
+                    p.language, q.language,
+                    "{name}: the language of {} changed",
+                    p.path
+                );
                 assert_eq!(p.package_manager, q.package_manager);
                 assert_eq!(p.frameworks, q.frameworks);
             }
@@ -135,7 +159,8 @@ fn confident_rule_answers_never_change() {
     }
     // Only repositories where rules were unsure or silent may differ at all.
     for name in &changed {
-        let rules = analyze(&load_local(&fixtures("repos").join(name), &Limits::default()).unwrap());
+        let rules =
+            analyze(&load_local(&fixtures("repos").join(name), &Limits::default()).unwrap());
         assert!(
             rules.projects.is_empty() || rules.projects.iter().any(|p| p.confidence < CONFIDENT),
             "{name} changed although every rule was confident"
@@ -147,7 +172,11 @@ fn confident_rule_answers_never_change() {
 #[test]
 fn explain_shows_the_neighbours_and_their_similarity() {
     let Some(l) = learner() else { return };
-    let tree = load_local_learned(&fixtures("learned").join("dbt-analytics"), &Limits::default()).unwrap();
+    let tree = load_local_learned(
+        &fixtures("learned").join("dbt-analytics"),
+        &Limits::default(),
+    )
+    .unwrap();
     let text = render_text(&l.analyze_local(&tree).unwrap(), true);
     assert!(text.contains("[learned/archetype]"), "{text}");
     assert!(text.contains("nearest: dbt 0."), "{text}");
@@ -158,14 +187,23 @@ fn the_archetype_index_is_persisted_and_rebuilt_when_its_key_changes() {
     let Some(m) = model::embedder() else { return };
     let data = tempfile::tempdir().unwrap();
     let first = Learner::with_embedder(m.clone(), Some(data.path())).unwrap();
-    let path = pipewright::learn::ArchetypeIndex::path(data.path(), m.hash(), first.archetypes().corpus());
+    let path =
+        pipewright::learn::ArchetypeIndex::path(data.path(), m.hash(), first.archetypes().corpus());
     assert!(path.is_file(), "saved at {}", path.display());
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.contains(m.hash()) && name.contains(&first.archetypes().corpus().hash));
     let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
     let second = Learner::with_embedder(m.clone(), Some(data.path())).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified, "loaded, not rebuilt");
-    let tree = load_local_learned(&fixtures("learned").join("notebooks-course"), &Limits::default()).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        modified,
+        "loaded, not rebuilt"
+    );
+    let tree = load_local_learned(
+        &fixtures("learned").join("notebooks-course"),
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(
         first.analyze_local(&tree).unwrap(),
         second.analyze_local(&tree).unwrap()
@@ -207,9 +245,16 @@ struct Org {
 }
 
 async fn org(db: &Db, ext: &str, owner: &str, base_id: u64) -> Org {
-    let installation = installations::upsert_installation(db, Forge::Github, ext, Some(owner), InstallationState::Active, 1)
-        .await
-        .unwrap();
+    let installation = installations::upsert_installation(
+        db,
+        Forge::Github,
+        ext,
+        Some(owner),
+        InstallationState::Active,
+        1,
+    )
+    .await
+    .unwrap();
     let mut repos = HashMap::new();
     for (i, name) in ["py-a", "py-b", "rust-c", "py-new"].iter().enumerate() {
         let id = installations::upsert_repo(
@@ -231,13 +276,27 @@ async fn org(db: &Db, ext: &str, owner: &str, base_id: u64) -> Org {
         .unwrap();
         repos.insert(*name, id);
     }
-    Org { installation, repos }
+    Org {
+        installation,
+        repos,
+    }
 }
 
 /// Records a repository as an analysis would: its vector cached, its conventions stored.
-async fn record(s: &Siblings, db: &Db, o: &Org, name: &str, language: &str, c: &Conventions, v: &[f32], now: i64) {
+async fn record(
+    s: &Siblings,
+    db: &Db,
+    o: &Org,
+    name: &str,
+    language: &str,
+    c: &Conventions,
+    v: &[f32],
+    now: i64,
+) {
     let hash = format!("{name}-{}-{}", o.installation, v[0]);
-    store::put_embeddings(db, s_model(), &[(hash.clone(), v.to_vec())], now).await.unwrap();
+    store::put_embeddings(db, s_model(), &[(hash.clone(), v.to_vec())], now)
+        .await
+        .unwrap();
     s.record(
         db,
         &NewConventions {
@@ -268,18 +327,65 @@ async fn isolation(t: TestDb) {
     // acme: two Python siblings with the org workflow and runner labels, one Rust repo
     // with other labels. other: identical repositories (same vectors), its own conventions.
     let py = vector(1, 0);
-    record(&s, db, &acme, "py-a", "python", &python_ci("acme", "self-hosted, acme-large"), &vector(1, 1), 10).await;
-    record(&s, db, &acme, "py-b", "python", &python_ci("acme", "self-hosted, acme-large"), &vector(1, 2), 11).await;
+    record(
+        &s,
+        db,
+        &acme,
+        "py-a",
+        "python",
+        &python_ci("acme", "self-hosted, acme-large"),
+        &vector(1, 1),
+        10,
+    )
+    .await;
+    record(
+        &s,
+        db,
+        &acme,
+        "py-b",
+        "python",
+        &python_ci("acme", "self-hosted, acme-large"),
+        &vector(1, 2),
+        11,
+    )
+    .await;
     let mut rust = python_ci("acme", "rust-runner");
     rust.python_versions.clear();
     record(&s, db, &acme, "rust-c", "rust", &rust, &vector(1, 3), 12).await;
-    record(&s, db, &other, "py-a", "python", &python_ci("other", "other-runner"), &vector(1, 1), 13).await;
-    record(&s, db, &other, "py-b", "python", &python_ci("other", "other-runner"), &vector(1, 2), 14).await;
+    record(
+        &s,
+        db,
+        &other,
+        "py-a",
+        "python",
+        &python_ci("other", "other-runner"),
+        &vector(1, 1),
+        13,
+    )
+    .await;
+    record(
+        &s,
+        db,
+        &other,
+        "py-b",
+        "python",
+        &python_ci("other", "other-runner"),
+        &vector(1, 2),
+        14,
+    )
+    .await;
 
-    let found = s.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap();
+    let found = s
+        .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+        .await
+        .unwrap();
     let names: Vec<&str> = found.iter().map(|x| x.full_name.as_str()).collect();
     assert_eq!(names.len(), 2, "{}: {names:?}", t.name);
-    assert!(names.iter().all(|n| n.starts_with("acme/py-")), "{}: same org, same stack: {names:?}", t.name);
+    assert!(
+        names.iter().all(|n| n.starts_with("acme/py-")),
+        "{}: same org, same stack: {names:?}",
+        t.name
+    );
     let adopted = adopt(found, "acme");
     assert_eq!(
         adopted.reusable_workflow.as_ref().unwrap().uses,
@@ -288,31 +394,105 @@ async fn isolation(t: TestDb) {
     assert_eq!(adopted.runs_on, ["acme-large", "self-hosted"]);
     assert_eq!(adopted.python_versions, ["3.12"]);
 
-    let theirs = adopt(s.nearest(db, other.installation, other.repos["py-new"], "python", &py).await.unwrap(), "other");
+    let theirs = adopt(
+        s.nearest(db, other.installation, other.repos["py-new"], "python", &py)
+            .await
+            .unwrap(),
+        "other",
+    );
     assert_eq!(theirs.runs_on, ["other-runner"], "{}", t.name);
-    assert!(theirs.siblings.iter().all(|x| x.full_name.starts_with("other/")));
+    assert!(theirs
+        .siblings
+        .iter()
+        .all(|x| x.full_name.starts_with("other/")));
     // A repository is never its own sibling; a stack nobody has yields nothing.
-    assert!(s.nearest(db, acme.installation, acme.repos["py-a"], "python", &vector(1, 1)).await.unwrap().iter().all(|x| x.full_name != "acme/py-a"));
-    assert!(s.nearest(db, acme.installation, acme.repos["py-new"], "go", &py).await.unwrap().is_empty());
+    assert!(s
+        .nearest(
+            db,
+            acme.installation,
+            acme.repos["py-a"],
+            "python",
+            &vector(1, 1)
+        )
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.full_name != "acme/py-a"));
+    assert!(s
+        .nearest(db, acme.installation, acme.repos["py-new"], "go", &py)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Persisted, then a second replica (its own process state, same data dir or none)
     // sees the same; an uninstall seen by one is honoured by the other.
     s.save_all().unwrap();
     let replica = Siblings::new(s_model(), None);
-    assert_eq!(replica.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap().len(), 2);
+    assert_eq!(
+        replica
+            .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let from_file = Siblings::new(s_model(), Some(data.path()));
-    assert_eq!(from_file.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap().len(), 2);
+    assert_eq!(
+        from_file
+            .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     assert_eq!(s.forget(db, acme.installation).await.unwrap(), 3);
-    assert!(replica.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap().is_empty(), "{}: replica honours the uninstall", t.name);
-    assert!(from_file.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap().is_empty());
+    assert!(
+        replica
+            .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{}: replica honours the uninstall",
+        t.name
+    );
+    assert!(from_file
+        .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+        .await
+        .unwrap()
+        .is_empty());
     // Reinstalled: nothing of the old installation, nothing of the other one.
-    installations::upsert_installation(db, Forge::Github, "1001", Some("acme"), InstallationState::Active, 20).await.unwrap();
+    installations::upsert_installation(
+        db,
+        Forge::Github,
+        "1001",
+        Some("acme"),
+        InstallationState::Active,
+        20,
+    )
+    .await
+    .unwrap();
     let fresh = Siblings::new(s_model(), Some(data.path()));
-    assert!(fresh.nearest(db, acme.installation, acme.repos["py-new"], "python", &py).await.unwrap().is_empty());
-    assert_eq!(fresh.nearest(db, other.installation, other.repos["py-new"], "python", &py).await.unwrap().len(), 2);
+    assert!(fresh
+        .nearest(db, acme.installation, acme.repos["py-new"], "python", &py)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        fresh
+            .nearest(db, other.installation, other.repos["py-new"], "python", &py)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     let stats = fresh.stats(db).await.unwrap();
-    assert_eq!(stats.len(), 1, "{}: only the other installation has vectors: {stats:?}", t.name);
+    assert_eq!(
+        stats.len(),
+        1,
+        "{}: only the other installation has vectors: {stats:?}",
+        t.name
+    );
 }
 
 #[tokio::test]
@@ -322,7 +502,9 @@ async fn one_installation_never_informs_another_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_installation_never_informs_another_postgres() {
-    let Some(t) = TestDb::postgres().await else { return };
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
     isolation(t).await;
 }
 
@@ -331,21 +513,51 @@ async fn one_installation_never_informs_another_postgres() {
 /// the other installation's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_replicas_converge_without_mixing_tenants() {
-    let Some(t) = TestDb::postgres().await else { return };
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
     let db = t.db.clone();
     let a = org(&db, "3003", "alpha", 7000).await;
     let b = org(&db, "4004", "beta", 8000).await;
-    let replicas: Vec<Arc<Siblings>> = (0..4).map(|_| Arc::new(Siblings::new(s_model(), None))).collect();
+    let replicas: Vec<Arc<Siblings>> = (0..4)
+        .map(|_| Arc::new(Siblings::new(s_model(), None)))
+        .collect();
     let mut tasks = Vec::new();
     for (i, r) in replicas.iter().enumerate() {
         let (r, db) = (r.clone(), db.clone());
-        let (o, owner) = if i % 2 == 0 { (&a, "alpha") } else { (&b, "beta") };
-        let o = Org { installation: o.installation, repos: o.repos.clone() };
+        let (o, owner) = if i % 2 == 0 {
+            (&a, "alpha")
+        } else {
+            (&b, "beta")
+        };
+        let o = Org {
+            installation: o.installation,
+            repos: o.repos.clone(),
+        };
         tasks.push(tokio::spawn(async move {
             for (j, name) in ["py-a", "py-b"].iter().enumerate() {
                 let c = python_ci(owner, &format!("{owner}-runner"));
-                record(&r, &db, &o, name, "python", &c, &vector(7, (i * 2 + j) as u64 + 1), 100 + i as i64).await;
-                let _ = r.nearest(&db, o.installation, o.repos["py-new"], "python", &vector(7, 0)).await.unwrap();
+                record(
+                    &r,
+                    &db,
+                    &o,
+                    name,
+                    "python",
+                    &c,
+                    &vector(7, (i * 2 + j) as u64 + 1),
+                    100 + i as i64,
+                )
+                .await;
+                let _ = r
+                    .nearest(
+                        &db,
+                        o.installation,
+                        o.repos["py-new"],
+                        "python",
+                        &vector(7, 0),
+                    )
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -354,9 +566,20 @@ async fn concurrent_replicas_converge_without_mixing_tenants() {
     }
     for r in &replicas {
         for (o, owner) in [(&a, "alpha"), (&b, "beta")] {
-            let found = r.nearest(&db, o.installation, o.repos["py-new"], "python", &vector(7, 0)).await.unwrap();
+            let found = r
+                .nearest(
+                    &db,
+                    o.installation,
+                    o.repos["py-new"],
+                    "python",
+                    &vector(7, 0),
+                )
+                .await
+                .unwrap();
             assert_eq!(found.len(), 2, "{owner}: {found:?}");
-            assert!(found.iter().all(|s| s.full_name.starts_with(&format!("{owner}/"))));
+            assert!(found
+                .iter()
+                .all(|s| s.full_name.starts_with(&format!("{owner}/"))));
         }
     }
 }
@@ -366,15 +589,33 @@ async fn embeddings_are_cached_by_fingerprint() {
     let Some(m) = model::embedder() else { return };
     for t in TestDb::all().await {
         let l = Arc::new(Learner::with_embedder(m.clone(), None).unwrap());
-        let tree = load_local_learned(&fixtures("learned").join("dotfiles-plain"), &Limits::default()).unwrap();
+        let tree = load_local_learned(
+            &fixtures("learned").join("dotfiles-plain"),
+            &Limits::default(),
+        )
+        .unwrap();
         let fp = fingerprint(&tree, ".").unwrap();
-        let first = l.embed_cached(&t.db, std::slice::from_ref(&fp), 5).await.unwrap();
-        let cached = store::get_embeddings(&t.db, l.model_hash(), &[fp.hash()]).await.unwrap();
+        let first = l
+            .embed_cached(&t.db, std::slice::from_ref(&fp), 5)
+            .await
+            .unwrap();
+        let cached = store::get_embeddings(&t.db, l.model_hash(), &[fp.hash()])
+            .await
+            .unwrap();
         assert_eq!(cached[&fp.hash()], first[&fp.hash()], "{}", t.name);
         // Another model's cache is not read.
-        assert!(store::get_embeddings(&t.db, "othermodel", &[fp.hash()]).await.unwrap().is_empty());
-        let again = l.embed_cached(&t.db, &[fp.clone(), fp.clone()], 6).await.unwrap();
+        assert!(store::get_embeddings(&t.db, "othermodel", &[fp.hash()])
+            .await
+            .unwrap()
+            .is_empty());
+        let again = l
+            .embed_cached(&t.db, &[fp.clone(), fp.clone()], 6)
+            .await
+            .unwrap();
         assert_eq!(again[&fp.hash()], first[&fp.hash()]);
-        assert_eq!(store::embedding_counts(&t.db).await.unwrap(), [(l.model_hash().to_owned(), 1)]);
+        assert_eq!(
+            store::embedding_counts(&t.db).await.unwrap(),
+            [(l.model_hash().to_owned(), 1)]
+        );
     }
 }

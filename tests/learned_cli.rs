@@ -51,7 +51,11 @@ fn without_a_model_rules_alone_answer() {
     assert!(!text(&out).contains("learned/archetype"));
     let out = pipewright(dir.path(), &["index", "stats"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("PIPEWRIGHT_MODEL_DIR"), "{}", text(&out));
+    assert!(
+        text(&out).contains("PIPEWRIGHT_MODEL_DIR"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -67,15 +71,26 @@ fn analyze_explains_the_neighbours() {
     assert!(out.status.success(), "{}", text(&out));
     let t = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(t.contains("yaml"), "{t}");
-    assert!(t.contains("[learned/archetype]") && t.contains("nearest: ansible-role 0."), "{t}");
+    assert!(
+        t.contains("[learned/archetype]") && t.contains("nearest: ansible-role 0."),
+        "{t}"
+    );
     let out = pipewright(
         dir.path(),
-        &["analyze", &fixture("ansible-role-nginx"), "--format", "json"],
+        &[
+            "analyze",
+            &fixture("ansible-role-nginx"),
+            "--format",
+            "json",
+        ],
         &[("PIPEWRIGHT_MODEL_DIR", &m)],
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["projects"][0]["language"], "yaml");
-    assert_eq!(v["projects"][0]["evidence"][0], "embedding: archetype ansible-role");
+    assert_eq!(
+        v["projects"][0]["evidence"][0],
+        "embedding: archetype ansible-role"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,9 +100,16 @@ async fn index_rebuild_and_stats_work_from_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("pw.db").display());
     let db = Db::connect_and_migrate(&url).await.unwrap();
-    let inst = installations::upsert_installation(&db, Forge::Github, "77", Some("acme"), InstallationState::Active, 1)
-        .await
-        .unwrap();
+    let inst = installations::upsert_installation(
+        &db,
+        Forge::Github,
+        "77",
+        Some("acme"),
+        InstallationState::Active,
+        1,
+    )
+    .await
+    .unwrap();
     for i in 0..3u64 {
         let id = installations::upsert_repo(
             &db,
@@ -108,7 +130,9 @@ async fn index_rebuild_and_stats_work_from_the_database() {
         .unwrap();
         let v = m.embed(&[&format!("files: r{i}.py")]).unwrap().remove(0);
         let hash = format!("h{i}");
-        store::put_embeddings(&db, m.hash(), &[(hash.clone(), v)], 1).await.unwrap();
+        store::put_embeddings(&db, m.hash(), &[(hash.clone(), v)], 1)
+            .await
+            .unwrap();
         store::upsert_conventions(
             &db,
             &NewConventions {
@@ -134,7 +158,13 @@ async fn index_rebuild_and_stats_work_from_the_database() {
     ];
     let out = pipewright(dir.path(), &["index", "rebuild"], &env);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains(&format!("installation {inst}: 3 vectors rebuilt from the database in")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "installation {inst}: 3 vectors rebuilt from the database in"
+        )),
+        "{}",
+        text(&out)
+    );
     let out = pipewright(dir.path(), &["index", "stats", "--format", "json"], &env);
     assert!(out.status.success(), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

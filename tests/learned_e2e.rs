@@ -38,7 +38,9 @@ fn org_workflow(owner: &str) -> String {
 const RUST_WORKFLOW: &str = "on: push\njobs:\n  test:\n    runs-on: [rust-builders]\n    steps:\n      - uses: actions/checkout@v4\n      - run: cargo test\n";
 
 async fn follows_the_org(t: TestDb) {
-    let Some(embedder) = model::embedder() else { return };
+    let Some(embedder) = model::embedder() else {
+        return;
+    };
     if !have_fixtures() {
         return;
     }
@@ -75,7 +77,11 @@ async fn follows_the_org(t: TestDb) {
     );
     h.install().await;
     h.drain().await;
-    assert_eq!(h.all_prs(&["lib-alpha", "lib-beta", "tool-rs"]), 0, "{name}: they have CI");
+    assert_eq!(
+        h.all_prs(&["lib-alpha", "lib-beta", "tool-rs"]),
+        0,
+        "{name}: they have CI"
+    );
 
     // A new Python library arrives and gets its first push.
     h.add_repo(
@@ -84,16 +90,36 @@ async fn follows_the_org(t: TestDb) {
         &[
             ("pyproject.toml", LIB_PYPROJECT),
             ("src/gamma/__init__.py", ""),
-            ("README.md", "# gamma\n\nAnother Python library of the org.\n"),
+            (
+                "README.md",
+                "# gamma\n\nAnother Python library of the org.\n",
+            ),
         ],
     );
-    h.push_main(304, "lib-gamma", &[("tests/test_gamma.py", Some("def test_y():\n    assert True\n"))])
-        .await;
+    // (A manifest change: pushes that touch no manifest are not analysed.)
+    let pyproject = LIB_PYPROJECT.replace("httpx", "httpx\", \"rich");
+    h.push_main(
+        304,
+        "lib-gamma",
+        &[("pyproject.toml", Some(pyproject.as_str()))],
+    )
+    .await;
     h.drain().await;
     let pr = assert_bot_pr(&h, "lib-gamma");
-    assert!(pr.body.contains("Learned from this organisation"), "{name}: {}", pr.body);
-    assert!(pr.body.contains(&format!("{owner}/lib-alpha")) && pr.body.contains(&format!("{owner}/lib-beta")), "{name}: the siblings are named");
-    assert!(!pr.body.contains("tool-rs"), "{name}: another stack is not a sibling");
+    assert!(
+        pr.body.contains("Learned from this organisation"),
+        "{name}: {}",
+        pr.body
+    );
+    assert!(
+        pr.body.contains(&format!("{owner}/lib-alpha"))
+            && pr.body.contains(&format!("{owner}/lib-beta")),
+        "{name}: the siblings are named"
+    );
+    assert!(
+        !pr.body.contains("tool-rs"),
+        "{name}: another stack is not a sibling"
+    );
     let files = h
         .fake
         .world()
@@ -105,9 +131,15 @@ async fn follows_the_org(t: TestDb) {
         .find(|(p, _)| p.starts_with(".github/workflows/"))
         .map(|(_, c)| c.clone())
         .unwrap_or_else(|| panic!("{name}: no workflow on the branch: {:?}", files.keys()));
-    assert!(workflow.contains(&format!("{owner}-large")), "{name}: the org's runner labels:\n{workflow}");
+    assert!(
+        workflow.contains(&format!("{owner}-large")),
+        "{name}: the org's runner labels:\n{workflow}"
+    );
     assert!(!workflow.contains("rust-builders"), "{name}");
-    assert!(workflow.contains("3.11") && workflow.contains("3.12"), "{name}: the org's Python versions:\n{workflow}");
+    assert!(
+        workflow.contains("3.11") && workflow.contains("3.12"),
+        "{name}: the org's Python versions:\n{workflow}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,6 +149,8 @@ async fn a_new_repository_follows_its_siblings_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_repository_follows_its_siblings_postgres() {
-    let Some(t) = TestDb::postgres().await else { return };
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
     follows_the_org(t).await;
 }

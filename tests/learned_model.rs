@@ -55,7 +55,10 @@ fn batching_equals_one_by_one() {
     let mut texts: Vec<String> = r.cases.iter().map(|c| c.text.clone()).collect();
     // More than one batch, of mixed lengths, so grouping and padding are exercised.
     for i in 0..70 {
-        texts.push(format!("files: script{i}.sh, README.md\nreadme: tool number {i} {}", "x ".repeat(i)));
+        texts.push(format!(
+            "files: script{i}.sh, README.md\nreadme: tool number {i} {}",
+            "x ".repeat(i)
+        ));
     }
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let batch = model.embed(&refs).unwrap();
@@ -67,7 +70,10 @@ fn batching_equals_one_by_one() {
             .zip(b)
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        assert!(max_diff < 1e-4, "batched vector differs by {max_diff} for {t:?}");
+        assert!(
+            max_diff < 1e-4,
+            "batched vector differs by {max_diff} for {t:?}"
+        );
     }
     assert!(model.embed(&[]).unwrap().is_empty());
 }

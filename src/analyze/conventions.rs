@@ -107,9 +107,29 @@ impl Conventions {
 
 /// Lint/format tools recognised in `run:` commands (word → tool).
 const LINT_TOOLS: &[&str] = &[
-    "ruff", "black", "flake8", "pylint", "mypy", "isort", "pyright", "eslint", "prettier",
-    "biome", "shellcheck", "shfmt", "clippy", "rustfmt", "golangci-lint", "gofmt", "rubocop",
-    "hadolint", "yamllint", "markdownlint", "actionlint", "sqlfluff", "ansible-lint",
+    "ruff",
+    "black",
+    "flake8",
+    "pylint",
+    "mypy",
+    "isort",
+    "pyright",
+    "eslint",
+    "prettier",
+    "biome",
+    "shellcheck",
+    "shfmt",
+    "clippy",
+    "rustfmt",
+    "golangci-lint",
+    "gofmt",
+    "rubocop",
+    "hadolint",
+    "yamllint",
+    "markdownlint",
+    "actionlint",
+    "sqlfluff",
+    "ansible-lint",
     "pre-commit",
 ];
 /// Test runners recognised in `run:` commands.
@@ -118,7 +138,9 @@ const TEST_RUNNERS: &[&str] = &[
     "nextest", "ctest",
 ];
 /// Toolchain installers recognised in `run:` commands (`pip install uv` → `uv`).
-const INSTALLERS: &[&str] = &["uv", "poetry", "pdm", "hatch", "pipx", "pip", "conda", "mamba"];
+const INSTALLERS: &[&str] = &[
+    "uv", "poetry", "pdm", "hatch", "pipx", "pip", "conda", "mamba",
+];
 
 /// Extracts the conventions of every CI file in `tree` that was read.
 pub fn extract(tree: &RepoTree) -> Conventions {
@@ -149,7 +171,11 @@ pub fn extract(tree: &RepoTree) -> Conventions {
         let Some(doc) = super::rules::parse_yaml(text, path, |_| {}) else {
             continue;
         };
-        let Some(jobs) = (if github { doc["jobs"].as_hash() } else { doc.as_hash() }) else {
+        let Some(jobs) = (if github {
+            doc["jobs"].as_hash()
+        } else {
+            doc.as_hash()
+        }) else {
             continue;
         };
         for (_, job) in jobs {
@@ -227,8 +253,12 @@ pub fn extract(tree: &RepoTree) -> Conventions {
             } else {
                 // GitLab: jobs are top-level mappings with `script`; tags pick runners.
                 if let Some(tags) = job["tags"].as_vec() {
-                    let mut set: Vec<String> =
-                        tags.iter().filter_map(|t| t.as_str()).filter(|t| is_label(t)).map(str::to_owned).collect();
+                    let mut set: Vec<String> = tags
+                        .iter()
+                        .filter_map(|t| t.as_str())
+                        .filter(|t| is_label(t))
+                        .map(str::to_owned)
+                        .collect();
                     set.sort();
                     if !set.is_empty() {
                         labels.insert(set);
@@ -277,7 +307,9 @@ fn scan_run(
 ) {
     for line in run.lines() {
         let words: Vec<&str> = line
-            .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '"' | '\''))
+            .split(|c: char| {
+                c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '"' | '\'')
+            })
             .filter(|w| !w.is_empty())
             .collect();
         for (i, w) in words.iter().enumerate() {
@@ -337,10 +369,17 @@ fn scalar(v: &Yaml) -> Option<String> {
 fn runner_labels(v: &Yaml) -> Option<Vec<String>> {
     let mut set: Vec<String> = match v {
         Yaml::String(s) => vec![s.clone()],
-        Yaml::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+        Yaml::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
         Yaml::Hash(_) => v["labels"]
             .as_vec()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .or_else(|| v["labels"].as_str().map(|s| vec![s.to_owned()]))?,
         _ => return None,
     };
@@ -357,7 +396,8 @@ fn runner_labels(v: &Yaml) -> Option<Vec<String>> {
 pub fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// `3`, `3.12`, `3.13.1`, `pypy3.10`: a version an installer understands.
@@ -365,18 +405,24 @@ pub fn is_version(s: &str) -> bool {
     let s = s.strip_prefix("pypy").unwrap_or(s);
     !s.is_empty()
         && s.len() <= 16
-        && s.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn plain_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    !k.is_empty()
+        && k.len() <= 64
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 fn is_action(a: &str) -> bool {
     let parts: Vec<&str> = a.split('/').collect();
     parts.len() >= 2
         && parts.iter().all(|p| {
-            !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
 }
 
@@ -392,10 +438,13 @@ pub fn is_reusable_ref(u: &str) -> bool {
         && parts[3] == "workflows"
         && (parts[4].ends_with(".yml") || parts[4].ends_with(".yaml"))
         && is_action(&format!("{}/{}", parts[0], parts[1]))
-        && parts[4].chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && parts[4]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !r.is_empty()
         && r.len() <= 64
-        && r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 #[cfg(test)]
@@ -448,22 +497,32 @@ jobs:
         assert_eq!(c.files, [".github/workflows/ci.yml"]);
         assert_eq!(c.reusable_workflows.len(), 1);
         let r = &c.reusable_workflows[0];
-        assert_eq!(r.workflow(), "acme/.github/.github/workflows/python-lib.yml");
+        assert_eq!(
+            r.workflow(),
+            "acme/.github/.github/workflows/python-lib.yml"
+        );
         assert_eq!(r.owner(), "acme");
         assert!(r.secrets_inherit);
         assert_eq!(r.with["run-nox"], "true");
-        assert_eq!(c.runner_labels, [vec!["acme-large", "linux", "self-hosted"]]);
+        assert_eq!(
+            c.runner_labels,
+            [vec!["acme-large", "linux", "self-hosted"]]
+        );
         assert_eq!(c.actions["astral-sh/setup-uv"], "v5");
         assert_eq!(c.python_versions, ["3.11", "3.12"]);
         assert_eq!(c.lint_tools, ["ruff"]);
         assert_eq!(c.test_runners, ["nox"]);
         assert!(c.toolchain_setup.contains(&"astral-sh/setup-uv".to_owned()));
         assert!(c.toolchain_setup.contains(&"pip install nox".to_owned()));
-        assert!(c.caches.contains(&"actions/setup-python cache: pip".to_owned()));
+        assert!(c
+            .caches
+            .contains(&"actions/setup-python cache: pip".to_owned()));
         assert!(c.caches.contains(&"astral-sh/setup-uv cache".to_owned()));
         assert_eq!(c.secrets, ["PYPI_TOKEN"]);
         assert_eq!(c.variables, ["OSES", "REGION"]);
-        assert!(c.summary().contains("calls acme/.github/.github/workflows/python-lib.yml@v3"));
+        assert!(c
+            .summary()
+            .contains("calls acme/.github/.github/workflows/python-lib.yml@v3"));
     }
 
     #[test]
@@ -481,7 +540,10 @@ jobs:
         let c = extract(&tree(&[(".github/workflows/x.yml", wf)]));
         assert!(c.reusable_workflows.is_empty());
         assert!(c.runner_labels.is_empty());
-        assert_eq!(c.actions.keys().collect::<Vec<_>>(), ["actions/setup-python"]);
+        assert_eq!(
+            c.actions.keys().collect::<Vec<_>>(),
+            ["actions/setup-python"]
+        );
         assert!(c.python_versions.is_empty());
         assert!(!c.is_empty());
         // Unparseable YAML is no convention, and no panic.

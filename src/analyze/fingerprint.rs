@@ -151,11 +151,18 @@ pub fn learned_files_to_read(paths: &[&str]) -> Vec<String> {
         .collect();
     let preference = |p: &str| {
         let name = p.rsplit('/').next().unwrap_or(p);
-        READMES.iter().position(|r| *r == name).unwrap_or(usize::MAX)
+        READMES
+            .iter()
+            .position(|r| *r == name)
+            .unwrap_or(usize::MAX)
     };
     out.sort_by_key(|p| {
         let dir = p.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
-        (dir.matches('/').count() + usize::from(!dir.is_empty()), dir, preference(p))
+        (
+            dir.matches('/').count() + usize::from(!dir.is_empty()),
+            dir,
+            preference(p),
+        )
     });
     // One README per directory: the preferred name.
     let mut seen = BTreeSet::new();
@@ -225,9 +232,9 @@ pub fn fingerprint(tree: &RepoTree, dir: &str) -> Option<Fingerprint> {
         .iter()
         .copied()
         .filter(|n| {
-            ECOSYSTEMS.iter().any(|e| {
-                e.markers.contains(n) || e.marker_suffixes.iter().any(|s| n.ends_with(s))
-            })
+            ECOSYSTEMS
+                .iter()
+                .any(|e| e.markers.contains(n) || e.marker_suffixes.iter().any(|s| n.ends_with(s)))
         })
         .collect();
     if !manifests.is_empty() {
@@ -311,7 +318,11 @@ fn dependencies(tree: &RepoTree, dir: &str) -> BTreeSet<String> {
             .and_then(|p| p.get("dependencies"))
             .and_then(|d| d.as_array())
         {
-            out.extend(list.iter().filter_map(|v| v.as_str()).filter_map(requirement_name));
+            out.extend(
+                list.iter()
+                    .filter_map(|v| v.as_str())
+                    .filter_map(requirement_name),
+            );
         }
     }
     if let Some(doc) = tree
@@ -444,7 +455,11 @@ mod tests {
              readme: dotfiles My configuration for zsh and vim."
         );
         assert_eq!(f.hash().len(), 32);
-        assert_eq!(f.hash(), fingerprint(&t, "").unwrap().hash(), "deterministic");
+        assert_eq!(
+            f.hash(),
+            fingerprint(&t, "").unwrap().hash(),
+            "deterministic"
+        );
     }
 
     #[test]
@@ -455,7 +470,11 @@ mod tests {
             ("app/src/main.rs", ""),
         ]);
         let f = fingerprint(&t, "app").unwrap();
-        assert!(f.text.contains("files: Cargo.toml, src/main.rs"), "{}", f.text);
+        assert!(
+            f.text.contains("files: Cargo.toml, src/main.rs"),
+            "{}",
+            f.text
+        );
         assert!(f.text.contains("dependencies: serde"));
         assert!(!f.text.contains("x.py"));
         assert_eq!(f.path, "app");
@@ -466,10 +485,15 @@ mod tests {
     fn hostile_content_stays_short_and_never_panics() {
         let long = "é".repeat(10_000);
         let readme = format!("{long}\n```\ncode\n```\n\u{0}\u{7}");
-        let many: Vec<String> = (0..500).map(|i| format!("d{i}/f{i}.{}", "x".repeat(i % 20))).collect();
+        let many: Vec<String> = (0..500)
+            .map(|i| format!("d{i}/f{i}.{}", "x".repeat(i % 20)))
+            .collect();
         let mut files: Vec<(&str, &str)> = many.iter().map(|p| (p.as_str(), "")).collect();
         files.push(("README.md", &readme));
-        files.push(("requirements.txt", "-r other.txt\n# c\n\nFlask[async]>=2 ; x\n"));
+        files.push((
+            "requirements.txt",
+            "-r other.txt\n# c\n\nFlask[async]>=2 ; x\n",
+        ));
         files.push(("pyproject.toml", "not toml ["));
         let f = fingerprint(&tree(&files), ".").unwrap();
         assert!(f.text.len() <= MAX_FINGERPRINT_CHARS);
@@ -479,8 +503,16 @@ mod tests {
     #[test]
     fn readmes_are_read_at_the_top_levels_only() {
         assert_eq!(
-            learned_files_to_read(&["README.md", "README", "a/README.md", "a/b/README.md", "examples/README.md", "src/x.rs"]),
-            ["README.md", "a/README.md"]
+            learned_files_to_read(&[
+                "README.md",
+                "README",
+                "a/README.md",
+                "a/b/README.md",
+                "a/b/c/README.md",
+                "examples/README.md",
+                "src/x.rs"
+            ]),
+            ["README.md", "a/README.md", "a/b/README.md"]
         );
     }
 }

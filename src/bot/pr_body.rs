@@ -114,21 +114,29 @@ pub fn with_learned(region: String, siblings: &[(String, f32)], adopted: &[Strin
     if siblings.is_empty() {
         return region;
     }
-    let mut section = String::from("### Learned from this organisation
+    let mut section = String::from(
+        "### Learned from this organisation
 
-");
-    section.push_str("The CI follows the conventions of the most similar repositories here that have CI:
+",
+    );
+    section.push_str(
+        "The CI follows the conventions of the most similar repositories here that have CI:
 
-");
+",
+    );
     for (name, sim) in siblings {
         let _ = writeln!(section, "- `{}` (similarity {sim:.2})", md(name));
     }
     if !adopted.is_empty() {
-        section.push_str("
-Adopted: ");
+        section.push_str(
+            "
+Adopted: ",
+        );
         section.push_str(&adopted.iter().map(|a| md(a)).collect::<Vec<_>>().join("; "));
-        section.push_str(".
-");
+        section.push_str(
+            ".
+",
+        );
     }
     section.push('\n');
     match region.find("### Files") {

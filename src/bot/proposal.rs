@@ -3,8 +3,8 @@
 //! fetches the snapshot and writes the result to the forge; tests run it on fixtures.
 
 use crate::analyze::{analyze, analyze_with, Analysis, Language, RepoTree};
-use crate::learn::{Adoption, Learned, Learner};
 use crate::generate::{generate, Feature, GenerateError, GeneratedFile, Provider, Target};
+use crate::learn::{Adoption, Learned, Learner};
 use crate::repo_config::{self, RepoConfigError};
 
 use super::pr_body;
@@ -275,7 +275,10 @@ mod tests {
         use crate::learn::{Adoption, Sibling};
         let t = tree(&[
             ("svc/pyproject.toml", "[project]\nname = \"svc\"\n"),
-            ("old/pyproject.toml", "[project]\nname = \"old\"\nrequires-python = \">=3.13\"\n"),
+            (
+                "old/pyproject.toml",
+                "[project]\nname = \"old\"\nrequires-python = \">=3.13\"\n",
+            ),
             ("go.mod", "module x\n"),
         ]);
         let adoption = Adoption {
@@ -301,9 +304,20 @@ mod tests {
                 .runtime_versions
                 .clone()
         };
-        assert_eq!(versions("svc"), ["3.11", "3.12"], "declared nothing: adopted");
-        assert_eq!(versions("old"), ["3.13", "3.14"], "its own declaration wins");
-        assert!(versions(".").is_empty() || versions(".") != ["3.11", "3.12"], "Go is not Python");
+        assert_eq!(
+            versions("svc"),
+            ["3.11", "3.12"],
+            "declared nothing: adopted"
+        );
+        assert_eq!(
+            versions("old"),
+            ["3.13", "3.14"],
+            "its own declaration wins"
+        );
+        assert!(
+            versions(".").is_empty() || versions(".") != ["3.11", "3.12"],
+            "Go is not Python"
+        );
         // A runner set by the repository's own config wins.
         let mut target = Target::github();
         target.runs_on = vec!["mine".into()];

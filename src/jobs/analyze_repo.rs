@@ -223,8 +223,7 @@ pub async fn sync_repository(
     pull_requests::record_analyzed_sha(db, repo_row.id, &head)
         .await
         .context("cannot record the analysed commit")?;
-    let Some(snapshot) =
-        read_snapshot_with(client, handle, &head, ctx.learner.is_some()).await?
+    let Some(snapshot) = read_snapshot_with(client, handle, &head, ctx.learner.is_some()).await?
     else {
         return Ok(Outcome::Skipped(
             "empty (waiting for the first push)".into(),

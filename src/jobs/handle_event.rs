@@ -183,7 +183,10 @@ async fn apply(
                     Some(l) => l.siblings().forget(db, id).await?,
                     None => crate::db::learn::forget_installation(db, id).await?,
                 };
-                info!(installation = id, forgotten, "learned conventions of the installation forgotten");
+                info!(
+                    installation = id,
+                    forgotten, "learned conventions of the installation forgotten"
+                );
             }
         }
         EventKind::InstallationUnsuspended => {

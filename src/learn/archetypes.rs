@@ -20,7 +20,7 @@ use super::index::VectorIndex;
 use super::model::DIMENSIONS;
 use crate::analyze::fingerprint::{fingerprint, Fingerprint};
 use crate::analyze::{
-    Analysis, Commands, Framework, Language, PackageManager, Project, Reason, RepoTree, Refiner,
+    Analysis, Commands, Framework, Language, PackageManager, Project, Reason, Refiner, RepoTree,
     TestTool,
 };
 
@@ -45,25 +45,82 @@ pub const RULE_ID: &str = "learned/archetype";
 
 /// The corpus files, embedded. `tests` checks that this list matches the directory.
 pub const CORPUS_FILES: &[(&str, &str)] = &[
-    ("ansible-role.toml", include_str!("../../templates/archetypes/ansible-role.toml")),
-    ("arduino-sketch.toml", include_str!("../../templates/archetypes/arduino-sketch.toml")),
-    ("container-only.toml", include_str!("../../templates/archetypes/container-only.toml")),
-    ("data-only.toml", include_str!("../../templates/archetypes/data-only.toml")),
-    ("dbt.toml", include_str!("../../templates/archetypes/dbt.toml")),
-    ("docs-only.toml", include_str!("../../templates/archetypes/docs-only.toml")),
-    ("dotfiles.toml", include_str!("../../templates/archetypes/dotfiles.toml")),
-    ("go-module.toml", include_str!("../../templates/archetypes/go-module.toml")),
-    ("helm-chart.toml", include_str!("../../templates/archetypes/helm-chart.toml")),
-    ("latex.toml", include_str!("../../templates/archetypes/latex.toml")),
-    ("node-package.toml", include_str!("../../templates/archetypes/node-package.toml")),
-    ("notebooks.toml", include_str!("../../templates/archetypes/notebooks.toml")),
-    ("platformio.toml", include_str!("../../templates/archetypes/platformio.toml")),
-    ("python-package.toml", include_str!("../../templates/archetypes/python-package.toml")),
-    ("python-scripts.toml", include_str!("../../templates/archetypes/python-scripts.toml")),
-    ("rust-crate.toml", include_str!("../../templates/archetypes/rust-crate.toml")),
-    ("shell-scripts.toml", include_str!("../../templates/archetypes/shell-scripts.toml")),
-    ("sql-scripts.toml", include_str!("../../templates/archetypes/sql-scripts.toml")),
-    ("static-site.toml", include_str!("../../templates/archetypes/static-site.toml")),
+    (
+        "ansible-role.toml",
+        include_str!("../../templates/archetypes/ansible-role.toml"),
+    ),
+    (
+        "arduino-sketch.toml",
+        include_str!("../../templates/archetypes/arduino-sketch.toml"),
+    ),
+    (
+        "container-only.toml",
+        include_str!("../../templates/archetypes/container-only.toml"),
+    ),
+    (
+        "data-only.toml",
+        include_str!("../../templates/archetypes/data-only.toml"),
+    ),
+    (
+        "dbt.toml",
+        include_str!("../../templates/archetypes/dbt.toml"),
+    ),
+    (
+        "docs-only.toml",
+        include_str!("../../templates/archetypes/docs-only.toml"),
+    ),
+    (
+        "dotfiles.toml",
+        include_str!("../../templates/archetypes/dotfiles.toml"),
+    ),
+    (
+        "go-module.toml",
+        include_str!("../../templates/archetypes/go-module.toml"),
+    ),
+    (
+        "helm-chart.toml",
+        include_str!("../../templates/archetypes/helm-chart.toml"),
+    ),
+    (
+        "latex.toml",
+        include_str!("../../templates/archetypes/latex.toml"),
+    ),
+    (
+        "node-package.toml",
+        include_str!("../../templates/archetypes/node-package.toml"),
+    ),
+    (
+        "notebooks.toml",
+        include_str!("../../templates/archetypes/notebooks.toml"),
+    ),
+    (
+        "platformio.toml",
+        include_str!("../../templates/archetypes/platformio.toml"),
+    ),
+    (
+        "python-package.toml",
+        include_str!("../../templates/archetypes/python-package.toml"),
+    ),
+    (
+        "python-scripts.toml",
+        include_str!("../../templates/archetypes/python-scripts.toml"),
+    ),
+    (
+        "rust-crate.toml",
+        include_str!("../../templates/archetypes/rust-crate.toml"),
+    ),
+    (
+        "shell-scripts.toml",
+        include_str!("../../templates/archetypes/shell-scripts.toml"),
+    ),
+    (
+        "sql-scripts.toml",
+        include_str!("../../templates/archetypes/sql-scripts.toml"),
+    ),
+    (
+        "static-site.toml",
+        include_str!("../../templates/archetypes/static-site.toml"),
+    ),
 ];
 
 #[derive(Debug, Deserialize)]
@@ -141,7 +198,12 @@ pub struct Corpus {
     pub hash: String,
 }
 
-fn vocab<T: Copy + 'static>(all: &'static [T], name: &str, s: &str, f: fn(T) -> &'static str) -> anyhow::Result<T> {
+fn vocab<T: Copy + 'static>(
+    all: &'static [T],
+    name: &str,
+    s: &str,
+    f: fn(T) -> &'static str,
+) -> anyhow::Result<T> {
     all.iter()
         .copied()
         .find(|v| f(*v) == s)
@@ -179,7 +241,14 @@ impl Corpus {
                     package_manager: r
                         .package_manager
                         .as_deref()
-                        .map(|p| vocab(PackageManager::ALL, "package manager", p, PackageManager::as_str))
+                        .map(|p| {
+                            vocab(
+                                PackageManager::ALL,
+                                "package manager",
+                                p,
+                                PackageManager::as_str,
+                            )
+                        })
                         .transpose()
                         .with_context(|| format!("archetype {name}"))?,
                     frameworks: r
@@ -299,7 +368,11 @@ impl ArchetypeIndex {
     }
 
     /// Builds the index from exemplar vectors (in [`Corpus::exemplars`] order).
-    pub fn build(corpus: Corpus, model_hash: &str, vectors: &[Vec<f32>]) -> anyhow::Result<ArchetypeIndex> {
+    pub fn build(
+        corpus: Corpus,
+        model_hash: &str,
+        vectors: &[Vec<f32>],
+    ) -> anyhow::Result<ArchetypeIndex> {
         let exemplars = corpus.exemplars();
         anyhow::ensure!(
             exemplars.len() == vectors.len(),
@@ -451,7 +524,8 @@ impl Refiner for ArchetypeRefiner<'_> {
                         ));
                         continue;
                     };
-                    let confidence = (f64::from(sim).min(LEARNED_CONFIDENCE_CAP) * 100.0).round() / 100.0;
+                    let confidence =
+                        (f64::from(sim).min(LEARNED_CONFIDENCE_CAP) * 100.0).round() / 100.0;
                     analysis.projects.insert(
                         0,
                         Project {
@@ -494,7 +568,11 @@ impl Refiner for ArchetypeRefiner<'_> {
                                 filled.push("test tool");
                             }
                             let c = &mut p.commands;
-                            if c.install.is_none() && recipe.commands.install.is_some() && c.test.is_none() && recipe.commands.test.is_some() {
+                            if c.install.is_none()
+                                && recipe.commands.install.is_some()
+                                && c.test.is_none()
+                                && recipe.commands.test.is_some()
+                            {
                                 c.install.clone_from(&recipe.commands.install);
                                 filled.push("install");
                             }
@@ -534,7 +612,9 @@ impl Refiner for ArchetypeRefiner<'_> {
                 }
             }
         }
-        analysis.missing.sort_by_key(|m| if *m == "ci" { 0 } else { 1 });
+        analysis
+            .missing
+            .sort_by_key(|m| if *m == "ci" { 0 } else { 1 });
     }
 }
 
@@ -555,7 +635,10 @@ mod tests {
             .collect();
         on_disk.sort();
         let listed: Vec<&str> = CORPUS_FILES.iter().map(|(n, _)| *n).collect();
-        assert_eq!(on_disk, listed, "CORPUS_FILES must list every archetype file");
+        assert_eq!(
+            on_disk, listed,
+            "CORPUS_FILES must list every archetype file"
+        );
         for a in &c.archetypes {
             for e in &a.exemplars {
                 assert!(e.starts_with("files: "), "{}: {e}", a.id);
@@ -566,10 +649,21 @@ mod tests {
     #[test]
     fn bad_corpus_files_are_refused_with_their_name() {
         let err = |files: &[(&str, &str)]| format!("{:#}", Corpus::parse(files).unwrap_err());
-        assert!(err(&[("x.toml", "id = \"y\"\nsummary = \"s\"\n[[exemplar]]\nfiles = [\"a\"]\n")]).contains("must match"));
+        assert!(err(&[(
+            "x.toml",
+            "id = \"y\"\nsummary = \"s\"\n[[exemplar]]\nfiles = [\"a\"]\n"
+        )])
+        .contains("must match"));
         assert!(err(&[("x.toml", "id = \"x\"\nsummary = \"s\"\n[recipe]\nlanguage = \"cobol\"\n[[exemplar]]\nfiles = [\"a\"]\n")]).contains("unknown language `cobol`"));
-        assert!(err(&[("x.toml", "id = \"x\"\nsummary = \"s\"\nexemplar = []\n")]).contains("no exemplar"));
-        assert!(err(&[("x.toml", "id = \"x\"\nsummary = \"s\"\ntypo = 1\n[[exemplar]]\nfiles = [\"a\"]\n")]).contains("x.toml"));
+        assert!(
+            err(&[("x.toml", "id = \"x\"\nsummary = \"s\"\nexemplar = []\n")])
+                .contains("no exemplar")
+        );
+        assert!(err(&[(
+            "x.toml",
+            "id = \"x\"\nsummary = \"s\"\ntypo = 1\n[[exemplar]]\nfiles = [\"a\"]\n"
+        )])
+        .contains("x.toml"));
     }
 
     #[test]

@@ -84,7 +84,9 @@ impl VectorIndex {
         );
         // A loaded index has exactly its size reserved; keep room to add and search.
         let room = (index.size() * 2).max(INITIAL_CAPACITY);
-        index.reserve(room).context("cannot reserve index capacity")?;
+        index
+            .reserve(room)
+            .context("cannot reserve index capacity")?;
         Ok(VectorIndex {
             inner: Mutex::new(index),
             dimensions,
@@ -248,7 +250,10 @@ mod tests {
         assert_eq!(back.len(), 200);
         assert_eq!(back.search(&unit(42, 16), 1, |_| true).unwrap()[0].key, 42);
         back.add(500, &unit(500, 16)).unwrap();
-        assert!(VectorIndex::load(&path, 32).is_err(), "other dimensions refused");
+        assert!(
+            VectorIndex::load(&path, 32).is_err(),
+            "other dimensions refused"
+        );
         assert!(VectorIndex::load(&dir.path().join("missing"), 16).is_err());
         std::fs::write(dir.path().join("junk"), b"not an index").unwrap();
         assert!(VectorIndex::load(&dir.path().join("junk"), 16).is_err());
@@ -260,6 +265,9 @@ mod tests {
         assert!(idx.add(1, &[1.0, 0.0]).is_err());
         assert!(idx.add(1, &[f32::NAN, 0.0, 0.0, 0.0]).is_err());
         assert!(idx.search(&[1.0], 1, |_| true).is_err());
-        assert!(idx.search(&[1.0, 0.0, 0.0, 0.0], 1, |_| true).unwrap().is_empty());
+        assert!(idx
+            .search(&[1.0, 0.0, 0.0, 0.0], 1, |_| true)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -53,11 +53,15 @@ impl Status {
     /// The line `/readyz` adds to its body.
     pub fn describe(&self) -> String {
         match self {
-            Status::Off(why) => format!("degraded: learned detection off ({why}); detecting with rules only"),
+            Status::Off(why) => {
+                format!("degraded: learned detection off ({why}); detecting with rules only")
+            }
             Status::On {
                 model_hash,
                 exemplars,
-            } => format!("learned detection on (model {model_hash}, {exemplars} archetype exemplars)"),
+            } => format!(
+                "learned detection on (model {model_hash}, {exemplars} archetype exemplars)"
+            ),
         }
     }
 }
@@ -86,8 +90,12 @@ impl Learner {
     /// persisted for this model and corpus, else built and saved there).
     pub fn load(model_dir: &Path, data_dir: Option<&Path>) -> anyhow::Result<Learner> {
         let started = Instant::now();
-        let embedder = Embedder::load(model_dir)
-            .with_context(|| format!("cannot load the embedding model from {}", model_dir.display()))?;
+        let embedder = Embedder::load(model_dir).with_context(|| {
+            format!(
+                "cannot load the embedding model from {}",
+                model_dir.display()
+            )
+        })?;
         let model_ms = started.elapsed().as_millis() as u64;
         let learner = Learner::with_embedder(Arc::new(embedder), data_dir)?;
         info!(
@@ -100,7 +108,10 @@ impl Learner {
     }
 
     /// A learner around an already loaded model.
-    pub fn with_embedder(embedder: Arc<Embedder>, data_dir: Option<&Path>) -> anyhow::Result<Learner> {
+    pub fn with_embedder(
+        embedder: Arc<Embedder>,
+        data_dir: Option<&Path>,
+    ) -> anyhow::Result<Learner> {
         let corpus = Corpus::builtin()?;
         let started = Instant::now();
         let path = data_dir.map(|d| ArchetypeIndex::path(d, embedder.hash(), &corpus));
@@ -123,7 +134,9 @@ impl Learner {
                 if let Some(p) = &path {
                     match index.save(p) {
                         Ok(()) => {}
-                        Err(e) => warn!(error = %format!("{e:#}"), "cannot persist the archetype index"),
+                        Err(e) => {
+                            warn!(error = %format!("{e:#}"), "cannot persist the archetype index")
+                        }
                     }
                 }
                 info!(
@@ -209,7 +222,8 @@ impl Learner {
             let fresh = tokio::task::spawn_blocking(move || me.embed(&missing))
                 .await
                 .context("the embedding task failed")??;
-            let rows: Vec<(String, Vec<f32>)> = fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let rows: Vec<(String, Vec<f32>)> =
+                fresh.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             store::put_embeddings(db, self.model_hash(), &rows, now)
                 .await
                 .context("cannot cache embeddings")?;
@@ -302,7 +316,11 @@ pub struct RepoRef<'a> {
 /// Starts learned detection for a server or worker process: loads the model when
 /// `model_dir` is set, says once why it is off otherwise, and warms the sibling indexes
 /// (from their files, else rebuilt from the database, timed in the log).
-pub async fn start(model_dir: Option<&Path>, data_dir: &Path, db: &Db) -> (Option<Arc<Learner>>, Status) {
+pub async fn start(
+    model_dir: Option<&Path>,
+    data_dir: &Path,
+    db: &Db,
+) -> (Option<Arc<Learner>>, Status) {
     let Some(dir) = model_dir else {
         let why = "PIPEWRIGHT_MODEL_DIR is not set".to_owned();
         warn!("learned detection off: {why}; detecting with rules only (see README: learned detection)");

@@ -75,7 +75,9 @@ pub enum ModelError {
         bytes: u64,
     },
     /// A file is not the pinned one.
-    #[error("{path} has sha256 {actual}, expected {expected}: not the pinned all-MiniLM-L6-v2 file")]
+    #[error(
+        "{path} has sha256 {actual}, expected {expected}: not the pinned all-MiniLM-L6-v2 file"
+    )]
     HashMismatch {
         /// The file.
         path: PathBuf,

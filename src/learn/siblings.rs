@@ -171,7 +171,8 @@ impl Siblings {
                     )
                     .with_context(|| format!("invalid {}", sidecar_path.display()))?;
                     anyhow::ensure!(
-                        sidecar.model_hash == self.model_hash && sidecar.installation == installation,
+                        sidecar.model_hash == self.model_hash
+                            && sidecar.installation == installation,
                         "{} belongs to another model or installation",
                         sidecar_path.display()
                     );
@@ -196,7 +197,9 @@ impl Siblings {
                 })();
                 match loaded {
                     Ok(t) => return Ok((t, "file")),
-                    Err(e) => warn!(installation, error = %format!("{e:#}"), "persisted sibling index unusable; rebuilding from the database"),
+                    Err(e) => {
+                        warn!(installation, error = %format!("{e:#}"), "persisted sibling index unusable; rebuilding from the database")
+                    }
                 }
             }
         }
@@ -231,7 +234,12 @@ impl Siblings {
         let recorded = store::installation_count(db, installation)
             .await
             .context("cannot count the installation's repositories")?;
-        let known = t.state.lock().unwrap_or_else(|p| p.into_inner()).members.len();
+        let known = t
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .members
+            .len();
         if (recorded as usize) < known {
             let keys: Vec<u64> = {
                 let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -377,7 +385,9 @@ impl Siblings {
                 match std::fs::remove_file(&f) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("cannot remove {}", f.display())),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot remove {}", f.display()))
+                    }
                 }
             }
         }
@@ -619,16 +629,33 @@ mod tests {
             runner_labels: vec![vec!["ubuntu-latest".into()]],
             ..Default::default()
         };
-        let ad = adopt(vec![sib("acme/a", 0.8, a.clone()), sib("acme/b", 0.5, b), sib("acme/c", 0.6, a)], "ACME");
-        assert_eq!(ad.reusable_workflow.unwrap().uses, "acme/.github/.github/workflows/py.yml@v2");
+        let ad = adopt(
+            vec![
+                sib("acme/a", 0.8, a.clone()),
+                sib("acme/b", 0.5, b),
+                sib("acme/c", 0.6, a),
+            ],
+            "ACME",
+        );
+        assert_eq!(
+            ad.reusable_workflow.unwrap().uses,
+            "acme/.github/.github/workflows/py.yml@v2"
+        );
         assert_eq!(ad.runs_on, ["acme-runner", "linux"]);
         assert_eq!(ad.python_versions, ["3.11", "3.12"]);
         assert_eq!(ad.siblings.len(), 3);
         assert!(adopt(Vec::new(), "acme").is_empty());
-        let only_third_party = adopt(vec![sib("acme/b", 0.9, Conventions {
-            reusable_workflows: vec![call("evil/x/.github/workflows/py.yml@main")],
-            ..Default::default()
-        })], "acme");
+        let only_third_party = adopt(
+            vec![sib(
+                "acme/b",
+                0.9,
+                Conventions {
+                    reusable_workflows: vec![call("evil/x/.github/workflows/py.yml@main")],
+                    ..Default::default()
+                },
+            )],
+            "acme",
+        );
         assert!(only_third_party.reusable_workflow.is_none());
     }
 }

@@ -31,7 +31,9 @@ pub fn embedder() -> Option<Arc<Embedder>> {
     let dir = model_dir()?;
     Some(
         MODEL
-            .get_or_init(|| Arc::new(Embedder::load(&dir).expect("the model in PIPEWRIGHT_MODEL_DIR loads")))
+            .get_or_init(|| {
+                Arc::new(Embedder::load(&dir).expect("the model in PIPEWRIGHT_MODEL_DIR loads"))
+            })
             .clone(),
     )
 }
