@@ -18,8 +18,12 @@ mod testdb;
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use harness::*;
+use pipewright::db::installations;
+use pipewright::db::learn as store;
 use pipewright::forge::Forge;
+use serde_json::json;
 use pipewright::learn::Learner;
 use testdb::TestDb;
 
