@@ -283,6 +283,7 @@ async fn org(db: &Db, ext: &str, owner: &str, base_id: u64) -> Org {
 }
 
 /// Records a repository as an analysis would: its vector cached, its conventions stored.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     s: &Siblings,
     db: &Db,

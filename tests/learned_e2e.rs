@@ -23,8 +23,8 @@ use harness::*;
 use pipewright::db::installations;
 use pipewright::db::learn as store;
 use pipewright::forge::Forge;
-use serde_json::json;
 use pipewright::learn::Learner;
+use serde_json::json;
 use testdb::TestDb;
 
 const LIB_PYPROJECT: &str = "[project]\nname = \"lib\"\nversion = \"1.0.0\"\ndependencies = [\"httpx\"]\n\n[tool.pytest.ini_options]\naddopts = \"-q\"\n";
@@ -144,6 +144,30 @@ async fn follows_the_org(t: TestDb) {
         workflow.contains("3.11") && workflow.contains("3.12"),
         "{name}: the org's Python versions:\n{workflow}"
     );
+
+    // Uninstalled: what was learned from the installation's repositories is forgotten,
+    // in the database (for every replica) and in this process's index.
+    let inst = installations::get_installation(&h.t.db, Forge::Github, GITHUB_INSTALLATION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store::installation_count(&h.t.db, inst.id).await.unwrap(),
+        4,
+        "{name}: every analysed repository was recorded"
+    );
+    let mut p = fixture("github/installation.deleted.json").unwrap();
+    set(&mut p, "/installation/id", json!(957387));
+    assert_eq!(h.deliver("installation", &p).await, StatusCode::ACCEPTED);
+    h.drain().await;
+    assert_eq!(
+        store::installation_count(&h.t.db, inst.id).await.unwrap(),
+        0,
+        "{name}"
+    );
+    let learner = h.ctx.learner.clone().unwrap();
+    let stats = learner.siblings().stats(&h.t.db).await.unwrap();
+    assert!(stats.is_empty(), "{name}: {stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -343,7 +343,7 @@ impl Siblings {
             .filter_map(|h| {
                 let row = rows.iter().find(|r| r.repository_id as u64 == h.key)?;
                 let m = member(row);
-                (m.active && m.has_ci && m.language == language).then(|| Sibling {
+                (m.active && m.has_ci && m.language == language).then_some(Sibling {
                     full_name: m.full_name,
                     similarity: h.similarity,
                     conventions: m.conventions,
