@@ -81,6 +81,10 @@ pub enum Command {
         /// Show the rule and file behind every conclusion.
         #[arg(long)]
         explain: bool,
+        /// The forge hosting the repository: `missing` counts only CI that runs there
+        /// (default: from the checkout's `origin` remote; unknown: any CI counts).
+        #[arg(long)]
+        forge: Option<crate::forge::Forge>,
     },
     /// Write (or print) the CI files pipewright would propose for a local checkout.
     Generate {
@@ -257,7 +261,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
             format,
             explain,
-        } => return analyze(path, *format, *explain),
+            forge,
+        } => return analyze(path, *format, *explain, *forge),
         Command::Generate {
             path,
             provider,
@@ -354,8 +359,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Result<ExitCode> {
+fn analyze(
+    path: &std::path::Path,
+    format: Format,
+    explain: bool,
+    forge: Option<crate::forge::Forge>,
+) -> anyhow::Result<ExitCode> {
     let mut analysis = crate::analyze::analyze_path(path)?;
+    if let Some(f) = forge.or_else(|| forge_of_checkout(path)) {
+        analysis.judge_for(f);
+    }
     match format {
         Format::Json => {
             if !explain {
@@ -368,6 +381,44 @@ fn analyze(path: &std::path::Path, format: Format, explain: bool) -> anyhow::Res
         Format::Text => print!("{}", crate::analyze::render_text(&analysis, explain)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The forge of a checkout, from the host of its `origin` remote in `.git/config`
+/// (github.com, bitbucket.org, gitlab.com or a host named gitlab.*); `None` when there is
+/// no such remote or the host says nothing.
+fn forge_of_checkout(path: &std::path::Path) -> Option<crate::forge::Forge> {
+    use crate::forge::Forge;
+    let config = std::fs::read_to_string(path.join(".git").join("config")).ok()?;
+    let mut in_origin = false;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_origin = line == "[remote \"origin\"]";
+            continue;
+        }
+        let Some(url) = line
+            .strip_prefix("url")
+            .map(str::trim_start)
+            .and_then(|l| l.strip_prefix('='))
+            .filter(|_| in_origin)
+        else {
+            continue;
+        };
+        // `https://host/…`, `ssh://git@host/…` or scp-like `git@host:…`.
+        let rest = url.trim().split("://").last()?;
+        let host = rest
+            .split(['/', ':'])
+            .next()?
+            .rsplit('@')
+            .next()?
+            .to_ascii_lowercase();
+        return match host.as_str() {
+            "github.com" => Some(Forge::Github),
+            "bitbucket.org" => Some(Forge::Bitbucket),
+            h if h == "gitlab.com" || h.starts_with("gitlab.") => Some(Forge::Gitlab),
+            _ => None,
+        };
+    }
+    None
 }
 
 async fn pins(command: &PinsCommand) -> anyhow::Result<ExitCode> {

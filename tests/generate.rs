@@ -91,6 +91,7 @@ fn hostile_repository_data_stays_inert() {
                 dockerfiles: vec![format!("{path}/Dockerfile")],
                 services: vec!["postgres".into(), "${{ github.token }}".into()],
                 existing_ci: vec![],
+                forge: None,
                 missing: vec!["ci"],
                 warnings: vec![],
                 files_read: 0,

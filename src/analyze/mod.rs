@@ -37,9 +37,13 @@ pub struct Analysis {
     pub dockerfiles: Vec<String>,
     /// Services that docker-compose files run (postgres, redis, …): tests may need them.
     pub services: Vec<String>,
-    /// CI/CD configuration already present.
+    /// CI/CD configuration already present, whatever system it is for.
     pub existing_ci: Vec<ExistingCi>,
-    /// What is missing: `ci`, `cd`.
+    /// The forge `missing` is judged for (omitted when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forge: Option<crate::forge::Forge>,
+    /// What is missing: `ci`, `cd`. With a `forge`, only CI that runs there counts (its
+    /// own CI or an external service); without, any CI file counts.
     pub missing: Vec<&'static str>,
     /// Problems met (malformed manifests, limits hit); the result is best-effort.
     pub warnings: Vec<String>,
@@ -260,21 +264,18 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
         .collect();
     let services = compose_services(tree, &warnings);
     let existing_ci = ci::detect(tree);
-    let mut missing = Vec::new();
-    if !existing_ci.iter().any(|c| c.kind == "ci") {
-        missing.push("ci");
-    }
-    if !existing_ci.iter().any(|c| c.kind == "cd")
-        && (!projects.is_empty() || !dockerfiles.is_empty())
-    {
-        missing.push("cd");
-    }
+    let missing = missing_for(
+        &existing_ci,
+        None,
+        !projects.is_empty() || !dockerfiles.is_empty(),
+    );
     let mut analysis = Analysis {
         projects,
         dockerfile: !dockerfiles.is_empty(),
         dockerfiles,
         services,
         existing_ci,
+        forge: None,
         missing,
         warnings: warnings.into_inner(),
         files_read: tree.files_read(),
@@ -283,6 +284,55 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
         r.refine(tree, &mut analysis);
     }
     analysis
+}
+
+/// What is missing (`ci`, `cd`) given the CI present, counting only what runs on `forge`
+/// when it is known.
+fn missing_for(
+    existing: &[ExistingCi],
+    forge: Option<crate::forge::Forge>,
+    buildable: bool,
+) -> Vec<&'static str> {
+    let counts = |c: &&ExistingCi| forge.is_none_or(|f| c.runs_on_forge(f));
+    let has = |kind: &str| existing.iter().filter(counts).any(|c| c.kind == kind);
+    let mut missing = Vec::new();
+    if !has("ci") {
+        missing.push("ci");
+    }
+    if !has("cd") && buildable {
+        missing.push("cd");
+    }
+    missing
+}
+
+impl Analysis {
+    /// Judges what is missing for a repository hosted on `forge`: a forge runs only its
+    /// own CI and external services, so `.github/workflows/` on GitLab or Bitbucket, or a
+    /// `.gitlab-ci.yml` on GitHub, is listed in `existing_ci` but is no CI there.
+    pub fn judge_for(&mut self, forge: crate::forge::Forge) {
+        self.forge = Some(forge);
+        self.missing = missing_for(
+            &self.existing_ci,
+            Some(forge),
+            !self.projects.is_empty() || self.dockerfile,
+        );
+    }
+
+    /// The CI (`kind` ci) files that run for this repository: on its forge when known
+    /// ([`Analysis::judge_for`]), otherwise all of them.
+    pub fn effective_ci(&self) -> impl Iterator<Item = &ExistingCi> {
+        self.existing_ci
+            .iter()
+            .filter(move |c| c.kind == "ci" && self.forge.is_none_or(|f| c.runs_on_forge(f)))
+    }
+
+    /// CI files present that do not run on the repository's forge (none when the forge
+    /// is unknown).
+    pub fn foreign_ci(&self) -> impl Iterator<Item = &ExistingCi> {
+        self.existing_ci
+            .iter()
+            .filter(move |c| self.forge.is_some_and(|f| !c.runs_on_forge(f)))
+    }
 }
 
 /// Directory names whose projects are samples, fixtures or scaffolding templates, not
@@ -555,9 +605,13 @@ pub fn render_text(a: &Analysis, explain: bool) -> String {
         s.push_str("Existing CI/CD: none\n");
     } else {
         for c in &a.existing_ci {
+            let elsewhere = match a.forge {
+                Some(f) if !c.runs_on_forge(f) => format!("; does not run on {f}"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "Existing {}: {} ({})",
+                "Existing {}: {} ({}{elsewhere})",
                 c.kind.to_uppercase(),
                 c.path,
                 c.provider
@@ -566,7 +620,8 @@ pub fn render_text(a: &Analysis, explain: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "Missing: {}",
+        "Missing{}: {}",
+        a.forge.map(|f| format!(" on {f}")).unwrap_or_default(),
         if a.missing.is_empty() {
             "nothing".to_owned()
         } else {

@@ -3,6 +3,7 @@
 //! fetches the snapshot and writes the result to the forge; tests run it on fixtures.
 
 use crate::analyze::{analyze, Analysis, RepoTree};
+use crate::forge::Forge;
 use crate::generate::{generate, Feature, GenerateError, GeneratedFile, Provider, Target};
 use crate::repo_config::{self, RepoConfigError};
 
@@ -39,7 +40,8 @@ impl RepoSettings {
 /// Why no pull request is proposed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    /// The repository already has CI; CD gaps are another feature's business.
+    /// The repository already has CI that runs on its forge (the forge's own, or an
+    /// external service); CD gaps are another feature's business.
     HasCi {
         /// The CI files found.
         files: Vec<String>,
@@ -68,6 +70,8 @@ pub struct Proposal {
     pub files: Vec<GeneratedFile>,
     /// CI provider of the files.
     pub provider: Provider,
+    /// The forge the repository is on (the words of the body).
+    pub forge: Forge,
     /// Slash-command word shown in the body.
     pub command_word: String,
     /// [`pr_body::files_hash`] of `files`: unchanged hash, untouched PR.
@@ -81,6 +85,7 @@ impl Proposal {
             &self.analysis,
             &self.files,
             self.provider,
+            self.forge,
             &self.command_word,
             head,
         )
@@ -111,6 +116,15 @@ impl Proposal {
                 stacks.join(", ")
             }
         )
+    }
+}
+
+/// The CI system native to a forge.
+pub fn forge_provider(forge: Forge) -> Provider {
+    match forge {
+        Forge::Github => Provider::Github,
+        Forge::Gitlab => Provider::Gitlab,
+        Forge::Bitbucket => Provider::Bitbucket,
     }
 }
 
@@ -168,27 +182,30 @@ pub fn effective_target(
     target
 }
 
-/// Decides and builds the proposal for `tree`. `forge_provider` is the forge's own CI
-/// system, used unless the repository's configuration names another.
+/// Decides and builds the proposal for `tree`, a repository on `forge`. CI counts only
+/// where it runs on that forge (its own CI or an external service: a `.github/workflows/`
+/// on GitLab is no CI). The forge's own CI system is generated unless the repository's
+/// configuration names another.
 pub fn propose(
     tree: &RepoTree,
-    forge_provider: Provider,
+    forge: Forge,
     default_branch: &str,
     command_word: &str,
     settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
     let config = repo_config::load(tree)?.map(|(_, c)| c);
-    let analysis = analyze(tree);
-    let ci: Vec<String> = analysis
-        .existing_ci
-        .iter()
-        .filter(|c| c.kind == "ci")
-        .map(|c| c.path.clone())
-        .collect();
+    let mut analysis = analyze(tree);
+    analysis.judge_for(forge);
+    let ci: Vec<String> = analysis.effective_ci().map(|c| c.path.clone()).collect();
     if !ci.is_empty() {
         return Ok(Decision::Skip(Skip::HasCi { files: ci }));
     }
-    let target = effective_target(forge_provider, default_branch, config.as_ref(), settings);
+    let target = effective_target(
+        forge_provider(forge),
+        default_branch,
+        config.as_ref(),
+        settings,
+    );
     let files = generate(&analysis, &target)?;
     if files.is_empty() {
         return Ok(Decision::Skip(Skip::NothingToBuild));
@@ -198,6 +215,7 @@ pub fn propose(
         analysis,
         files,
         provider: target.provider,
+        forge,
         command_word: command_word.to_owned(),
         hash,
     })))
@@ -220,7 +238,7 @@ mod tests {
         let t = tree(&[("go.mod", "module x\n\ngo 1.22\n")]);
         let Decision::Propose(p) = propose(
             &t,
-            Provider::Gitlab,
+            Forge::Gitlab,
             "main",
             "pipewright",
             &RepoSettings::default(),
@@ -250,7 +268,7 @@ mod tests {
         assert!(matches!(
             propose(
                 &t,
-                Provider::Github,
+                Forge::Github,
                 "main",
                 "pipewright",
                 &RepoSettings::default()
@@ -262,7 +280,7 @@ mod tests {
         assert!(matches!(
             propose(
                 &empty,
-                Provider::Github,
+                Forge::Github,
                 "main",
                 "pipewright",
                 &RepoSettings::default()
@@ -270,6 +288,66 @@ mod tests {
             .unwrap(),
             Decision::Skip(Skip::NothingToBuild)
         ));
+    }
+
+    #[test]
+    fn ci_counts_only_where_it_runs() {
+        let actions = (
+            ".github/workflows/test.yml",
+            "on: push\njobs:\n  t:\n    steps:\n      - run: go test ./...\n",
+        );
+        let gitlab_ci = (".gitlab-ci.yml", "test:\n  script: go test ./...\n");
+        let jenkins = (
+            "Jenkinsfile",
+            "pipeline { stages { stage('test') { steps { sh 'go test ./...' } } } }\n",
+        );
+        let go = ("go.mod", "module x\n\ngo 1.22\n");
+        let decide = |files: &[(&str, &str)], forge: Forge| {
+            propose(
+                &tree(files),
+                forge,
+                "main",
+                "pipewright",
+                &RepoSettings::default(),
+            )
+            .unwrap()
+        };
+        // GitHub Actions is no CI on GitLab or Bitbucket: they get a proposal, whose body
+        // says the workflow does not run there.
+        for forge in [Forge::Gitlab, Forge::Bitbucket] {
+            let Decision::Propose(p) = decide(&[go, actions], forge) else {
+                panic!("{forge}: .github/workflows does not run here");
+            };
+            assert_eq!(p.analysis.missing, ["ci", "cd"]);
+            assert_eq!(p.analysis.existing_ci.len(), 1, "still listed");
+            assert!(
+                p.body_region(None)
+                    .contains("`.github/workflows/test.yml` found too, but"),
+                "{}",
+                p.body_region(None)
+            );
+        }
+        assert!(matches!(
+            decide(&[go, actions], Forge::Github),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // A .gitlab-ci.yml is no CI on GitHub, and is on GitLab.
+        assert!(matches!(
+            decide(&[go, gitlab_ci], Forge::Github),
+            Decision::Propose(_)
+        ));
+        assert!(matches!(
+            decide(&[go, gitlab_ci], Forge::Gitlab),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // An external service runs on every forge.
+        for forge in Forge::ALL {
+            let Decision::Skip(Skip::HasCi { files }) = decide(&[go, jenkins, actions], forge)
+            else {
+                panic!("{forge}: Jenkins is CI everywhere");
+            };
+            assert!(files.contains(&"Jenkinsfile".to_owned()), "{files:?}");
+        }
     }
 
     #[test]
@@ -283,7 +361,7 @@ mod tests {
         ]);
         let Decision::Propose(p) = propose(
             &t,
-            Provider::Github,
+            Forge::Github,
             "main",
             "pipewright",
             &RepoSettings::default(),
@@ -299,7 +377,7 @@ mod tests {
         ]);
         let err = propose(
             &bad,
-            Provider::Github,
+            Forge::Github,
             "main",
             "pipewright",
             &RepoSettings::default(),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::event::CommentTarget;
+use super::event::{Actor, CommentTarget};
 use super::Forge;
 use crate::clock::Millis;
 use crate::queue::JobError;
@@ -381,8 +381,11 @@ pub trait ForgeClient: Send + Sync {
         reaction: Reaction,
     ) -> Result<(), ApiError>;
 
-    /// What `user` may do on the repository.
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError>;
+    /// What `user` may do on the repository. Each forge keys the lookup on what
+    /// identifies an account there: GitHub and GitLab the login (unique on the
+    /// instance), Bitbucket the account's `uuid` or `account_id` (its nickname is not
+    /// unique, so it never grants anything).
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError>;
 }
 
 /// Counts a client's calls, and feeds the process-wide per-operation counters.

@@ -13,7 +13,7 @@ use crate::forge::client::{
     ApiError, BranchWrite, ForgeClient, NewPullRequest, Permission, PrState, PullRequest,
     PullRequestUpdate, Reaction, RemoteRepo, RemoteTree, RepoHandle,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CommentTarget};
 use crate::forge::Forge;
 
 /// Reads through `inner`, records writes under `dir`.
@@ -218,7 +218,7 @@ impl ForgeClient for DryRun {
         Ok(())
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
         self.inner.permission(repo, user).await
     }
 }

@@ -28,6 +28,7 @@ struct BbActor {
     username: Option<String>,
     display_name: Option<String>,
     uuid: Option<String>,
+    account_id: Option<String>,
 }
 
 fn actor(a: BbActor) -> Option<Actor> {
@@ -35,7 +36,8 @@ fn actor(a: BbActor) -> Option<Actor> {
     let is_bot = a.kind.as_deref() == Some("app_user");
     Some(Actor {
         login: a.nickname.or(a.username).or(a.display_name)?,
-        id: a.uuid,
+        // The stable id permission checks key on (nicknames are not unique).
+        id: a.uuid.or(a.account_id),
         is_bot,
     })
 }

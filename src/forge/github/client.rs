@@ -24,7 +24,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CommentTarget};
 use crate::forge::Forge;
 
 /// Files per GraphQL query (GitHub limits a query's node count; 50 is far below it).
@@ -765,7 +765,7 @@ impl ForgeClient for GithubClient {
         }
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
         #[derive(Deserialize)]
         struct Perm {
             permission: String,
@@ -775,7 +775,7 @@ impl ForgeClient for GithubClient {
         let url = format!(
             "/repos/{}/collaborators/{}/permission",
             repo_path(repo),
-            seg(user)
+            seg(&user.login)
         );
         match self
             .json::<Perm>("get permission", Method::GET, &url, None)

@@ -28,7 +28,7 @@ use crate::forge::client::{
     Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction, RemoteRepo, RemoteTree,
     RepoHandle, TreeFile,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CommentTarget};
 use crate::forge::Forge;
 
 /// Our error, carried through the crate's `ApiError::Client`.
@@ -240,6 +240,37 @@ impl GitlabClient {
     }
 }
 
+/// `GET /projects/:id/repository/tree?ref=…&recursive=true`. The `gitlab` crate's `Tree`
+/// endpoint sends `ref` and `recursive` as a form body on a GET; GitLab reads it, but a
+/// proxy that drops GET bodies would silently turn the listing into the top level of the
+/// default branch. GitLab documents both as query parameters, so they go there.
+struct RepositoryTree<'a> {
+    project: u64,
+    commit: &'a str,
+}
+
+impl gl::Endpoint for RepositoryTree<'_> {
+    fn method(&self) -> http::Method {
+        http::Method::GET
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/repository/tree", self.project).into()
+    }
+
+    fn parameters(&self) -> gl::QueryParams<'_> {
+        let mut p = gl::QueryParams::default();
+        p.push("ref", self.commit).push("recursive", true);
+        p
+    }
+}
+
+impl gl::Pageable for RepositoryTree<'_> {
+    fn use_keyset_pagination(&self) -> bool {
+        true
+    }
+}
+
 fn project_id(repo: &RepoHandle) -> Result<u64, ApiError> {
     repo.id
         .parse()
@@ -382,13 +413,10 @@ impl ForgeClient for GitlabClient {
             #[serde(rename = "type")]
             kind: String,
         }
-        let ep = build(
-            gl::projects::repository::Tree::builder()
-                .project(project_id(repo)?)
-                .ref_(commit)
-                .recursive(true)
-                .build(),
-        )?;
+        let ep = RepositoryTree {
+            project: project_id(repo)?,
+            commit,
+        };
         let entries: Vec<Entry> = match self
             .query("get tree", gl::paged(ep, gl::Pagination::All))
             .await
@@ -633,7 +661,8 @@ impl ForgeClient for GitlabClient {
         result.map_err(|e| unwrap_err("react", e))
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
+        let user = user.login.as_str();
         #[derive(Deserialize)]
         struct Member {
             username: String,
