@@ -388,8 +388,8 @@ pub async fn bitbucket_connect(
             let count = |k: HookChange| rs.iter().filter(|(_, c)| *c == k).count();
             format!(
                 "the token may not manage workspace webhooks, so each of its {} repositories \
-                 has one ({} created, {} updated, {} already present; run `connect` again \
-                 after adding repositories)",
+                 has one ({} created, {} updated, {} already present; reconcile passes \
+                 hook new ones when PIPEWRIGHT_PUBLIC_URL is set)",
                 rs.len(),
                 count(HookChange::Created),
                 count(HookChange::Updated),

@@ -201,7 +201,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true)]
     pub outbox: Option<PathBuf>,
     /// Public base URL of this deployment (webhook registration: `gitlab connect`,
-    /// `bitbucket connect`, and hooks on new GitLab projects found by reconcile).
+    /// `bitbucket connect`, and hooks on new GitLab projects, or new Bitbucket
+    /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
 }

@@ -540,3 +540,45 @@ async fn bitbucket_bot_works_with_exactly_the_documented_scopes() {
     assert!(dead.is_empty(), "{dead:?}");
     h.fake.stop();
 }
+
+/// With a project or repository access token, `connect` hooks each repository; the
+/// reconcile pass hooks repositories created since. With a workspace token it adds
+/// nothing (the workspace webhook covers new repositories) and costs one call.
+#[actix_web::test]
+async fn bitbucket_reconcile_hooks_new_repositories_when_the_token_cannot_own_workspace_hooks() {
+    let scopes = documented_access_token_scopes();
+    let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let url = "https://pw.example.com/webhooks/bitbucket";
+    for kind in [
+        fake_forge::BbCredential::Repository,
+        fake_forge::BbCredential::Workspace,
+    ] {
+        let mut h = Harness::new(TestDb::sqlite().await, Forge::Bitbucket, 10).await;
+        h.ctx.bitbucket_hook = Some((url.into(), pipewright::config::Secret::new(SECRET)));
+        h.fake.world().set_bitbucket_credential(kind.clone(), &refs);
+        h.add_repo(101, "api", &[("Cargo.toml", CARGO)]);
+        h.install().await;
+        h.drain().await;
+        h.add_repo(102, "web", &[("package.json", PACKAGE_JSON)]);
+        h.clock.advance(1000);
+        h.install().await;
+        h.drain().await;
+        let hooks = h.fake.world().hooks.clone();
+        match kind {
+            fake_forge::BbCredential::Repository => {
+                for repo in ["acme/api", "acme/web"] {
+                    let list = hooks
+                        .get(repo)
+                        .unwrap_or_else(|| panic!("{repo}: {hooks:?}"));
+                    assert_eq!(list.len(), 1, "{repo}");
+                    assert_eq!(list[0].url, url);
+                    assert_eq!(list[0].secret, SECRET);
+                    assert!(!list[0].events.iter().any(|e| e.starts_with("issue:")));
+                }
+            }
+            _ => assert!(hooks.is_empty(), "{hooks:?}"),
+        }
+        assert_eq!(h.prs("api").len(), 1, "{kind:?}: the analysis still ran");
+        h.fake.stop();
+    }
+}

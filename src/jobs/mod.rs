@@ -51,6 +51,9 @@ pub struct JobsContext {
     pub outbox: Option<PathBuf>,
     /// Webhook to register on GitLab projects the reconcile pass discovers (URL, token).
     pub gitlab_hook: Option<(String, crate::config::Secret)>,
+    /// Webhook to register on Bitbucket repositories the reconcile pass discovers, when
+    /// the token may not manage workspace webhooks (URL, secret).
+    pub bitbucket_hook: Option<(String, crate::config::Secret)>,
 }
 
 impl JobsContext {
@@ -64,6 +67,7 @@ impl JobsContext {
             prs_per_hour: crate::config::DEFAULT_PRS_PER_HOUR,
             outbox: None,
             gitlab_hook: None,
+            bitbucket_hook: None,
         }
     }
 
@@ -83,6 +87,15 @@ impl JobsContext {
             gitlab_hook: match (&config.bot.public_url, config.gitlab_webhook_secrets.last()) {
                 (Some(url), Some(secret)) if !config.bot.dry_run => {
                     Some((format!("{url}/webhooks/gitlab"), secret.clone()))
+                }
+                _ => None,
+            },
+            bitbucket_hook: match (
+                &config.bot.public_url,
+                config.bitbucket_webhook_secrets.last(),
+            ) {
+                (Some(url), Some(secret)) if !config.bot.dry_run => {
+                    Some((format!("{url}/webhooks/bitbucket"), secret.clone()))
                 }
                 _ => None,
             },

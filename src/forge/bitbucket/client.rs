@@ -297,6 +297,57 @@ impl BitbucketClient {
         Ok(report)
     }
 
+    /// What `connect` does for repositories created since it ran: when the token may not
+    /// manage the workspace's webhooks (so `connect` hooked each repository), registers
+    /// pipewright's webhook on each of `repos`. `None` when the workspace's webhooks are
+    /// readable: a workspace webhook covers new repositories (one call either way).
+    pub async fn hook_new_repositories(
+        &self,
+        repos: &[RepoHandle],
+        url: &str,
+        secret: &Secret,
+    ) -> Result<Option<HookReport>, ApiError> {
+        let ws = seg(&self.workspace);
+        match self
+            .json::<Value>(
+                "list hooks",
+                Method::GET,
+                &format!("/workspaces/{ws}/hooks?pagelen=1"),
+                None,
+            )
+            .await
+        {
+            Ok(_) => return Ok(None),
+            Err(ApiError::Rejected {
+                status: 403, body, ..
+            }) if !is_scope_error(&body) => {}
+            Err(e) => return Err(e),
+        }
+        let mut events: Vec<&'static HookEvent> = HOOK_EVENTS.iter().collect();
+        let mut dropped = Vec::new();
+        let mut per_repo = Vec::new();
+        for r in repos {
+            let path = self.repo_path(r)?;
+            let change = self
+                .ensure_hook(
+                    &format!("/repositories/{path}/hooks"),
+                    url,
+                    secret,
+                    &mut events,
+                    &mut dropped,
+                )
+                .await?;
+            per_repo.push((r.full_name.clone(), change));
+        }
+        let report = HookReport {
+            scope: HookScope::Repositories(per_repo),
+            events: events.iter().map(|e| e.event).collect(),
+            dropped,
+        };
+        report.log_dropped();
+        Ok(Some(report))
+    }
+
     /// Creates or updates the hook at `url` in the hook collection `list`, subscribed to
     /// `events`. Events refused for a missing scope are moved to `dropped` (and stay out
     /// for later calls).
