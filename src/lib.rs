@@ -19,6 +19,7 @@ pub mod forge;
 pub mod generate;
 pub mod jobs;
 pub mod metrics;
+pub mod plan;
 pub mod queue;
 pub mod repo_config;
 pub mod server;

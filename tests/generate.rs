@@ -64,6 +64,8 @@ fn hostile_project(path: &str, value: &str) -> Project {
         confidence: 0.9,
         evidence: vec![format!("{path}/package-lock.json")],
         reasons: vec![],
+        members: vec![],
+        toolbox: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! manifest.
 
 pub mod commands;
+pub mod first_run;
 pub mod manifest;
 pub mod pr_body;
 pub mod proposal;

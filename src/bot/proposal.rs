@@ -16,6 +16,9 @@ pub struct RepoSettings {
     /// Features switched on or off, in the order they were chosen.
     #[serde(default)]
     pub features: Vec<(Feature, bool)>,
+    /// Changes learned from the proposal's CI runs (healing), applied to every plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<crate::plan::Adjustment>,
 }
 
 impl RepoSettings {
@@ -179,6 +182,7 @@ pub fn effective_target(
     for (f, on) in &settings.features {
         target.features.set(*f, *on);
     }
+    target.adjustments = settings.adjustments.clone();
     target
 }
 

@@ -46,13 +46,14 @@ const MAX_FENCED_CHARS: usize = 20_000;
 const MAX_LIST: usize = 50;
 
 /// Every feature `add` and `remove` accept, in the order replies list them.
-pub const FEATURES: [Feature; 6] = [
+pub const FEATURES: [Feature; 7] = [
     Feature::Lint,
     Feature::Matrix,
     Feature::Docker,
     Feature::Security,
     Feature::Coverage,
     Feature::Release,
+    Feature::StrictLint,
 ];
 
 /// The name of a feature in commands and `.pipewright.yml` (its serde spelling).
@@ -64,6 +65,7 @@ pub fn feature_name(f: Feature) -> &'static str {
         Feature::Security => "security",
         Feature::Coverage => "coverage",
         Feature::Release => "release",
+        Feature::StrictLint => "strict-lint",
     }
 }
 
@@ -76,6 +78,9 @@ fn feature_purpose(f: Feature) -> &'static str {
         Feature::Security => "a dependency vulnerability scan",
         Feature::Coverage => "coverage upload",
         Feature::Release => "a release workflow on version tags",
+        Feature::StrictLint => {
+            "lints that fail on warnings, and gate even where a first run made them advisory"
+        }
     }
 }
 
@@ -88,6 +93,7 @@ pub fn feature_on(features: &Features, f: Feature) -> bool {
         Feature::Security => features.security,
         Feature::Coverage => features.coverage,
         Feature::Release => features.release,
+        Feature::StrictLint => features.strict_lint,
     }
 }
 
@@ -807,6 +813,7 @@ pub fn config(v: &ConfigView<'_>) -> String {
                 Feature::Security => sw.security,
                 Feature::Coverage => sw.coverage,
                 Feature::Release => sw.release,
+                Feature::StrictLint => sw.strict_lint,
             }
             .is_some()
         });
@@ -935,6 +942,8 @@ mod tests {
             confidence: 0.9,
             evidence: vec!["Cargo.toml".into()],
             reasons: vec![],
+            members: vec![],
+            toolbox: Default::default(),
         }
     }
 
@@ -1184,7 +1193,9 @@ mod tests {
     fn feature_replies() {
         let u = unknown_feature("te`sts");
         assert!(u.starts_with("`te'sts` is not a pipewright feature"), "{u}");
-        assert!(u.ends_with("`lint`, `matrix`, `docker`, `security`, `coverage` and `release`."));
+        assert!(u.ends_with(
+            "`lint`, `matrix`, `docker`, `security`, `coverage`, `release` and `strict-lint`."
+        ));
         let d = deploy_unavailable(Some("fly<io>"));
         assert!(d.contains("`fly<io>`") && d.contains("none yet"), "{d}");
         assert!(deploy_unavailable(None).contains("a deployment target"));

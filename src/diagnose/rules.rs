@@ -141,7 +141,9 @@ const LINT_TOOLS: &[(&str, &str)] = &[
 /// 1. **timeout-oom**: a job killed for time or memory leaves every other symptom
 ///    behind it (tests cut short, a half-written line, a "connection reset"), so the
 ///    kill is the story.
-/// 2. **service-unreachable**: a database or cache that is not there makes tests fail
+/// 2. **service-unreachable** (preceded by one transient rule, `registry-fetch-failed`:
+///    a package manager's own fetch that failed, even from a loopback mirror): a
+///    database or cache that is not there makes tests fail
 ///    and clients print network errors; those must not read as test failures or as a
 ///    flaky network. Only local or service-container endpoints count here (a registry
 ///    that refuses connections is transient, below).
@@ -217,6 +219,18 @@ pub static RULES: &[Rule] = &[
          ("ERROR: Job failed: exit code 137", ""),
          ("error: could not compile `app` (lib); process didn't exit successfully: `rustc` (signal: 9, SIGKILL: kill)", ""),
          ("/tmp/script.sh: line 4:   312 Killed                  cargo build --release", "")]),
+
+    // A package manager's own fetch that failed is the registry's (or the network's)
+    // fault even when the address is local (a mirror on loopback): it goes before the
+    // service rules, which would read `ECONNREFUSED 127.0.0.1:…` as a missing service.
+    rule!("registry-fetch-failed", Transient,
+        "A package manager could not reach its registry",
+        Subject::Fixed("registry"),
+        [p!("fetcherror: request to"),
+         p!("npm error network request"),
+         p!("npm err! network request")],
+        [("npm error FetchError: request to http://127.0.0.1:9/ms failed, reason: connect ECONNREFUSED 127.0.0.1:9", "registry"),
+         ("npm ERR! network request to https://registry.npmjs.org/ms failed, reason: getaddrinfo EAI_AGAIN registry.npmjs.org", "registry")]),
 
     // ---- 2. service-unreachable --------------------------------------------------------
     rule!("libpq-connection-failed", ServiceUnreachable,
@@ -1074,8 +1088,11 @@ mod tests {
         ];
         let first_weak = RULES.iter().position(|r| r.weak).unwrap();
         assert!(RULES[first_weak..].iter().all(|r| r.weak));
+        // The one documented exception: a package manager's failed fetch is transient
+        // and must precede the service rules that would read its refused address.
         let ranks: Vec<usize> = RULES[..first_weak]
             .iter()
+            .filter(|r| r.id != "registry-fetch-failed")
             .map(|r| order.iter().position(|c| *c == r.class).unwrap())
             .collect();
         assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "{ranks:?}");

@@ -7,6 +7,7 @@
 //! one claims them.
 
 pub mod analyze_repo;
+pub mod first_run;
 pub mod follow_up;
 pub mod handle_event;
 pub mod outbox;
@@ -21,7 +22,8 @@ use crate::forge::{Forge, ForgeClient, Forges};
 use crate::queue::{Job, Registry};
 
 pub use follow_up::{
-    AnalyzeReason, AnalyzeRepo, PullRequestClosed, ReconcileInstallation, RunCommand,
+    AnalyzeReason, AnalyzeRepo, CiRunCompleted, PullRequestClosed, ReconcileInstallation,
+    RunCommand,
 };
 pub use handle_event::HandleEvent;
 
@@ -32,6 +34,7 @@ pub const ALL_KINDS: &[&str] = &[
     RunCommand::KIND,
     PullRequestClosed::KIND,
     ReconcileInstallation::KIND,
+    CiRunCompleted::KIND,
 ];
 
 /// What handlers need from the process, beyond the job's payload.
@@ -129,7 +132,7 @@ pub fn registry(ctx: JobsContext) -> Registry {
     if !ctx.forges.any_configured() {
         return reg;
     }
-    let (c1, c2, c3, c4) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
+    let (c1, c2, c3, c4, c5) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx);
     reg.register::<AnalyzeRepo, _, _>(move |run, job| {
         let ctx = c1.clone();
         async move { analyze_repo::run(&ctx, &run, job).await }
@@ -145,6 +148,10 @@ pub fn registry(ctx: JobsContext) -> Registry {
     .register::<RunCommand, _, _>(move |run, job| {
         let ctx = c4.clone();
         async move { run_command::run(&ctx, &run, job).await }
+    })
+    .register::<CiRunCompleted, _, _>(move |run, job| {
+        let ctx = c5.clone();
+        async move { first_run::run(&ctx, &run, job).await }
     })
 }
 

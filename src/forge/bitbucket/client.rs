@@ -25,7 +25,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
-use crate::forge::event::{Actor, CommentTarget};
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::github::client::seg;
 use crate::forge::Forge;
 
@@ -1098,6 +1098,159 @@ impl ForgeClient for BitbucketClient {
             })
             .max()
             .unwrap_or(Permission::None))
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        #[derive(Deserialize)]
+        struct Name {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            result: Option<Name>,
+        }
+        #[derive(Deserialize)]
+        struct Step {
+            uuid: String,
+            name: Option<String>,
+            state: Option<State>,
+        }
+        #[derive(Deserialize)]
+        struct Steps {
+            values: Vec<Step>,
+        }
+        if !run.failed_jobs.is_empty() {
+            return Ok(run.failed_jobs.clone());
+        }
+        let path = self.repo_path(repo)?;
+        let pipeline = self.pipeline_uuid(&path, run).await?;
+        let steps: Steps = self
+            .json(
+                "list pipeline steps",
+                Method::GET,
+                &format!(
+                    "/repositories/{path}/pipelines/{}/steps/?pagelen=100",
+                    seg(&pipeline)
+                ),
+                None,
+            )
+            .await?;
+        Ok(steps
+            .values
+            .into_iter()
+            .filter(|s| {
+                s.state
+                    .as_ref()
+                    .and_then(|st| st.result.as_ref())
+                    .is_some_and(|r| r.name == "FAILED" || r.name == "ERROR")
+            })
+            .map(|s| CiJobRef {
+                // The pipeline travels with the step: its log lives under both.
+                id: format!("{pipeline}/{}", s.uuid),
+                name: s.name.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        let path = self.repo_path(repo)?;
+        let (pipeline, step) = job.id.split_once('/').ok_or_else(|| {
+            ApiError::Config(format!("Bitbucket step id `{}` names no pipeline", job.id))
+        })?;
+        let req = self.api.http.get(self.url(&format!(
+            "/repositories/{path}/pipelines/{}/steps/{}/log",
+            seg(pipeline),
+            seg(step)
+        )));
+        let a = self.call("read step log", req).await?;
+        Ok(crate::forge::client::log_tail(&a.body, max_bytes))
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        _jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        // Bitbucket re-runs by starting a new pipeline for the same commit and branch.
+        let path = self.repo_path(repo)?;
+        let body = serde_json::json!({
+            "target": {
+                "type": "pipeline_ref_target",
+                "ref_type": "branch",
+                "ref_name": run.branch,
+                "commit": {"type": "commit", "hash": run.sha.as_str()},
+            }
+        });
+        let _: Value = self
+            .json(
+                "run pipeline",
+                Method::POST,
+                &format!("/repositories/{path}/pipelines/"),
+                Some(&body),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl BitbucketClient {
+    /// The UUID of the pipeline a status points at: its build number (from the status
+    /// URL) looked up among the repository's recent pipelines for that commit.
+    async fn pipeline_uuid(&self, path: &str, run: &CiRun) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Commit {
+            hash: String,
+        }
+        #[derive(Deserialize)]
+        struct Target {
+            commit: Option<Commit>,
+        }
+        #[derive(Deserialize)]
+        struct Pipeline {
+            uuid: String,
+            build_number: u64,
+            target: Option<Target>,
+        }
+        #[derive(Deserialize)]
+        struct Pipelines {
+            values: Vec<Pipeline>,
+        }
+        if run.run_id.starts_with('{') {
+            return Ok(run.run_id.clone());
+        }
+        let list: Pipelines = self
+            .json(
+                "list pipelines",
+                Method::GET,
+                &format!("/repositories/{path}/pipelines/?sort=-created_on&pagelen=50"),
+                None,
+            )
+            .await?;
+        list.values
+            .into_iter()
+            .find(|p| {
+                p.build_number.to_string() == run.run_id
+                    || p.target
+                        .as_ref()
+                        .and_then(|t| t.commit.as_ref())
+                        .is_some_and(|c| {
+                            crate::jobs::analyze_repo::same_commit(&c.hash, run.sha.as_str())
+                        })
+                        && run.run_id.parse::<u64>().is_err()
+            })
+            .map(|p| p.uuid)
+            .ok_or_else(|| ApiError::Config(format!("no pipeline {} for this commit", run.run_id)))
     }
 }
 

@@ -28,7 +28,7 @@ use crate::forge::client::{
     Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction, RemoteRepo, RemoteTree,
     RepoHandle, TreeFile,
 };
-use crate::forge::event::{Actor, CommentTarget};
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
 /// Our error, carried through the crate's `ApiError::Client`.
@@ -689,5 +689,97 @@ impl ForgeClient for GitlabClient {
             10..=29 => Permission::Read,
             _ => Permission::None,
         })
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            name: String,
+            #[serde(default)]
+            allow_failure: bool,
+        }
+        if !run.failed_jobs.is_empty() {
+            return Ok(run.failed_jobs.clone());
+        }
+        let pipeline: u64 = run.run_id.parse().map_err(|_| {
+            ApiError::Config(format!(
+                "GitLab pipeline id `{}` is not a number",
+                run.run_id
+            ))
+        })?;
+        let ep = build(
+            gl::projects::pipelines::PipelineJobs::builder()
+                .project(project_id(repo)?)
+                .pipeline(pipeline)
+                .scope(gl::projects::jobs::JobScope::Failed)
+                .build(),
+        )?;
+        let jobs: Vec<Job> = self
+            .query(
+                "list pipeline jobs",
+                gl::paged(ep, gl::Pagination::Limit(100)),
+            )
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .filter(|j| !j.allow_failure)
+            .map(|j| CiJobRef {
+                id: j.id.to_string(),
+                name: j.name,
+            })
+            .collect())
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        let id: u64 = job
+            .id
+            .parse()
+            .map_err(|_| ApiError::Config(format!("GitLab job id `{}` is not a number", job.id)))?;
+        let ep = build(
+            gl::projects::jobs::JobTrace::builder()
+                .project(project_id(repo)?)
+                .job(id)
+                .build(),
+        )?;
+        let bytes: Vec<u8> = gl::raw(ep)
+            .query_async(&self.op("read job trace"))
+            .await
+            .map_err(|e| unwrap_err("read job trace", e))?;
+        Ok(crate::forge::client::log_tail(&bytes, max_bytes))
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        for j in jobs {
+            let id: u64 = j.id.parse().map_err(|_| {
+                ApiError::Config(format!("GitLab job id `{}` is not a number", j.id))
+            })?;
+            let ep = build(
+                gl::projects::jobs::RetryJob::builder()
+                    .project(project_id(repo)?)
+                    .job(id)
+                    .build(),
+            )?;
+            gl::ignore(ep)
+                .query_async(&self.op("retry job"))
+                .await
+                .map_err(|e| unwrap_err("retry job", e))?;
+        }
+        Ok(())
     }
 }
