@@ -169,7 +169,7 @@ async fn per_repository() {
         let t = Instant::now();
         let outcome = sync_repository(&ctx, &db, client.as_ref(), &inst, &row, &handle, None)
             .await
-            .map(|o| o.to_string())
+            .map(|o| o.describe(Forge::Github))
             .unwrap_or_else(|e| format!("error: {e}"));
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let calls = client.calls();

@@ -382,8 +382,10 @@ pub async fn gitlab_connect(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// `pipewright bitbucket connect --workspace W`: one workspace webhook (with its secret),
-/// the workspace recorded as an installation, and a reconcile pass queued.
+/// `pipewright bitbucket connect --workspace W`: one workspace webhook (with its secret)
+/// — or one per repository when the token may not manage workspace webhooks — the
+/// workspace recorded as an installation, and a reconcile pass queued. Events the token
+/// has no scope for are left out and said so, never fatal.
 pub async fn bitbucket_connect(
     config: &Config,
     workspace: &str,
@@ -396,7 +398,7 @@ pub async fn bitbucket_connect(
     let clock = Clock::System;
     let forges = Forges::from_config(&config.bot, clock.clone())?;
     let client = forges.bitbucket_client(workspace)?;
-    let created = client.ensure_workspace_hook(&hook_url, secret).await?;
+    let report = client.connect_hooks(&hook_url, secret).await?;
     let uuid = client.workspace_uuid().await?;
     let db = open(config).await?;
     record_tenant(
@@ -408,15 +410,35 @@ pub async fn bitbucket_connect(
     )
     .await?;
     db.close().await;
-    println!(
-        "Bitbucket workspace {workspace}: webhook {}; deliveries go to {hook_url}. A reconcile \
-         pass is queued.",
-        if created {
-            "created"
-        } else {
-            "already present"
+    use crate::forge::bitbucket::client::{HookChange, HookScope};
+    let said = |c: &HookChange| match c {
+        HookChange::Created => "created",
+        HookChange::Updated => "updated",
+        HookChange::Unchanged => "already present",
+    };
+    let hooks = match &report.scope {
+        HookScope::Workspace(c) => format!("workspace webhook {}", said(c)),
+        HookScope::Repositories(rs) => {
+            let count = |k: HookChange| rs.iter().filter(|(_, c)| *c == k).count();
+            format!(
+                "the token may not manage workspace webhooks, so each of its {} repositories \
+                 has one ({} created, {} updated, {} already present; reconcile passes \
+                 hook new ones when PIPEWRIGHT_PUBLIC_URL is set)",
+                rs.len(),
+                count(HookChange::Created),
+                count(HookChange::Updated),
+                count(HookChange::Unchanged)
+            )
         }
+    };
+    println!(
+        "Bitbucket workspace {workspace}: {hooks}; events: {}; deliveries go to {hook_url}. A \
+         reconcile pass is queued.",
+        report.events.join(", ")
     );
+    if let Some(line) = report.dropped_line() {
+        println!("Note: {line}.");
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

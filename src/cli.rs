@@ -81,6 +81,10 @@ pub enum Command {
         /// Show the rule and file behind every conclusion.
         #[arg(long)]
         explain: bool,
+        /// The forge hosting the repository: `missing` counts only CI that runs there
+        /// (default: from the checkout's `origin` remote; unknown: any CI counts).
+        #[arg(long)]
+        forge: Option<crate::forge::Forge>,
     },
     /// Write (or print) the CI files pipewright would propose for a local checkout.
     Generate {
@@ -104,6 +108,22 @@ pub enum Command {
         /// Switch a feature off (repeatable).
         #[arg(long = "without", value_enum)]
         without: Vec<crate::generate::Feature>,
+    },
+    /// Run the proposed CI's steps on a local checkout with this machine's toolchains:
+    /// each job on a fresh copy, step by step; exit 0 only if every job passed.
+    Try {
+        /// Repository directory.
+        path: std::path::PathBuf,
+        /// Only the jobs whose id or name contains this.
+        #[arg(long)]
+        job: Option<String>,
+        /// Output format (the closing report; progress goes to stderr).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Keep each job's checkout and logs under this directory (default: a temporary
+        /// directory, removed at the end unless a job failed).
+        #[arg(long)]
+        work_dir: Option<std::path::PathBuf>,
     },
     /// Print forge setup documents.
     Manifest {
@@ -280,11 +300,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             path,
             format,
             explain,
+            forge,
         } => {
             return analyze(
                 path,
                 *format,
                 *explain,
+                *forge,
                 local_model_dir(&cli.config).as_deref(),
             )
         }
@@ -310,6 +332,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 local_model_dir(&cli.config).as_deref(),
             );
         }
+        Command::Try {
+            path,
+            job,
+            format,
+            work_dir,
+        } => return try_local(path, job.clone(), *format, work_dir.clone()),
         Command::Pins { command } => return pins(command).await,
         Command::Manifest {
             command: ManifestCommand::Github { url, name },
@@ -384,6 +412,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index { command } => return index(&config, command).await,
         Command::Analyze { .. }
         | Command::Generate { .. }
+        | Command::Try { .. }
         | Command::Pins { .. }
         | Command::Manifest { .. } => {
             unreachable!("local commands return before configuration is resolved")
@@ -419,9 +448,13 @@ fn analyze(
     path: &std::path::Path,
     format: Format,
     explain: bool,
+    forge: Option<crate::forge::Forge>,
     model_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let (_, mut analysis) = analyze_local(path, model_dir)?;
+    if let Some(f) = forge.or_else(|| forge_of_checkout(path)) {
+        analysis.judge_for(f);
+    }
     match format {
         Format::Json => {
             if !explain {
@@ -434,6 +467,44 @@ fn analyze(
         Format::Text => print!("{}", crate::analyze::render_text(&analysis, explain)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The forge of a checkout, from the host of its `origin` remote in `.git/config`
+/// (github.com, bitbucket.org, gitlab.com or a host named gitlab.*); `None` when there is
+/// no such remote or the host says nothing.
+fn forge_of_checkout(path: &std::path::Path) -> Option<crate::forge::Forge> {
+    use crate::forge::Forge;
+    let config = std::fs::read_to_string(path.join(".git").join("config")).ok()?;
+    let mut in_origin = false;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_origin = line == "[remote \"origin\"]";
+            continue;
+        }
+        let Some(url) = line
+            .strip_prefix("url")
+            .map(str::trim_start)
+            .and_then(|l| l.strip_prefix('='))
+            .filter(|_| in_origin)
+        else {
+            continue;
+        };
+        // `https://host/…`, `ssh://git@host/…` or scp-like `git@host:…`.
+        let rest = url.trim().split("://").last()?;
+        let host = rest
+            .split(['/', ':'])
+            .next()?
+            .rsplit('@')
+            .next()?
+            .to_ascii_lowercase();
+        return match host.as_str() {
+            "github.com" => Some(Forge::Github),
+            "bitbucket.org" => Some(Forge::Bitbucket),
+            h if h == "gitlab.com" || h.starts_with("gitlab.") => Some(Forge::Gitlab),
+            _ => None,
+        };
+    }
+    None
 }
 
 async fn pins(command: &PinsCommand) -> anyhow::Result<ExitCode> {
@@ -482,13 +553,21 @@ fn generate(
     for f in without {
         target.features.set(*f, false);
     }
-    let files = match crate::generate::generate(&analysis, &target) {
+    if let Err(e) = crate::generate::check_branches(&target) {
+        eprintln!("pipewright: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let plan = crate::plan::build(&analysis, &target);
+    let files = match crate::generate::render_plan(&plan, &target) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("pipewright: {e}");
             return Ok(ExitCode::from(1));
         }
     };
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
     if files.is_empty() {
         eprintln!("pipewright: nothing to generate (no buildable project or Dockerfile found)");
     }
@@ -508,6 +587,65 @@ fn generate(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pipewright try`: the plan for the checkout, run locally.
+fn try_local(
+    path: &std::path::Path,
+    job: Option<String>,
+    format: Format,
+    work_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let tree = crate::analyze::load_local(path, &crate::analyze::Limits::default())?;
+    let analysis = crate::analyze::analyze(&tree);
+    let target = match crate::repo_config::load(&tree) {
+        Ok(Some((_, config))) => crate::generate::Target::github().with_repo_config(&config),
+        Ok(None) => crate::generate::Target::github(),
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let plan = crate::plan::build(&analysis, &target);
+    if plan.ci_workflows().next().is_none() {
+        eprintln!("pipewright: nothing to try (no buildable project found)");
+        return Ok(ExitCode::from(2));
+    }
+    let temp = match &work_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("pipewright-try-")
+                .tempdir()?,
+        ),
+    };
+    let work = work_dir
+        .clone()
+        .or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()))
+        .expect("one of them is set");
+    let opts = crate::plan::local::Options {
+        job,
+        interactive: std::io::stderr().is_terminal(),
+        cache_dir: crate::plan::local::default_cache_dir(),
+        work_dir: work.clone(),
+    };
+    let mut err = std::io::stderr();
+    let root = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
+    let report = crate::plan::local::run(&plan, &root, &opts, &mut err)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print!("{}", crate::plan::local::render_table(&report)),
+    }
+    let code = report.exit_code();
+    if code == 1 {
+        if let Some(t) = temp {
+            // Keep the failed jobs' checkouts and logs for inspection.
+            let kept = t.keep();
+            eprintln!("pipewright: logs kept in {}", kept.display());
+        }
+    }
+    Ok(ExitCode::from(code as u8))
 }
 
 async fn index(config: &Config, command: IndexCommand) -> anyhow::Result<ExitCode> {

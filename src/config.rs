@@ -170,7 +170,8 @@ pub struct ConfigArgs {
     /// Bitbucket Cloud API root.
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_API_URL", global = true)]
     pub bitbucket_api_url: Option<String>,
-    /// Bitbucket workspace access token.
+    /// Bitbucket workspace, project or repository access token, or an Atlassian API
+    /// token (with PIPEWRIGHT_BITBUCKET_EMAIL).
     #[arg(
         long,
         env = "PIPEWRIGHT_BITBUCKET_TOKEN",
@@ -178,6 +179,9 @@ pub struct ConfigArgs {
         hide_env_values = true
     )]
     pub bitbucket_token: Option<String>,
+    /// The Atlassian account e-mail of an API token (Basic auth); unset for access tokens.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_EMAIL", global = true)]
+    pub bitbucket_email: Option<String>,
     /// File holding the Bitbucket access token.
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_TOKEN_FILE", global = true)]
     pub bitbucket_token_file: Option<PathBuf>,
@@ -197,7 +201,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true)]
     pub outbox: Option<PathBuf>,
     /// Public base URL of this deployment (webhook registration: `gitlab connect`,
-    /// `bitbucket connect`, and hooks on new GitLab projects found by reconcile).
+    /// `bitbucket connect`, and hooks on new GitLab projects, or new Bitbucket
+    /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// Folder holding the embedding model (config.json, tokenizer.json,
@@ -239,6 +244,7 @@ struct FileConfig {
     gitlab_groups: Option<String>,
     bitbucket_api_url: Option<String>,
     bitbucket_token: Option<String>,
+    bitbucket_email: Option<String>,
     bitbucket_token_file: Option<PathBuf>,
     bitbucket_workspaces: Option<String>,
     pr_branch: Option<String>,
@@ -338,8 +344,10 @@ pub struct BotConfig {
     pub gitlab_groups: Vec<String>,
     /// Bitbucket API root.
     pub bitbucket_api_url: String,
-    /// Bitbucket access token.
+    /// Bitbucket access token or Atlassian API token.
     pub bitbucket_token: Option<Secret>,
+    /// The Atlassian account e-mail of an API token (Basic auth); `None`: access token.
+    pub bitbucket_email: Option<String>,
     /// Allowlisted Bitbucket workspaces (lowercase slugs).
     pub bitbucket_workspaces: Vec<String>,
     /// Branch of the bot's pull request.
@@ -367,6 +375,7 @@ impl Default for BotConfig {
             gitlab_groups: Vec::new(),
             bitbucket_api_url: DEFAULT_BITBUCKET_API_URL.into(),
             bitbucket_token: None,
+            bitbucket_email: None,
             bitbucket_workspaces: Vec::new(),
             pr_branch: DEFAULT_PR_BRANCH.into(),
             prs_per_hour: DEFAULT_PRS_PER_HOUR,
@@ -398,7 +407,8 @@ impl BotConfig {
         format!(
             "github_app_id = {}\ngithub_private_key = {}\ngithub_app_slug = {}\n\
              github_api_url = {}\ngitlab_url = {}\ngitlab_token = {}\ngitlab_groups = {}\n\
-             bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_workspaces = {}\n\
+             bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_email = {}\n\
+             bitbucket_workspaces = {}\n\
              pr_branch = {}\nprs_per_hour = {}\nreconcile_secs = {}\npublic_url = {}\n\
              outbox = {}\n",
             self.github_app.as_ref().map_or(
@@ -417,6 +427,9 @@ impl BotConfig {
             list(&self.gitlab_groups),
             self.bitbucket_api_url,
             set(&self.bitbucket_token),
+            self.bitbucket_email
+                .as_deref()
+                .unwrap_or("(not set: an access token, sent as Bearer)"),
             list(&self.bitbucket_workspaces),
             self.pr_branch,
             self.prs_per_hour,
@@ -524,6 +537,7 @@ impl ConfigArgs {
             &mut a.gitlab_groups,
             &mut a.bitbucket_api_url,
             &mut a.bitbucket_token,
+            &mut a.bitbucket_email,
             &mut a.bitbucket_workspaces,
             &mut a.pr_branch,
             &mut a.prs_per_hour,
@@ -751,6 +765,21 @@ impl ConfigArgs {
                 .clone()
                 .or(file.bitbucket_workspaces.take()),
         );
+        let bitbucket_email = self
+            .bitbucket_email
+            .clone()
+            .or(file.bitbucket_email.take())
+            .map(|e| e.trim().to_owned());
+        if let Some(e) = &bitbucket_email {
+            if !e.contains('@') || e.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    key: "PIPEWRIGHT_BITBUCKET_EMAIL",
+                    message: format!(
+                        "`{e}` is not an e-mail address (the Atlassian account of the API token)"
+                    ),
+                });
+            }
+        }
         if bitbucket_token.is_some() && bitbucket_workspaces.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "PIPEWRIGHT_BITBUCKET_WORKSPACES",
@@ -820,6 +849,7 @@ impl ConfigArgs {
                     .unwrap_or(d.bitbucket_api_url),
             )?,
             bitbucket_token,
+            bitbucket_email,
             bitbucket_workspaces,
             pr_branch,
             prs_per_hour,

@@ -4,7 +4,8 @@
 //! opens one fix-up pull request with the CI it is missing.
 //!
 //! Map: `server` (HTTP intake) → `db` + `queue` (durable jobs) → `jobs` (what each job
-//! does) ; `forge` (wire formats → typed events) ; `config`, `telemetry`, `metrics`.
+//! does) ; `forge` (wire formats → typed events) ; `diagnose` (why a CI job failed,
+//! from its log) ; `config`, `telemetry`, `metrics`.
 
 pub mod analyze;
 pub mod app;
@@ -13,11 +14,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod diagnose;
 pub mod forge;
 pub mod generate;
 pub mod jobs;
 pub mod learn;
 pub mod metrics;
+pub mod plan;
 pub mod queue;
 pub mod repo_config;
 pub mod server;

@@ -32,6 +32,7 @@ pub struct Metrics {
     api_jobs: Family<Labels, Counter>,
     api_job_calls: Family<Labels, Counter>,
     api_totals: Mutex<Option<Arc<ApiCallTotals>>>,
+    first_runs: Family<Labels, Gauge>,
     scrape_lock: Mutex<()>,
 }
 
@@ -111,7 +112,14 @@ impl Metrics {
             "Forge API calls made by jobs, by forge and kind",
             api_job_calls.clone(),
         );
+        let first_runs = Family::<Labels, Gauge>::default();
+        registry.register(
+            "first_run_outcomes",
+            "First CI runs of pipewright's proposals by forge, failure class (or passed) and the action taken",
+            first_runs.clone(),
+        );
         Metrics {
+            first_runs,
             api_calls,
             api_jobs,
             api_job_calls,
@@ -205,6 +213,7 @@ impl Metrics {
     pub async fn render(&self, db: &Db, now: Millis) -> anyhow::Result<String> {
         let counts = store::counts(db).await?;
         let depth = store::ready_depth(db, now).await?;
+        let first_runs = crate::db::first_runs::counts(db).await?;
         // One scrape at a time, so two scrapes never interleave clear/set.
         let _guard = self
             .scrape_lock
@@ -217,6 +226,16 @@ impl Metrics {
                 .set(n);
         }
         self.queue_depth.set(depth);
+        self.first_runs.clear();
+        for (forge, class, action, n) in first_runs {
+            self.first_runs
+                .get_or_create(&vec![
+                    ("forge", forge),
+                    ("class", class),
+                    ("action", action),
+                ])
+                .set(n);
+        }
         self.sync_api_calls();
         let mut out = String::new();
         encode(&mut out, &self.registry)?;

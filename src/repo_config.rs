@@ -76,6 +76,8 @@ pub struct FeatureSwitches {
     pub coverage: Option<bool>,
     /// Release workflow (default off).
     pub release: Option<bool>,
+    /// Lints gate as strictly as their tools allow (default off).
+    pub strict_lint: Option<bool>,
 }
 
 /// An extra step.
@@ -168,7 +170,7 @@ extra-steps:\n  - name: Docs\n    run: make docs\npaths-ignore: [\"docs/**\"]\nr
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            ".pipewright.yml:3:3: features: unknown field `lnit`, expected one of `lint`, `matrix`, `docker`, `security`, `coverage`, `release`"
+            ".pipewright.yml:3:3: features: unknown field `lnit`, expected one of `lint`, `matrix`, `docker`, `security`, `coverage`, `release`, `strict-lint`"
         );
         let e = parse(".github/pipewright.yml", "provider: jenkins\n").unwrap_err();
         assert_eq!(e.line, 1);

@@ -36,13 +36,20 @@ async fn install_flow(forge: Forge, t: TestDb) {
     );
     h.add_repo(102, "web", &[("package.json", PACKAGE_JSON)]);
     h.add_repo(103, "svc", &[("pyproject.toml", PYPROJECT)]);
+    // CI that runs on this forge: its own (a `.github/workflows/` on GitLab or Bitbucket
+    // would run nowhere, and gets a proposal: `tests/forge_fixes.rs`).
+    let own_ci = match forge {
+        Forge::Github => (".github/workflows/ci.yml", WORKFLOW),
+        Forge::Gitlab => (".gitlab-ci.yml", "test:\n  script: go test ./...\n"),
+        Forge::Bitbucket => (
+            "bitbucket-pipelines.yml",
+            "pipelines:\n  default:\n    - step:\n        script:\n          - go test ./...\n",
+        ),
+    };
     h.add_repo(
         104,
         "has-ci",
-        &[
-            ("go.mod", "module x\n\ngo 1.22\n"),
-            (".github/workflows/ci.yml", WORKFLOW),
-        ],
+        &[("go.mod", "module x\n\ngo 1.22\n"), own_ci],
     );
     let mut archived = RepoSpec::new(105, &h.full("old"), h.tenant()).file("go.mod", "module y\n");
     archived.archived = true;
@@ -167,6 +174,12 @@ async fn install_flow(forge: Forge, t: TestDb) {
     assert!(
         comments[0].body.contains("will not"),
         "{}",
+        comments[0].body
+    );
+    let (say, never) = forge_words(forge);
+    assert!(
+        comments[0].body.contains(say) && !comments[0].body.contains(never),
+        "{forge}: {}",
         comments[0].body
     );
     // And it says so once, not on every push.

@@ -349,3 +349,53 @@ fn worker_serves_health_and_metrics_when_asked_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `analyze` lists every CI file with where it runs, and judges `missing` for the forge
+/// given with `--forge`, or read from the checkout's `origin` remote.
+#[test]
+fn analyze_judges_missing_ci_for_the_repositorys_forge() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("go.mod"), "module x\n\ngo 1.22\n").unwrap();
+    std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
+    std::fs::write(
+        dir.path().join(".github/workflows/ci.yml"),
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: go test ./...\n",
+    )
+    .unwrap();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["analyze", ".", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = pipewright(dir.path(), &all, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    // Unknown forge: any CI counts.
+    let a = json(&[]);
+    assert_eq!(a["missing"], serde_json::json!(["cd"]));
+    assert!(a.get("forge").is_none());
+    assert_eq!(a["existing_ci"][0]["runs_on"], "github");
+    // On GitLab the workflow does not run: CI is missing, the file is still listed.
+    let a = json(&["--forge", "gitlab"]);
+    assert_eq!(a["forge"], "gitlab");
+    assert_eq!(a["missing"], serde_json::json!(["ci", "cd"]));
+    assert_eq!(a["existing_ci"].as_array().unwrap().len(), 1);
+    let a = json(&["--forge", "github"]);
+    assert_eq!(a["missing"], serde_json::json!(["cd"]));
+    // The forge of a clone, from its origin remote.
+    std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+    std::fs::write(
+        dir.path().join(".git/config"),
+        "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@bitbucket.org:acme/app.git\n",
+    )
+    .unwrap();
+    let a = json(&[]);
+    assert_eq!(a["forge"], "bitbucket");
+    assert_eq!(a["missing"], serde_json::json!(["ci", "cd"]));
+    let out = pipewright(dir.path(), &["analyze", "."], &[]);
+    assert!(
+        stdout(&out).contains("(github; does not run on bitbucket)")
+            && stdout(&out).contains("Missing on bitbucket: ci, cd"),
+        "{}",
+        stdout(&out)
+    );
+}

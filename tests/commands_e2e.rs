@@ -17,89 +17,11 @@ use actix_web::http::StatusCode;
 use harness::*;
 use pipewright::db::{installations, pull_requests};
 use pipewright::forge::Forge;
-use serde_json::{json, Value};
 use testdb::TestDb;
 
 const MAINTAINER: &str = "maria";
 const READER: &str = "rob";
 const OUTSIDER: &str = "olga";
-
-/// The comment payload a forge sends for `body` by `author` on PR (or issue) `number`.
-#[allow(clippy::too_many_arguments)]
-fn comment_payload(
-    h: &Harness,
-    repo_id: u64,
-    name: &str,
-    number: u64,
-    on_pr: bool,
-    comment_id: &str,
-    body: &str,
-    author: &str,
-    bot: bool,
-) -> Option<(&'static str, Value)> {
-    let full = h.full(name);
-    Some(match h.forge {
-        Forge::Github => {
-            let mut p = fixture("github/issue_comment.created.on-pull-request.app.json")?;
-            set(&mut p, "/installation/id", json!(957387));
-            set(&mut p, "/repository/id", json!(repo_id));
-            set(&mut p, "/repository/full_name", json!(full));
-            set(&mut p, "/repository/name", json!(name));
-            set(&mut p, "/issue/number", json!(number));
-            if !on_pr {
-                p["issue"].as_object_mut().unwrap().remove("pull_request");
-            }
-            set(
-                &mut p,
-                "/comment/id",
-                json!(comment_id.parse::<u64>().unwrap()),
-            );
-            set(&mut p, "/comment/body", json!(body));
-            let kind = if bot { "Bot" } else { "User" };
-            set(&mut p, "/comment/user/login", json!(author));
-            set(&mut p, "/comment/user/type", json!(kind));
-            set(&mut p, "/sender/login", json!(author));
-            set(&mut p, "/sender/type", json!(kind));
-            ("issue_comment", p)
-        }
-        Forge::Gitlab => {
-            let mut p = fixture("gitlab/note.merge_request.json")?;
-            set(&mut p, "/project_id", json!(repo_id));
-            set(&mut p, "/project/id", json!(repo_id));
-            set(&mut p, "/project/path_with_namespace", json!(full));
-            set(&mut p, "/merge_request/iid", json!(number));
-            set(
-                &mut p,
-                "/object_attributes/id",
-                json!(comment_id.parse::<u64>().unwrap()),
-            );
-            set(&mut p, "/object_attributes/note", json!(body));
-            set(&mut p, "/user/username", json!(author));
-            ("Note Hook", p)
-        }
-        Forge::Bitbucket => {
-            let mut p = fixture("bitbucket/pullrequest_comment_created.json")?;
-            set(&mut p, "/repository/uuid", json!(bb_uuid(repo_id)));
-            set(&mut p, "/repository/full_name", json!(full));
-            p["repository"]["workspace"] =
-                json!({"type": "workspace", "slug": GROUP, "name": GROUP, "uuid": WORKSPACE_UUID});
-            set(&mut p, "/pullrequest/id", json!(number));
-            set(
-                &mut p,
-                "/comment/id",
-                json!(comment_id.parse::<u64>().unwrap()),
-            );
-            set(&mut p, "/comment/content/raw", json!(body));
-            set(&mut p, "/actor/nickname", json!(author));
-            set(
-                &mut p,
-                "/actor/type",
-                json!(if bot { "app_user" } else { "user" }),
-            );
-            ("pullrequest:comment_created", p)
-        }
-    })
-}
 
 struct Repo {
     id: u64,
@@ -196,6 +118,11 @@ async fn commands_flow(forge: Forge) {
     assert!(
         help.contains("regenerate") && help.contains("ignore"),
         "{forge}: {help}"
+    );
+    let (say, never) = forge_words(forge);
+    assert!(
+        help.contains(say) && !help.contains(never),
+        "{forge}: help in the forge's words: {help}"
     );
     if forge != Forge::Bitbucket {
         let reactions = h.fake.world().reactions(&h.full(r.name), &c);

@@ -13,7 +13,7 @@ use pipewright::forge::client::{
     ApiError, BranchWrite, FileWrite, ForgeClient, NewPullRequest, Parent, Permission, PrState,
     PullRequestUpdate, Reaction, RepoHandle,
 };
-use pipewright::forge::event::CommentTarget;
+use pipewright::forge::event::{Actor, CommentTarget};
 use pipewright::forge::{Forge, Forges};
 
 const BRANCH: &str = "pipewright/ci";
@@ -99,6 +99,15 @@ async fn setup(kind: Kind) -> Setup {
         forges,
         head,
         now,
+    }
+}
+
+/// A commenter as a payload describes them: Bitbucket payloads carry the account's uuid.
+fn actor(kind: Kind, login: &str) -> Actor {
+    Actor {
+        login: login.to_owned(),
+        id: (kind == Kind::Bitbucket).then(|| fake_forge::bitbucket_uuid(login)),
+        is_bot: false,
     }
 }
 
@@ -452,13 +461,13 @@ async fn exercise(s: &Setup, c: &dyn ForgeClient) -> RepoHandle {
     }
     for (user, _, want) in levels {
         assert_eq!(
-            c.permission(&app, user).await.unwrap(),
+            c.permission(&app, &actor(kind, user)).await.unwrap(),
             want,
             "{kind:?} {user}"
         );
     }
     assert_eq!(
-        c.permission(&app, "nobody").await.unwrap(),
+        c.permission(&app, &actor(kind, "nobody")).await.unwrap(),
         Permission::None
     );
 
@@ -698,7 +707,8 @@ async fn bitbucket_client_against_the_fake() {
         Err(ApiError::Config(_))
     ));
     assert!(matches!(
-        c.permission(&outside, "alice").await,
+        c.permission(&outside, &actor(Kind::Bitbucket, "alice"))
+            .await,
         Err(ApiError::Config(_))
     ));
     assert!(matches!(

@@ -64,6 +64,8 @@ fn hostile_project(path: &str, value: &str) -> Project {
         confidence: 0.9,
         evidence: vec![format!("{path}/package-lock.json")],
         reasons: vec![],
+        members: vec![],
+        toolbox: Default::default(),
     }
 }
 
@@ -91,6 +93,7 @@ fn hostile_repository_data_stays_inert() {
                 dockerfiles: vec![format!("{path}/Dockerfile")],
                 services: vec!["postgres".into(), "${{ github.token }}".into()],
                 existing_ci: vec![],
+                forge: None,
                 missing: vec!["ci"],
                 warnings: vec![],
                 files_read: 0,

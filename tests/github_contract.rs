@@ -114,7 +114,16 @@ async fn github_requests_conform_to_the_openapi_description() {
     outcomes.push(("react", c.react(&repo, &pr, "1", Reaction::Eyes).await));
     outcomes.push((
         "permission",
-        c.permission(&repo, "octocat").await.map(|_| ()),
+        c.permission(
+            &repo,
+            &pipewright::forge::event::Actor {
+                login: "octocat".into(),
+                id: Some("1".into()),
+                is_bot: false,
+            },
+        )
+        .await
+        .map(|_| ()),
     ));
     let mut refused = Vec::new();
     for (what, r) in &outcomes {

@@ -1,10 +1,15 @@
-//! Existing CI/CD configuration: which systems a repository already uses, and whether each
-//! file builds/tests (CI), deploys/publishes (CD), or both.
+//! Existing CI/CD configuration: which systems a repository already uses, whether each
+//! file builds/tests (CI), deploys/publishes (CD), or both, and where it runs: a forge's
+//! own CI runs only on that forge (GitLab never runs `.github/workflows/`), an external
+//! service (Jenkins, CircleCI, Buildkite, …) runs wherever it is connected. Detection
+//! lists every file found; whether one counts for a repository depends on its forge,
+//! which the caller knows ([`ExistingCi::runs_on_forge`]).
 
 use serde::Serialize;
 
 use super::stack::CiProvider;
 use super::tree::RepoTree;
+use crate::forge::Forge;
 
 /// One CI/CD configuration file and what it does.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -15,6 +20,42 @@ pub struct ExistingCi {
     pub path: String,
     /// `ci` (build/test/lint) or `cd` (deploy/publish/release).
     pub kind: &'static str,
+    /// Where it runs: the forge whose own CI it is (`github`, `gitlab`, `bitbucket`), or
+    /// `external` for a CI service any forge can trigger.
+    pub runs_on: &'static str,
+}
+
+impl ExistingCi {
+    /// Whether this file's CI runs for a repository hosted on `forge`.
+    pub fn runs_on_forge(&self, forge: Forge) -> bool {
+        match native_forge(self.provider) {
+            Some(f) => f == forge,
+            None => true,
+        }
+    }
+}
+
+/// The forge a CI system belongs to; `None` for external services, which are connected
+/// to whichever forge hosts the repository. (GitLab can also run pipelines for
+/// repositories mirrored from elsewhere, but then the pipeline runs on the GitLab
+/// mirror, not for the repository pipewright is looking at.)
+pub fn native_forge(provider: CiProvider) -> Option<Forge> {
+    match provider {
+        CiProvider::Github => Some(Forge::Github),
+        CiProvider::Gitlab => Some(Forge::Gitlab),
+        CiProvider::Bitbucket => Some(Forge::Bitbucket),
+        CiProvider::Circleci
+        | CiProvider::Travis
+        | CiProvider::Azure
+        | CiProvider::Jenkins
+        | CiProvider::Drone
+        | CiProvider::Woodpecker
+        | CiProvider::Buildkite
+        | CiProvider::Appveyor
+        | CiProvider::Cirrus
+        | CiProvider::Semaphore
+        | CiProvider::Teamcity => None,
+    }
 }
 
 /// Where each system keeps its configuration.
@@ -37,6 +78,14 @@ fn provider_of(path: &str) -> Option<CiProvider> {
         ".drone.yml" | ".drone.yaml" => CiProvider::Drone,
         ".woodpecker.yml" | ".woodpecker.yaml" => CiProvider::Woodpecker,
         p if p.starts_with(".woodpecker/") && yaml => CiProvider::Woodpecker,
+        ".buildkite/pipeline.yml"
+        | ".buildkite/pipeline.yaml"
+        | "buildkite.yml"
+        | "buildkite.yaml" => CiProvider::Buildkite,
+        "appveyor.yml" | ".appveyor.yml" => CiProvider::Appveyor,
+        ".cirrus.yml" | ".cirrus.star" => CiProvider::Cirrus,
+        ".semaphore/semaphore.yml" => CiProvider::Semaphore,
+        ".teamcity/settings.kts" | ".teamcity/pom.xml" => CiProvider::Teamcity,
         _ => return None,
     })
 }
@@ -126,11 +175,13 @@ pub fn detect(tree: &RepoTree) -> Vec<ExistingCi> {
             }
             None => (true, false),
         };
+        let runs_on = native_forge(provider).map_or("external", Forge::as_str);
         if ci {
             out.push(ExistingCi {
                 provider,
                 path: path.clone(),
                 kind: "ci",
+                runs_on,
             });
         }
         if cd {
@@ -138,6 +189,7 @@ pub fn detect(tree: &RepoTree) -> Vec<ExistingCi> {
                 provider,
                 path: path.clone(),
                 kind: "cd",
+                runs_on,
             });
         }
     }
@@ -164,6 +216,61 @@ mod tests {
         );
         assert_eq!(provider_of("Jenkinsfile"), Some(CiProvider::Jenkins));
         assert_eq!(provider_of("docs/Jenkinsfile"), None);
+        assert_eq!(
+            provider_of(".buildkite/pipeline.yml"),
+            Some(CiProvider::Buildkite)
+        );
+        assert_eq!(provider_of("appveyor.yml"), Some(CiProvider::Appveyor));
+    }
+
+    #[test]
+    fn a_forge_runs_only_its_own_ci_and_every_external_service() {
+        let mut t = RepoTree::from_paths([
+            ".github/workflows/ci.yml",
+            ".gitlab-ci.yml",
+            "bitbucket-pipelines.yml",
+            "Jenkinsfile",
+            ".buildkite/pipeline.yml",
+            ".circleci/config.yml",
+            ".travis.yml",
+        ]);
+        for p in t.files().to_vec() {
+            t.insert_content(&p, b"steps:\n  - script: make test\n");
+        }
+        let found = detect(&t);
+        assert_eq!(found.len(), 7, "detection lists everything: {found:?}");
+        let runs = |forge: Forge| -> Vec<&str> {
+            found
+                .iter()
+                .filter(|c| c.runs_on_forge(forge))
+                .map(|c| c.path.as_str())
+                .collect()
+        };
+        let external = [
+            ".buildkite/pipeline.yml",
+            ".circleci/config.yml",
+            ".travis.yml",
+            "Jenkinsfile",
+        ];
+        for (forge, own) in [
+            (Forge::Github, ".github/workflows/ci.yml"),
+            (Forge::Gitlab, ".gitlab-ci.yml"),
+            (Forge::Bitbucket, "bitbucket-pipelines.yml"),
+        ] {
+            let mut want: Vec<&str> = external.to_vec();
+            want.push(own);
+            want.sort_unstable();
+            let mut got = runs(forge);
+            got.sort_unstable();
+            assert_eq!(got, want, "{forge}");
+        }
+        let gh = found
+            .iter()
+            .find(|c| c.path.starts_with(".github"))
+            .unwrap();
+        assert_eq!(gh.runs_on, "github");
+        let j = found.iter().find(|c| c.path == "Jenkinsfile").unwrap();
+        assert_eq!(j.runs_on, "external");
     }
 
     #[test]

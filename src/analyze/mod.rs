@@ -39,9 +39,13 @@ pub struct Analysis {
     pub dockerfiles: Vec<String>,
     /// Services that docker-compose files run (postgres, redis, …): tests may need them.
     pub services: Vec<String>,
-    /// CI/CD configuration already present.
+    /// CI/CD configuration already present, whatever system it is for.
     pub existing_ci: Vec<ExistingCi>,
-    /// What is missing: `ci`, `cd`.
+    /// The forge `missing` is judged for (omitted when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forge: Option<crate::forge::Forge>,
+    /// What is missing: `ci`, `cd`. With a `forge`, only CI that runs there counts (its
+    /// own CI or an external service); without, any CI file counts.
     pub missing: Vec<&'static str>,
     /// Problems met (malformed manifests, limits hit); the result is best-effort.
     pub warnings: Vec<String>,
@@ -75,6 +79,58 @@ pub struct Project {
     /// Which rule concluded what, from which file (`--explain`; omitted when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<Reason>,
+    /// Workspace members folded into this project (paths; omitted when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// What the plan needs to know about the project's tools (not in the JSON contract).
+    #[serde(skip)]
+    pub toolbox: Toolbox,
+}
+
+/// Where a project's tools come from: what its install command makes available, and
+/// the tools CI must install for it (at the version it pins). The plan checks every
+/// step against these (see `plan::tools`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Toolbox {
+    /// Tools the install command makes available, scoped as `plan::tools` describes
+    /// (`venv:ruff`, `py:pytest`, `node:jest`, `tox`).
+    pub installs: Vec<String>,
+    /// Tools to install before the project's own install step.
+    pub tools: Vec<PinnedTool>,
+    /// A declared minimum toolchain to check the build with (Rust's MSRV).
+    pub minimum: Option<MinimumCheck>,
+    /// Commands that run a Makefile target or justfile recipe, with what the recipe
+    /// calls and the ecosystem's own command to fall back to.
+    pub runner_tasks: Vec<RunnerTask>,
+}
+
+/// A task run through the project's task runner (`make test`, `just lint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerTask {
+    /// The command (`make test`).
+    pub command: String,
+    /// Tools the recipe's lines call.
+    pub recipe_needs: Vec<String>,
+    /// The commands detection would have used without the task runner.
+    pub fallback: Vec<String>,
+}
+
+/// A build check on the oldest toolchain the project declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinimumCheck {
+    /// The version (`1.70`).
+    pub version: String,
+    /// The command (`cargo check --locked`).
+    pub command: String,
+}
+
+/// A tool CI installs for a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedTool {
+    /// The executable (`tox`, `ruff`, `just`).
+    pub name: String,
+    /// The requirement the project pins (`ruff==0.4.4`), if any.
+    pub spec: Option<String>,
 }
 
 /// The commands CI should run.
@@ -154,7 +210,6 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
     // Markers whose presence suffices (large, or never parsed).
     for skip in [
         "Makefile",
-        "conf.py",
         "_config.yml",
         "config.toml",
         "hugo.toml",
@@ -262,21 +317,18 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
         .collect();
     let services = compose_services(tree, &warnings);
     let existing_ci = ci::detect(tree);
-    let mut missing = Vec::new();
-    if !existing_ci.iter().any(|c| c.kind == "ci") {
-        missing.push("ci");
-    }
-    if !existing_ci.iter().any(|c| c.kind == "cd")
-        && (!projects.is_empty() || !dockerfiles.is_empty())
-    {
-        missing.push("cd");
-    }
+    let missing = missing_for(
+        &existing_ci,
+        None,
+        !projects.is_empty() || !dockerfiles.is_empty(),
+    );
     let mut analysis = Analysis {
         projects,
         dockerfile: !dockerfiles.is_empty(),
         dockerfiles,
         services,
         existing_ci,
+        forge: None,
         missing,
         warnings: warnings.into_inner(),
         files_read: tree.files_read(),
@@ -285,6 +337,55 @@ pub fn analyze_with(tree: &RepoTree, refiners: &[&dyn Refiner]) -> Analysis {
         r.refine(tree, &mut analysis);
     }
     analysis
+}
+
+/// What is missing (`ci`, `cd`) given the CI present, counting only what runs on `forge`
+/// when it is known.
+fn missing_for(
+    existing: &[ExistingCi],
+    forge: Option<crate::forge::Forge>,
+    buildable: bool,
+) -> Vec<&'static str> {
+    let counts = |c: &&ExistingCi| forge.is_none_or(|f| c.runs_on_forge(f));
+    let has = |kind: &str| existing.iter().filter(counts).any(|c| c.kind == kind);
+    let mut missing = Vec::new();
+    if !has("ci") {
+        missing.push("ci");
+    }
+    if !has("cd") && buildable {
+        missing.push("cd");
+    }
+    missing
+}
+
+impl Analysis {
+    /// Judges what is missing for a repository hosted on `forge`: a forge runs only its
+    /// own CI and external services, so `.github/workflows/` on GitLab or Bitbucket, or a
+    /// `.gitlab-ci.yml` on GitHub, is listed in `existing_ci` but is no CI there.
+    pub fn judge_for(&mut self, forge: crate::forge::Forge) {
+        self.forge = Some(forge);
+        self.missing = missing_for(
+            &self.existing_ci,
+            Some(forge),
+            !self.projects.is_empty() || self.dockerfile,
+        );
+    }
+
+    /// The CI (`kind` ci) files that run for this repository: on its forge when known
+    /// ([`Analysis::judge_for`]), otherwise all of them.
+    pub fn effective_ci(&self) -> impl Iterator<Item = &ExistingCi> {
+        self.existing_ci
+            .iter()
+            .filter(move |c| c.kind == "ci" && self.forge.is_none_or(|f| c.runs_on_forge(f)))
+    }
+
+    /// CI files present that do not run on the repository's forge (none when the forge
+    /// is unknown).
+    pub fn foreign_ci(&self) -> impl Iterator<Item = &ExistingCi> {
+        self.existing_ci
+            .iter()
+            .filter(move |c| self.forge.is_some_and(|f| !c.runs_on_forge(f)))
+    }
 }
 
 /// Directory names whose projects are samples, fixtures or scaffolding templates, not
@@ -337,25 +438,52 @@ fn discover(tree: &RepoTree, warnings: &RefCell<Vec<String>>) -> Vec<Project> {
     }
     // (ecosystem, root dir, member globs) of accepted workspace roots.
     let mut roots: Vec<(&str, String, Vec<String>)> = Vec::new();
-    let mut projects = Vec::new();
+    let mut projects: Vec<Project> = Vec::new();
     for (_, dir) in &dirs {
         for eco in ECOSYSTEMS {
             let ctx = Ctx::new(tree, dir, warnings);
             if !(eco.is_root)(&ctx) {
                 continue;
             }
-            let covered = roots.iter().any(|(name, root, globs)| {
+            let covered = roots.iter().position(|(name, root, globs)| {
                 *name == eco.name
                     && is_under(dir, root)
                     && globs.iter().any(|g| glob_match(g, relative(dir, root)))
             });
-            if covered {
+            if let Some(i) = covered {
+                let members: &mut Vec<String> = &mut projects[i].members;
+                if !members.contains(dir) {
+                    members.push(dir.clone());
+                }
                 continue;
             }
             roots.push((eco.name, dir.clone(), (eco.members)(&ctx)));
             let draft = (eco.detect)(&ctx);
             projects.push(finish(&ctx, draft));
         }
+    }
+    // A Rails, Laravel, Symfony, Django or Phoenix application whose directory also holds
+    // a package.json (its assets) is that application first: the JavaScript project at
+    // the same path comes after it.
+    let backend = |p: &Project| {
+        p.frameworks.iter().any(|f| {
+            matches!(
+                f,
+                Framework::Rails
+                    | Framework::Laravel
+                    | Framework::Symfony
+                    | Framework::Django
+                    | Framework::Phoenix
+            )
+        })
+    };
+    let mut i = 0;
+    while i < projects.len() {
+        let j = (i..projects.len())
+            .find(|&k| projects[k].path != projects[i].path)
+            .unwrap_or(projects.len());
+        projects[i..j].sort_by_key(|p| !backend(p));
+        i = j;
     }
     if !samples.is_empty() {
         warnings.borrow_mut().push(format!(
@@ -409,16 +537,38 @@ fn glob_match(pattern: &str, path: &str) -> bool {
     go(&pat, &segs)
 }
 
-/// Applies the project's own task runners and turns a draft into a project.
+/// Applies the project's own task runners and turns a draft into a project. A
+/// Makefile or justfile recipe replaces the ecosystem's command; the plan keeps it only
+/// when the job can satisfy the recipe (see `Toolbox::runner_tasks`). CMake and Meson
+/// projects keep their build system's own runner: a hand-written Makefile there wraps
+/// the same build, and ctest/meson test are what the job just built.
 fn finish(ctx: &Ctx, mut d: Draft) -> Project {
+    let native_build = matches!(
+        d.package_manager,
+        Some(PackageManager::Cmake) | Some(PackageManager::Meson)
+    );
+    let mut runner_tasks = Vec::new();
     for (task, slot) in [("test", 0), ("lint", 1), ("build", 2)] {
         if let Some((rule, file, cmd)) = ctx.task_runner(task) {
-            d.because(rule, &file, format!("{task}: {cmd}"));
-            match slot {
-                0 => d.test = Some(cmd),
-                1 => d.lint = vec![cmd],
-                _ => d.build = Some(cmd),
+            if native_build && cmd.starts_with("make ") {
+                continue;
             }
+            d.because(rule, &file, format!("{task}: {cmd}"));
+            let recipe_needs: Vec<String> = ctx
+                .recipe(&file, task)
+                .iter()
+                .flat_map(|line| crate::plan::tools::needs(line))
+                .collect();
+            let fallback: Vec<String> = match slot {
+                0 => d.test.replace(cmd.clone()).into_iter().collect(),
+                1 => std::mem::replace(&mut d.lint, vec![cmd.clone()]),
+                _ => d.build.replace(cmd.clone()).into_iter().collect(),
+            };
+            runner_tasks.push(RunnerTask {
+                command: cmd,
+                recipe_needs,
+                fallback,
+            });
         }
     }
     Project {
@@ -441,6 +591,13 @@ fn finish(ctx: &Ctx, mut d: Draft) -> Project {
         confidence: (d.confidence * 100.0).round() / 100.0,
         evidence: d.evidence.into_iter().collect(),
         reasons: d.reasons,
+        members: Vec::new(),
+        toolbox: Toolbox {
+            installs: d.installs,
+            tools: d.tools,
+            minimum: d.minimum,
+            runner_tasks,
+        },
     }
 }
 
@@ -557,9 +714,13 @@ pub fn render_text(a: &Analysis, explain: bool) -> String {
         s.push_str("Existing CI/CD: none\n");
     } else {
         for c in &a.existing_ci {
+            let elsewhere = match a.forge {
+                Some(f) if !c.runs_on_forge(f) => format!("; does not run on {f}"),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "Existing {}: {} ({})",
+                "Existing {}: {} ({}{elsewhere})",
                 c.kind.to_uppercase(),
                 c.path,
                 c.provider
@@ -568,7 +729,8 @@ pub fn render_text(a: &Analysis, explain: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "Missing: {}",
+        "Missing{}: {}",
+        a.forge.map(|f| format!(" on {f}")).unwrap_or_default(),
         if a.missing.is_empty() {
             "nothing".to_owned()
         } else {

@@ -97,7 +97,8 @@ vocab!(
     CiProvider {
         Github => "github", Gitlab => "gitlab", Bitbucket => "bitbucket", Circleci => "circleci",
         Travis => "travis", Azure => "azure", Jenkins => "jenkins", Drone => "drone",
-        Woodpecker => "woodpecker",
+        Woodpecker => "woodpecker", Buildkite => "buildkite", Appveyor => "appveyor",
+        Cirrus => "cirrus", Semaphore => "semaphore", Teamcity => "teamcity",
     }
 );
 

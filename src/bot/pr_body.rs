@@ -8,7 +8,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::wording::Words;
 use crate::analyze::Analysis;
+use crate::forge::Forge;
 use crate::generate::{GeneratedFile, Provider};
 
 /// Start of the bot's region.
@@ -87,11 +89,12 @@ pub fn describe(path: &str) -> &'static str {
 }
 
 /// The bot's region: what was detected, what each file does, how to customise it, the
-/// commands, and the hidden state.
+/// commands, and the hidden state, in `forge`'s words.
 pub fn render(
     analysis: &Analysis,
     files: &[GeneratedFile],
     provider: Provider,
+    forge: Forge,
     command_word: &str,
     head: Option<&str>,
 ) -> String {
@@ -103,7 +106,7 @@ pub fn render(
         head: head.map(str::to_owned),
         notified: None,
     };
-    render_with_state(analysis, files, command_word, &state)
+    render_with_state(analysis, files, forge, command_word, &state)
 }
 
 /// Adds what a proposal learned from the organisation's own repositories to a rendered
@@ -149,10 +152,12 @@ Adopted: ",
 pub fn render_with_state(
     analysis: &Analysis,
     files: &[GeneratedFile],
+    forge: Forge,
     command_word: &str,
     state: &PrState,
 ) -> String {
     use std::fmt::Write as _;
+    let w = Words(forge);
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN}");
     s.push_str("pipewright detected how this repository builds and proposes the CI it is missing.\n\n### What was detected\n\n");
@@ -177,29 +182,48 @@ pub fn render_with_state(
     if analysis.projects.is_empty() {
         s.push_str("| (no project; Dockerfiles only) | | | | | | |\n");
     }
+    let foreign: Vec<String> = analysis
+        .foreign_ci()
+        .filter(|c| c.kind == "ci")
+        .map(|c| format!("`{}`", md(&c.path)))
+        .collect();
+    if !foreign.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{} found too, but {forge_name} does not run {}, so this repository has no CI \
+             here yet.",
+            foreign.join(", "),
+            if foreign.len() == 1 { "it" } else { "them" },
+            forge_name = forge_name(forge),
+        );
+    }
     s.push_str("\n### Files\n\n");
     for f in files {
         let _ = writeln!(s, "- `{}`: {}", md(&f.path), describe(&f.path));
     }
-    s.push_str(
+    let _ = write!(
+        s,
         "\nEvery action is pinned to a commit, the token is read-only, and credentials are not kept \
          in the checkout.\n\n### Customise\n\nAdd a `.pipewright.yml` (branches, features such as \
          `security`, `coverage` or `release`, extra steps, runner labels) and pipewright updates this \
-         pull request.\n\n### Commands\n\nComment on this pull request:\n\n",
+         {pr}.\n\n### Commands\n\nComment on this {pr}:\n\n",
+        pr = w.pr()
     );
+    let regenerate = format!(
+        "analyse the default branch again and update this {}",
+        w.pr()
+    );
+    let ignore = format!("close this {} and never propose again", w.pr());
     for (cmd, what) in [
         ("help", "what pipewright can do here"),
         ("explain", "why each file looks the way it does"),
-        (
-            "regenerate",
-            "analyse the default branch again and update this pull request",
-        ),
+        ("regenerate", regenerate.as_str()),
         (
             "add security",
             "switch a feature on (also coverage, release, docker, matrix, lint)",
         ),
         ("remove lint", "switch a feature off"),
-        ("ignore", "close this pull request and never propose again"),
+        ("ignore", ignore.as_str()),
     ] {
         let _ = writeln!(s, "- `/{command_word} {cmd}`: {what}");
     }
@@ -211,6 +235,15 @@ pub fn render_with_state(
     );
     s.push_str(END);
     s
+}
+
+/// The product name of a forge, for prose.
+pub fn forge_name(forge: Forge) -> &'static str {
+    match forge {
+        Forge::Github => "GitHub",
+        Forge::Gitlab => "GitLab",
+        Forge::Bitbucket => "Bitbucket",
+    }
 }
 
 /// The PR body with the bot's region replaced by `region`; everything outside it is kept.
@@ -301,7 +334,14 @@ mod tests {
     #[test]
     fn state_round_trips_and_hostile_paths_cannot_close_the_region() {
         let (a, files) = sample();
-        let region = render(&a, &files, Provider::Github, "pipewright", None);
+        let region = render(
+            &a,
+            &files,
+            Provider::Github,
+            Forge::Github,
+            "pipewright",
+            None,
+        );
         assert_eq!(region.matches(END).count(), 1, "{region}");
         assert!(
             region.contains("&lt;!-- pipewright:end --&gt; \\|x'"),
@@ -318,7 +358,14 @@ mod tests {
         let (a, files) = sample();
         let first = merge(
             None,
-            &render(&a, &files, Provider::Github, "pipewright", None),
+            &render(
+                &a,
+                &files,
+                Provider::Github,
+                Forge::Github,
+                "pipewright",
+                None,
+            ),
         );
         let edited = format!("Thanks, bot!\n\n{first}\n\n> reviewer notes stay here");
         let changed = vec![GeneratedFile {
@@ -327,7 +374,14 @@ mod tests {
         }];
         let updated = merge(
             Some(&edited),
-            &render(&a, &changed, Provider::Github, "pipewright", None),
+            &render(
+                &a,
+                &changed,
+                Provider::Github,
+                Forge::Github,
+                "pipewright",
+                None,
+            ),
         );
         assert!(
             updated.starts_with("Thanks, bot!\n\n")
@@ -337,9 +391,45 @@ mod tests {
         // A body whose region was deleted gets it back on top, the human text kept.
         let restored = merge(
             Some("just my text"),
-            &render(&a, &files, Provider::Github, "pipewright", None),
+            &render(
+                &a,
+                &files,
+                Provider::Github,
+                Forge::Github,
+                "pipewright",
+                None,
+            ),
         );
         assert!(restored.starts_with(BEGIN) && restored.ends_with("just my text"));
+    }
+
+    #[test]
+    fn the_body_speaks_each_forges_words() {
+        let (a, _) = sample();
+        let gitlab_files = vec![GeneratedFile {
+            path: ".gitlab-ci.yml".into(),
+            content: "stages: [test]\n".into(),
+        }];
+        let gitlab = render(
+            &a,
+            &gitlab_files,
+            Provider::Gitlab,
+            Forge::Gitlab,
+            "pipewright",
+            None,
+        );
+        assert!(
+            gitlab.contains("Comment on this merge request:")
+                && gitlab.contains("update this merge request"),
+            "{gitlab}"
+        );
+        assert!(!gitlab.contains("pull request"), "{gitlab}");
+        let (_, files) = sample();
+        for forge in [Forge::Github, Forge::Bitbucket] {
+            let body = render(&a, &files, Provider::Github, forge, "pipewright", None);
+            assert!(body.contains("Comment on this pull request:"), "{body}");
+            assert!(!body.contains("merge request"), "{body}");
+        }
     }
 
     #[test]
@@ -381,7 +471,14 @@ mod tests {
         let (a, files) = sample();
         let body = merge(
             Some("notes by a person"),
-            &render(&a, &files, Provider::Github, "pipewright", Some("abc")),
+            &render(
+                &a,
+                &files,
+                Provider::Github,
+                Forge::Github,
+                "pipewright",
+                Some("abc"),
+            ),
         );
         let mut st = parse_state(&body).unwrap();
         assert_eq!(st.head.as_deref(), Some("abc"));

@@ -3,6 +3,7 @@
 //! fetches the snapshot and writes the result to the forge; tests run it on fixtures.
 
 use crate::analyze::{analyze, analyze_with, Analysis, Language, RepoTree};
+use crate::forge::Forge;
 use crate::generate::{generate, Feature, GenerateError, GeneratedFile, Provider, Target};
 use crate::learn::{Adoption, Learned, Learner};
 use crate::repo_config::{self, RepoConfigError};
@@ -16,6 +17,9 @@ pub struct RepoSettings {
     /// Features switched on or off, in the order they were chosen.
     #[serde(default)]
     pub features: Vec<(Feature, bool)>,
+    /// Changes learned from the proposal's CI runs (healing), applied to every plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adjustments: Vec<crate::plan::Adjustment>,
 }
 
 impl RepoSettings {
@@ -40,7 +44,8 @@ impl RepoSettings {
 /// Why no pull request is proposed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
-    /// The repository already has CI; CD gaps are another feature's business.
+    /// The repository already has CI that runs on its forge (the forge's own, or an
+    /// external service); CD gaps are another feature's business.
     HasCi {
         /// The CI files found.
         files: Vec<String>,
@@ -69,6 +74,8 @@ pub struct Proposal {
     pub files: Vec<GeneratedFile>,
     /// CI provider of the files.
     pub provider: Provider,
+    /// The forge the repository is on (the words of the body).
+    pub forge: Forge,
     /// Slash-command word shown in the body.
     pub command_word: String,
     /// [`pr_body::files_hash`] of `files`: unchanged hash, untouched PR.
@@ -85,6 +92,7 @@ impl Proposal {
             &self.analysis,
             &self.files,
             self.provider,
+            self.forge,
             &self.command_word,
             head,
         );
@@ -122,6 +130,15 @@ impl Proposal {
                 stacks.join(", ")
             }
         )
+    }
+}
+
+/// The CI system native to a forge.
+pub fn forge_provider(forge: Forge) -> Provider {
+    match forge {
+        Forge::Github => Provider::Github,
+        Forge::Gitlab => Provider::Gitlab,
+        Forge::Bitbucket => Provider::Bitbucket,
     }
 }
 
@@ -176,26 +193,22 @@ pub fn effective_target(
     for (f, on) in &settings.features {
         target.features.set(*f, *on);
     }
+    target.adjustments = settings.adjustments.clone();
     target
 }
 
-/// Decides and builds the proposal for `tree`. `forge_provider` is the forge's own CI
-/// system, used unless the repository's configuration names another.
+/// Decides and builds the proposal for `tree`, a repository on `forge`. CI counts only
+/// where it runs on that forge (its own CI or an external service: a `.github/workflows/`
+/// on GitLab is no CI). The forge's own CI system is generated unless the repository's
+/// configuration names another.
 pub fn propose(
     tree: &RepoTree,
-    forge_provider: Provider,
+    forge: Forge,
     default_branch: &str,
     command_word: &str,
     settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
-    propose_with(
-        tree,
-        forge_provider,
-        default_branch,
-        command_word,
-        settings,
-        None,
-    )
+    propose_with(tree, forge, default_branch, command_word, settings, None)
 }
 
 /// [`propose`], with what learned detection contributed: the archetype refiner fills
@@ -203,7 +216,7 @@ pub fn propose(
 /// repository and its `.pipewright.yml` leave the choice open.
 pub fn propose_with(
     tree: &RepoTree,
-    forge_provider: Provider,
+    forge: Forge,
     default_branch: &str,
     command_word: &str,
     settings: &RepoSettings,
@@ -214,16 +227,17 @@ pub fn propose_with(
         Some((learner, l)) => analyze_with(tree, &[&learner.refiner(&l.vectors)]),
         None => analyze(tree),
     };
-    let ci: Vec<String> = analysis
-        .existing_ci
-        .iter()
-        .filter(|c| c.kind == "ci")
-        .map(|c| c.path.clone())
-        .collect();
+    analysis.judge_for(forge);
+    let ci: Vec<String> = analysis.effective_ci().map(|c| c.path.clone()).collect();
     if !ci.is_empty() {
         return Ok(Decision::Skip(Skip::HasCi { files: ci }));
     }
-    let mut target = effective_target(forge_provider, default_branch, config.as_ref(), settings);
+    let mut target = effective_target(
+        forge_provider(forge),
+        default_branch,
+        config.as_ref(),
+        settings,
+    );
     let adoption = learned.map(|(_, l)| l.adoption.clone()).unwrap_or_default();
     adopt_conventions(&adoption, &mut analysis, &mut target);
     let files = generate(&analysis, &target)?;
@@ -235,6 +249,7 @@ pub fn propose_with(
         analysis,
         files,
         provider: target.provider,
+        forge,
         command_word: command_word.to_owned(),
         hash,
         adoption,
@@ -345,7 +360,7 @@ mod tests {
         let t = tree(&[("go.mod", "module x\n\ngo 1.22\n")]);
         let Decision::Propose(p) = propose(
             &t,
-            Provider::Gitlab,
+            Forge::Gitlab,
             "main",
             "pipewright",
             &RepoSettings::default(),
@@ -375,7 +390,7 @@ mod tests {
         assert!(matches!(
             propose(
                 &t,
-                Provider::Github,
+                Forge::Github,
                 "main",
                 "pipewright",
                 &RepoSettings::default()
@@ -387,7 +402,7 @@ mod tests {
         assert!(matches!(
             propose(
                 &empty,
-                Provider::Github,
+                Forge::Github,
                 "main",
                 "pipewright",
                 &RepoSettings::default()
@@ -395,6 +410,66 @@ mod tests {
             .unwrap(),
             Decision::Skip(Skip::NothingToBuild)
         ));
+    }
+
+    #[test]
+    fn ci_counts_only_where_it_runs() {
+        let actions = (
+            ".github/workflows/test.yml",
+            "on: push\njobs:\n  t:\n    steps:\n      - run: go test ./...\n",
+        );
+        let gitlab_ci = (".gitlab-ci.yml", "test:\n  script: go test ./...\n");
+        let jenkins = (
+            "Jenkinsfile",
+            "pipeline { stages { stage('test') { steps { sh 'go test ./...' } } } }\n",
+        );
+        let go = ("go.mod", "module x\n\ngo 1.22\n");
+        let decide = |files: &[(&str, &str)], forge: Forge| {
+            propose(
+                &tree(files),
+                forge,
+                "main",
+                "pipewright",
+                &RepoSettings::default(),
+            )
+            .unwrap()
+        };
+        // GitHub Actions is no CI on GitLab or Bitbucket: they get a proposal, whose body
+        // says the workflow does not run there.
+        for forge in [Forge::Gitlab, Forge::Bitbucket] {
+            let Decision::Propose(p) = decide(&[go, actions], forge) else {
+                panic!("{forge}: .github/workflows does not run here");
+            };
+            assert_eq!(p.analysis.missing, ["ci", "cd"]);
+            assert_eq!(p.analysis.existing_ci.len(), 1, "still listed");
+            assert!(
+                p.body_region(None)
+                    .contains("`.github/workflows/test.yml` found too, but"),
+                "{}",
+                p.body_region(None)
+            );
+        }
+        assert!(matches!(
+            decide(&[go, actions], Forge::Github),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // A .gitlab-ci.yml is no CI on GitHub, and is on GitLab.
+        assert!(matches!(
+            decide(&[go, gitlab_ci], Forge::Github),
+            Decision::Propose(_)
+        ));
+        assert!(matches!(
+            decide(&[go, gitlab_ci], Forge::Gitlab),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // An external service runs on every forge.
+        for forge in Forge::ALL {
+            let Decision::Skip(Skip::HasCi { files }) = decide(&[go, jenkins, actions], forge)
+            else {
+                panic!("{forge}: Jenkins is CI everywhere");
+            };
+            assert!(files.contains(&"Jenkinsfile".to_owned()), "{files:?}");
+        }
     }
 
     #[test]
@@ -408,7 +483,7 @@ mod tests {
         ]);
         let Decision::Propose(p) = propose(
             &t,
-            Provider::Github,
+            Forge::Github,
             "main",
             "pipewright",
             &RepoSettings::default(),
@@ -424,7 +499,7 @@ mod tests {
         ]);
         let err = propose(
             &bad,
-            Provider::Github,
+            Forge::Github,
             "main",
             "pipewright",
             &RepoSettings::default(),

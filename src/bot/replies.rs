@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use super::commands::{ParseError, COMMAND_NAMES};
 use super::pr_body;
 use super::proposal::{provider_name, RepoSettings};
+use super::wording::Words;
 use crate::analyze::Analysis;
 use crate::forge::client::PrState;
 use crate::forge::Forge;
@@ -45,13 +46,14 @@ const MAX_FENCED_CHARS: usize = 20_000;
 const MAX_LIST: usize = 50;
 
 /// Every feature `add` and `remove` accept, in the order replies list them.
-pub const FEATURES: [Feature; 6] = [
+pub const FEATURES: [Feature; 7] = [
     Feature::Lint,
     Feature::Matrix,
     Feature::Docker,
     Feature::Security,
     Feature::Coverage,
     Feature::Release,
+    Feature::StrictLint,
 ];
 
 /// The name of a feature in commands and `.pipewright.yml` (its serde spelling).
@@ -63,6 +65,7 @@ pub fn feature_name(f: Feature) -> &'static str {
         Feature::Security => "security",
         Feature::Coverage => "coverage",
         Feature::Release => "release",
+        Feature::StrictLint => "strict-lint",
     }
 }
 
@@ -75,6 +78,9 @@ fn feature_purpose(f: Feature) -> &'static str {
         Feature::Security => "a dependency vulnerability scan",
         Feature::Coverage => "coverage upload",
         Feature::Release => "a release workflow on version tags",
+        Feature::StrictLint => {
+            "lints that fail on warnings, and gate even where a first run made them advisory"
+        }
     }
 }
 
@@ -87,6 +93,7 @@ pub fn feature_on(features: &Features, f: Feature) -> bool {
         Feature::Security => features.security,
         Feature::Coverage => features.coverage,
         Feature::Release => features.release,
+        Feature::StrictLint => features.strict_lint,
     }
 }
 
@@ -208,10 +215,7 @@ fn safe_url(url: &str) -> Option<&str> {
 /// How a forge writes a pull request reference: GitLab calls them merge requests and
 /// `#12` would name an issue there.
 pub fn pr_ref(forge: Forge, number: u64) -> String {
-    match forge {
-        Forge::Gitlab => format!("!{number}"),
-        Forge::Github | Forge::Bitbucket => format!("#{number}"),
-    }
+    Words(forge).pr_ref(number)
 }
 
 /// `items` joined as "a, b and c", at most [`MAX_LIST`] of them.
@@ -246,63 +250,68 @@ pub fn working_on(lines: &[&str]) -> String {
     format!("Working on {}…", join_list(&quoted))
 }
 
-/// Whether a command works only on pipewright's pull request, for `help`.
-fn help_line(name: &str) -> Option<(&'static str, &'static str, bool)> {
+/// A command's usage and purpose for `help`, and whether it works only on pipewright's
+/// pull request.
+fn help_line(name: &str, w: Words) -> Option<(&'static str, String, bool)> {
+    let pr = w.pr();
     Some(match name {
-        "help" => ("help", "this list", false),
+        "help" => ("help", "this list".to_owned(), false),
         "analyze" => (
             "analyze",
-            "what pipewright detects in this repository and what it would propose",
+            "what pipewright detects in this repository and what it would propose".to_owned(),
             false,
         ),
         "explain" => (
             "explain",
-            "the detection evidence and what each proposed file does",
+            "the detection evidence and what each proposed file does".to_owned(),
             true,
         ),
         "regenerate" => (
             "regenerate",
-            "analyse the default branch again and update the pull request",
+            format!("analyse the default branch again and update the {pr}"),
             true,
         ),
         "add" => (
             "add <feature>",
-            "switch a feature on and update the pull request",
+            format!("switch a feature on and update the {pr}"),
             true,
         ),
         "remove" => (
             "remove <feature>",
-            "switch a feature off and update the pull request",
+            format!("switch a feature off and update the {pr}"),
             true,
         ),
         "ignore" => (
             "ignore",
-            "close the pull request and stop proposing in this repository",
+            format!("close the {pr} and stop proposing in this repository"),
             true,
         ),
         "unignore" => (
             "unignore",
-            "undo `ignore` and analyse the repository again",
+            "undo `ignore` and analyse the repository again".to_owned(),
             true,
         ),
         "config" => (
             "config",
-            "the configuration in effect and where each setting comes from",
+            "the configuration in effect and where each setting comes from".to_owned(),
             true,
         ),
         _ => return None,
     })
 }
 
-/// `help`: every command, one line each, with the configured command word.
-pub fn help(command_word: &str) -> String {
+/// `help`: every command, one line each, with the configured command word, in `forge`'s
+/// words.
+pub fn help(command_word: &str, forge: Forge) -> String {
+    let w = Words(forge);
     let t = trigger(command_word);
-    let mut s = String::from(
+    let mut s = format!(
         "pipewright detects how this repository builds and proposes the CI it is missing in \
-         one pull request. Comment a command on a line of its own (write access needed):\n\n",
+         one {}. Comment a command on a line of its own (write access needed):\n\n",
+        w.pr()
     );
     for name in COMMAND_NAMES {
-        if let Some((usage, what, bot_pr_only)) = help_line(name) {
+        if let Some((usage, what, bot_pr_only)) = help_line(name, w) {
             let mark = if bot_pr_only { " ¹" } else { "" };
             let _ = writeln!(s, "- `{t} {usage}`: {what}{mark}");
         }
@@ -313,7 +322,8 @@ pub fn help(command_word: &str) -> String {
         .collect();
     let _ = write!(
         s,
-        "\n¹ Only on pipewright's own pull request.\n\nFeatures: {}.",
+        "\n¹ Only on pipewright's own {}.\n\nFeatures: {}.",
+        w.pr(),
         join_list(&features)
     );
     s
@@ -344,16 +354,22 @@ impl BotPrRef<'_> {
 }
 
 /// A command that works only on pipewright's pull request was used elsewhere.
-pub fn needs_bot_pr(command_word: &str, command: &str, bot_pr: Option<&BotPrRef<'_>>) -> String {
+pub fn needs_bot_pr(
+    command_word: &str,
+    forge: Forge,
+    command: &str,
+    bot_pr: Option<&BotPrRef<'_>>,
+) -> String {
     let what = code(&format!("{} {command}", trigger(command_word)));
+    let pr = Words(forge).pr();
     match bot_pr {
-        Some(pr) => format!(
-            "{what} works on pipewright's pull request: comment it on {} ({}).",
-            pr.link(),
-            pr.state.as_str()
+        Some(bot) => format!(
+            "{what} works on pipewright's {pr}: comment it on {} ({}).",
+            bot.link(),
+            bot.state.as_str()
         ),
         None => format!(
-            "{what} works on pipewright's pull request, and this repository has none yet. \
+            "{what} works on pipewright's {pr}, and this repository has none yet. \
              `{} analyze` shows what pipewright would propose.",
             trigger(command_word)
         ),
@@ -457,8 +473,9 @@ pub fn unignored(queued: bool, closed_pr: Option<&BotPrRef<'_>>) -> String {
     if let Some(pr) = closed_pr {
         let _ = write!(
             s,
-            " {} stays closed; the analysis opens a fresh pull request if one is still needed.",
-            pr.link()
+            " {} stays closed; the analysis opens a fresh {} if one is still needed.",
+            pr.link(),
+            Words(pr.forge).pr()
         );
     }
     s
@@ -504,7 +521,7 @@ fn code_list(items: &[String]) -> String {
 }
 
 /// The verdict as Markdown: the files with their purpose, or the reason for none.
-fn verdict_text(v: &Verdict) -> String {
+fn verdict_text(v: &Verdict, w: Words) -> String {
     match v {
         Verdict::Propose { provider, files } => {
             let mut s = format!(
@@ -525,14 +542,17 @@ fn verdict_text(v: &Verdict) -> String {
             s
         }
         Verdict::HasCi { files } => format!(
-            "No pull request: the repository already has CI ({}).\n",
+            "No {}: the repository already has CI ({}).\n",
+            w.pr(),
             code_list(files)
         ),
-        Verdict::NothingToBuild => {
-            "No pull request: no buildable project or Dockerfile was found.\n".to_owned()
-        }
+        Verdict::NothingToBuild => format!(
+            "No {}: no buildable project or Dockerfile was found.\n",
+            w.pr()
+        ),
         Verdict::ConfigError(e) => format!(
-            "No pull request: the repository's configuration is invalid: {}\n",
+            "No {}: the repository's configuration is invalid: {}\n",
+            w.pr(),
             plain(e)
         ),
         Verdict::NotAnalysed(why) => {
@@ -544,8 +564,16 @@ fn verdict_text(v: &Verdict) -> String {
     }
 }
 
-/// `analyze`: the detected stack as a table, and what pipewright would propose.
-pub fn analysis(command_word: &str, a: &Analysis, verdict: &Verdict, ignored: bool) -> String {
+/// `analyze`: the detected stack as a table, and what pipewright would propose, in
+/// `forge`'s words.
+pub fn analysis(
+    command_word: &str,
+    forge: Forge,
+    a: &Analysis,
+    verdict: &Verdict,
+    ignored: bool,
+) -> String {
+    let w = Words(forge);
     let mut s = String::new();
     if a.projects.is_empty() {
         s.push_str("No buildable project was detected.\n\n");
@@ -584,15 +612,29 @@ pub fn analysis(command_word: &str, a: &Analysis, verdict: &Verdict, ignored: bo
             code_list(&a.services)
         );
     }
-    s.push_str(&verdict_text(verdict));
+    let foreign: Vec<String> = a
+        .foreign_ci()
+        .filter(|c| c.kind == "ci")
+        .map(|c| c.path.clone())
+        .collect();
+    if !foreign.is_empty() {
+        let _ = writeln!(
+            s,
+            "Found, but not run by {}: {}.\n",
+            pr_body::forge_name(forge),
+            code_list(&foreign)
+        );
+    }
+    s.push_str(&verdict_text(verdict, w));
     if !a.warnings.is_empty() {
         let _ = write!(
             s,
-            "\n{} warning{} while reading the repository; `{} explain` on pipewright's pull \
-             request shows them.\n",
+            "\n{} warning{} while reading the repository; `{} explain` on pipewright's {} \
+             shows them.\n",
             a.warnings.len(),
             if a.warnings.len() == 1 { "" } else { "s" },
-            trigger(command_word)
+            trigger(command_word),
+            w.pr()
         );
     }
     if ignored {
@@ -608,15 +650,16 @@ pub fn analysis(command_word: &str, a: &Analysis, verdict: &Verdict, ignored: bo
 
 /// `explain`: the detection report (with the rule and file behind every conclusion,
 /// from `render_text(.., true)`), what each file does, and the settings that shaped it.
-pub fn explain(report: &str, verdict: &Verdict, target: Option<&Target>) -> String {
+pub fn explain(report: &str, forge: Forge, verdict: &Verdict, target: Option<&Target>) -> String {
+    let w = Words(forge);
     if let Verdict::NotAnalysed(_) = verdict {
         // There is no report to show.
-        return verdict_text(verdict).trim_end().to_owned();
+        return verdict_text(verdict, w).trim_end().to_owned();
     }
     let mut s = String::from("### What pipewright detected, and why\n\n");
     s.push_str(&fenced(report, "text"));
     s.push_str("\n\n### What it proposes\n\n");
-    s.push_str(&verdict_text(verdict));
+    s.push_str(&verdict_text(verdict, w));
     if let (Verdict::Propose { .. }, Some(t)) = (verdict, target) {
         let on: Vec<String> = FEATURES
             .iter()
@@ -625,9 +668,10 @@ pub fn explain(report: &str, verdict: &Verdict, target: Option<&Target>) -> Stri
             .collect();
         let _ = write!(
             s,
-            "\nThe files run on pushes to {} and on pull requests, with {}. Each job runs only \
+            "\nThe files run on pushes to {} and on {}, with {}. Each job runs only \
              the commands detected for its project, and every action is pinned to a commit.",
             code_list(&t.push_branches()),
+            w.prs(),
             if on.is_empty() {
                 "no optional features".to_owned()
             } else {
@@ -667,6 +711,8 @@ pub struct ConfigView<'a> {
     pub settings: &'a RepoSettings,
     /// `ignore` is in effect.
     pub ignored: bool,
+    /// The forge the repository is on (its words).
+    pub forge: Forge,
     /// The forge's own CI system.
     pub forge_provider: Provider,
     /// What generation uses; `None` when the file is invalid (nothing is generated).
@@ -678,6 +724,7 @@ pub struct ConfigView<'a> {
 /// `config`: the configuration in effect, as a Markdown list, naming where each setting
 /// comes from.
 pub fn config(v: &ConfigView<'_>) -> String {
+    let w = Words(v.forge);
     let t = trigger(v.command_word);
     let mut s = String::from("Configuration in effect:\n\n");
     let file_config = match v.file {
@@ -728,7 +775,7 @@ pub fn config(v: &ConfigView<'_>) -> String {
         }
     );
     let Some(target) = v.target else {
-        let _ = write!(s, "- Pull request branch: {}", code(v.pr_branch));
+        let _ = write!(s, "- {} branch: {}", w.pr_capitalised(), code(v.pr_branch));
         return s;
     };
     let provider_source = if file_config.is_some_and(|c| c.provider.is_some()) {
@@ -750,8 +797,9 @@ pub fn config(v: &ConfigView<'_>) -> String {
     };
     let _ = writeln!(
         s,
-        "- Pushes that run CI: {} ({branches}); pull requests always do",
-        code_list(&target.push_branches())
+        "- Pushes that run CI: {} ({branches}); {} always do",
+        code_list(&target.push_branches()),
+        w.prs()
     );
     s.push_str("- Features:\n");
     for f in FEATURES {
@@ -765,6 +813,7 @@ pub fn config(v: &ConfigView<'_>) -> String {
                 Feature::Security => sw.security,
                 Feature::Coverage => sw.coverage,
                 Feature::Release => sw.release,
+                Feature::StrictLint => sw.strict_lint,
             }
             .is_some()
         });
@@ -807,7 +856,7 @@ pub fn config(v: &ConfigView<'_>) -> String {
             code_list(&target.runs_on)
         }
     );
-    let _ = write!(s, "- Pull request branch: {}", code(v.pr_branch));
+    let _ = write!(s, "- {} branch: {}", w.pr_capitalised(), code(v.pr_branch));
     s
 }
 
@@ -893,6 +942,8 @@ mod tests {
             confidence: 0.9,
             evidence: vec!["Cargo.toml".into()],
             reasons: vec![],
+            members: vec![],
+            toolbox: Default::default(),
         }
     }
 
@@ -903,6 +954,7 @@ mod tests {
             dockerfiles: vec![],
             services: vec![],
             existing_ci: vec![],
+            forge: None,
             missing: vec!["ci"],
             warnings: vec![],
             files_read: 1,
@@ -1008,9 +1060,12 @@ mod tests {
 
     #[test]
     fn help_lists_every_command_once_with_the_configured_word() {
-        let h = help("ci-bot");
+        let h = help("ci-bot", Forge::Github);
         for name in COMMAND_NAMES {
-            assert!(help_line(name).is_some(), "{name} has no help line");
+            assert!(
+                help_line(name, Words(Forge::Github)).is_some(),
+                "{name} has no help line"
+            );
             assert_eq!(
                 h.lines()
                     .filter(|l| l.starts_with(&format!("- `/ci-bot {name}")))
@@ -1023,7 +1078,7 @@ mod tests {
         for f in FEATURES {
             assert!(h.contains(&format!("`{}`", feature_name(f))));
         }
-        no_commands_in(&help("pipewright"));
+        no_commands_in(&help("pipewright", Forge::Gitlab));
     }
 
     #[test]
@@ -1048,18 +1103,79 @@ mod tests {
             url: Some("https://github.com/o/r/pull/12"),
             state: PrState::Open,
         };
-        let r = needs_bot_pr("pipewright", "ignore", Some(&pr));
+        let r = needs_bot_pr("pipewright", Forge::Github, "ignore", Some(&pr));
         assert_eq!(
             r,
             "`/pipewright ignore` works on pipewright's pull request: comment it on \
              [#12](https://github.com/o/r/pull/12) (open)."
         );
-        let r = needs_bot_pr("pipewright", "regenerate", None);
+        let r = needs_bot_pr("pipewright", Forge::Github, "regenerate", None);
         assert!(
             r.contains("has none yet") && r.contains("`/pipewright analyze`"),
             "{r}"
         );
         no_commands_in(&r);
+    }
+
+    /// Every reply that names pipewright's change request says "merge request" (and
+    /// `!N`) on GitLab, and "pull request" (`#N`) elsewhere.
+    #[test]
+    fn replies_use_each_forges_words() {
+        let sample = |forge: Forge| -> Vec<String> {
+            let pr = BotPrRef {
+                forge,
+                number: 7,
+                url: None,
+                state: PrState::Closed,
+            };
+            let t = Target::github();
+            let (provider, file) = match forge {
+                Forge::Github => (Provider::Github, ".github/workflows/ci.yml"),
+                Forge::Gitlab => (Provider::Gitlab, ".gitlab-ci.yml"),
+                Forge::Bitbucket => (Provider::Bitbucket, "bitbucket-pipelines.yml"),
+            };
+            let go = Verdict::Propose {
+                provider,
+                files: vec![file.into()],
+            };
+            let mut a = analysis_of(vec![project(".")]);
+            a.warnings = vec!["w".into()];
+            vec![
+                help("pipewright", forge),
+                needs_bot_pr("pipewright", forge, "ignore", Some(&pr)),
+                needs_bot_pr("pipewright", forge, "ignore", None),
+                unignored(true, Some(&pr)),
+                ignored("pipewright", Some(&pr)),
+                analysis("pipewright", forge, &a, &Verdict::NothingToBuild, false),
+                analysis(
+                    "pipewright",
+                    forge,
+                    &a,
+                    &Verdict::HasCi {
+                        files: vec!["Jenkinsfile".into()],
+                    },
+                    false,
+                ),
+                explain("r", forge, &go, Some(&t)),
+                explain("r", forge, &Verdict::ConfigError("x".into()), None),
+            ]
+        };
+        for text in sample(Forge::Gitlab) {
+            assert!(
+                !text.contains("pull request") && !text.contains("#7"),
+                "GitLab text says pull request:\n{text}"
+            );
+        }
+        let gitlab = sample(Forge::Gitlab).join("\n");
+        assert!(gitlab.contains("merge request") && gitlab.contains("!7"));
+        for forge in [Forge::Github, Forge::Bitbucket] {
+            let all = sample(forge).join("\n");
+            assert!(
+                !all.contains("merge request") && !all.contains("!7"),
+                "{all}"
+            );
+            assert!(all.contains("pull request") && all.contains("#7"));
+        }
     }
 
     #[test]
@@ -1077,7 +1193,9 @@ mod tests {
     fn feature_replies() {
         let u = unknown_feature("te`sts");
         assert!(u.starts_with("`te'sts` is not a pipewright feature"), "{u}");
-        assert!(u.ends_with("`lint`, `matrix`, `docker`, `security`, `coverage` and `release`."));
+        assert!(u.ends_with(
+            "`lint`, `matrix`, `docker`, `security`, `coverage`, `release` and `strict-lint`."
+        ));
         let d = deploy_unavailable(Some("fly<io>"));
         assert!(d.contains("`fly<io>`") && d.contains("none yet"), "{d}");
         assert!(deploy_unavailable(None).contains("a deployment target"));
@@ -1138,7 +1256,7 @@ mod tests {
             provider: Provider::Github,
             files: vec![".github/workflows/ci.yml".into()],
         };
-        let r = analysis("pipewright", &a, &v, false);
+        let r = analysis("pipewright", Forge::Github, &a, &v, false);
         assert!(
             r.contains("| path | language | package manager | test tool | frameworks |"),
             "{r}"
@@ -1151,12 +1269,19 @@ mod tests {
         no_commands_in(&r);
 
         let none = analysis_of(vec![]);
-        let r = analysis("pipewright", &none, &Verdict::NothingToBuild, true);
+        let r = analysis(
+            "pipewright",
+            Forge::Github,
+            &none,
+            &Verdict::NothingToBuild,
+            true,
+        );
         assert!(r.starts_with("No buildable project was detected."));
         assert!(r.contains("no buildable project or Dockerfile"));
         assert!(r.contains("is ignoring this repository"));
         let r = analysis(
             "pipewright",
+            Forge::Github,
             &none,
             &Verdict::HasCi {
                 files: vec![".travis.yml".into()],
@@ -1166,6 +1291,7 @@ mod tests {
         assert!(r.contains("already has CI (`.travis.yml`)"), "{r}");
         let r = analysis(
             "pipewright",
+            Forge::Github,
             &none,
             &Verdict::ConfigError(".pipewright.yml:1:1: unknown field `x`".into()),
             false,
@@ -1176,6 +1302,7 @@ mod tests {
         );
         let r = analysis(
             "pipewright",
+            Forge::Github,
             &none,
             &Verdict::NotAnalysed("archived".into()),
             false,
@@ -1194,6 +1321,7 @@ mod tests {
         let files = (0..500).map(|i| format!("f{i}.yml")).collect();
         let r = analysis(
             "pipewright",
+            Forge::Github,
             &a,
             &Verdict::Propose {
                 provider: Provider::Gitlab,
@@ -1212,7 +1340,12 @@ mod tests {
             provider: Provider::Github,
             files: vec![".github/workflows/ci.yml".into()],
         };
-        let e = explain("rust — . \n```\n/pipewright ignore", &v, Some(&t));
+        let e = explain(
+            "rust — . \n```\n/pipewright ignore",
+            Forge::Github,
+            &v,
+            Some(&t),
+        );
         assert!(
             e.starts_with("### What pipewright detected, and why\n\n````text\n"),
             "{e}"
@@ -1221,9 +1354,14 @@ mod tests {
         assert!(e.contains("pushes to `main`"));
         assert!(e.contains("`lint`, `matrix` and `docker`"), "{e}");
         no_commands_in(&e);
-        let e = explain("x", &Verdict::NothingToBuild, None);
+        let e = explain("x", Forge::Github, &Verdict::NothingToBuild, None);
         assert!(e.contains("No pull request"));
-        let e = explain("x", &Verdict::NotAnalysed("a fork".into()), None);
+        let e = explain(
+            "x",
+            Forge::Github,
+            &Verdict::NotAnalysed("a fork".into()),
+            None,
+        );
         assert_eq!(e, "pipewright does not analyse this repository: a fork.");
     }
 
@@ -1250,6 +1388,7 @@ mod tests {
             },
             settings: &settings,
             ignored: false,
+            forge: Forge::Gitlab,
             forge_provider: Provider::Gitlab,
             target: Some(&target),
             pr_branch: "pipewright/ci",
@@ -1269,7 +1408,11 @@ mod tests {
         assert!(c.contains("  - `security`: on (repository file)"), "{c}");
         assert!(c.contains("  - `docker`: on (default)"), "{c}");
         assert!(c.contains("- Runners: `self-hosted`"));
-        assert!(c.ends_with("- Pull request branch: `pipewright/ci`"));
+        assert!(
+            c.ends_with("- Merge request branch: `pipewright/ci`"),
+            "{c}"
+        );
+        assert!(c.contains("merge requests always do"), "{c}");
         no_commands_in(&c);
 
         let bad = config(&ConfigView {

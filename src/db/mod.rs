@@ -5,6 +5,7 @@
 //! run through [`with_pool!`], which expands the same code for each pool type.
 
 pub mod deliveries;
+pub mod first_runs;
 pub mod installations;
 pub mod learn;
 pub mod pull_requests;

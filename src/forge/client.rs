@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
-use super::event::CommentTarget;
+use super::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use super::Forge;
 use crate::clock::Millis;
 use crate::queue::JobError;
@@ -381,8 +381,51 @@ pub trait ForgeClient: Send + Sync {
         reaction: Reaction,
     ) -> Result<(), ApiError>;
 
-    /// What `user` may do on the repository.
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError>;
+    /// What `user` may do on the repository. Each forge keys the lookup on what
+    /// identifies an account there: GitHub and GitLab the login (unique on the
+    /// instance), Bitbucket the account's `uuid` or `account_id` (its nickname is not
+    /// unique, so it never grants anything).
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError>;
+
+    /// The failed jobs of a finished CI run (the run's own list when the payload had
+    /// one). GitHub: the run's jobs; GitLab: the pipeline's failed jobs; Bitbucket: the
+    /// pipeline's failed steps.
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError>;
+
+    /// The end of a CI job's log: at most `max_bytes`, the tail when it is longer.
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError>;
+
+    /// Runs the failed jobs of a run again (a transient failure).
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        jobs: &[CiJobRef],
+    ) -> Result<(), ApiError>;
+}
+
+/// The last `max` bytes of a log (cut at a line start when one is near).
+pub fn log_tail(bytes: &[u8], max: usize) -> Vec<u8> {
+    if bytes.len() <= max {
+        return bytes.to_vec();
+    }
+    let tail = &bytes[bytes.len() - max..];
+    let start = tail
+        .iter()
+        .take(4096)
+        .position(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    tail[start..].to_vec()
 }
 
 /// Counts a client's calls, and feeds the process-wide per-operation counters.

@@ -116,6 +116,53 @@ pub enum EventKind {
         /// Source branch of the pull request.
         head_branch: String,
     },
+    /// A CI run finished: GitHub `workflow_run.completed`; GitLab `Pipeline Hook` with a
+    /// final status; Bitbucket `repo:commit_status_updated` with a final state.
+    CiRunCompleted(CiRun),
+}
+
+/// A finished CI run of one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiRun {
+    /// Repository of the run.
+    pub repo: Repo,
+    /// Branch the run was for.
+    pub branch: String,
+    /// The commit it ran on.
+    pub sha: CommitSha,
+    /// The forge's id of the run: GitHub workflow run id, GitLab pipeline id, Bitbucket
+    /// pipeline UUID (from the status URL) or status key.
+    pub run_id: String,
+    /// Name of the workflow or status, for messages.
+    pub name: String,
+    /// How it ended.
+    pub conclusion: CiConclusion,
+    /// Where people can see it.
+    pub url: Option<String>,
+    /// Failed jobs the payload already names (GitLab lists its builds); empty when the
+    /// forge must be asked.
+    pub failed_jobs: Vec<CiJobRef>,
+}
+
+/// How a CI run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CiConclusion {
+    /// Every job passed.
+    Success,
+    /// A job failed (or timed out).
+    Failure,
+    /// Cancelled or stopped: nothing to learn.
+    Cancelled,
+}
+
+/// A job of a CI run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiJobRef {
+    /// The forge's id (GitHub job id, GitLab job id, Bitbucket step UUID).
+    pub id: String,
+    /// Its name.
+    pub name: String,
 }
 
 /// A ref update.
@@ -203,6 +250,7 @@ impl ForgeEvent {
             | EventKind::PullRequestClosed { repo, .. } => Some(repo),
             EventKind::Push(p) => Some(&p.repo),
             EventKind::Comment(c) => Some(&c.repo),
+            EventKind::CiRunCompleted(r) => Some(&r.repo),
             EventKind::InstallationCreated { .. }
             | EventKind::InstallationDeleted
             | EventKind::InstallationSuspended
@@ -226,6 +274,7 @@ impl ForgeEvent {
             EventKind::Push(_) => "push",
             EventKind::Comment(_) => "comment",
             EventKind::PullRequestClosed { .. } => "pull_request_closed",
+            EventKind::CiRunCompleted(_) => "ci_run_completed",
         }
     }
 }

@@ -49,6 +49,7 @@ impl Forges {
             Some(t) => Some(BitbucketApi::new(
                 &cfg.bitbucket_api_url,
                 t.clone(),
+                cfg.bitbucket_email.clone(),
                 clock.clone(),
             )?),
             None => None,

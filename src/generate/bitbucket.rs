@@ -1,14 +1,15 @@
-//! Bitbucket Pipelines: one `bitbucket-pipelines.yml` with a step per project (parallel
-//! steps per image when several versions are declared), custom caches keyed on
-//! lockfiles, service containers, `changesets` conditions for monorepo projects, and a
-//! Docker build check. Pipelines run for pull requests and the default branch.
+//! Bitbucket Pipelines layout of a [`Plan`]: one `bitbucket-pipelines.yml` with a step
+//! per plan job (parallel steps per image when several versions are declared), custom
+//! caches keyed on lockfiles, service containers, `changesets` conditions for monorepo
+//! projects, and a Docker build check. Pipelines run for pull requests and the default
+//! branch; `v*` tags publish (images to the registry named by variables).
 
 use serde::Serialize;
 
-use super::images::{container_jobs, SERVICES};
+use super::containers::container_job;
 use super::render::render;
 use super::{GenerateError, GeneratedFile, Target};
-use crate::analyze::Analysis;
+use crate::plan::{JobKind, Plan, Trigger};
 
 /// Minutes a step may run.
 const STEP_MAX_MINUTES: u32 = 30;
@@ -51,12 +52,30 @@ struct Pipelines {
     steps: Vec<Step>,
 }
 
-/// The `bitbucket-pipelines.yml` for `analysis`.
-pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+/// The `bitbucket-pipelines.yml` for `plan`.
+pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
     let mut caches = Vec::new();
     let mut services: Vec<Svc> = Vec::new();
     let mut steps = Vec::new();
-    for j in container_jobs(analysis, target) {
+    for pj in plan.ci_workflows().flat_map(|w| w.jobs.iter()) {
+        let j = container_job(pj);
+        if j.docker {
+            steps.push(Step {
+                name: "Docker build".to_owned(),
+                image: "atlassian/default-image:4".to_owned(),
+                max_time: STEP_MAX_MINUTES,
+                caches: Vec::new(),
+                services: vec!["docker"],
+                paths: j
+                    .changes
+                    .iter()
+                    .map(|c| c.trim_end_matches("/*").to_owned())
+                    .collect(),
+                script: j.script,
+                artifacts: Vec::new(),
+            });
+            continue;
+        }
         let mut names = Vec::new();
         for (i, path) in j.cache_paths.iter().enumerate() {
             let name = format!("{}-{}", j.id, i + 1);
@@ -68,24 +87,23 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
             names.push(name);
         }
         for s in &j.services {
-            if !services.iter().any(|x| x.name == *s) {
-                if let Some((name, image, env)) = SERVICES.iter().find(|(n, _, _)| n == s) {
-                    services.push(Svc {
-                        name,
-                        image,
-                        env: env.to_vec(),
-                    });
-                }
+            if !services.iter().any(|x| x.name == s.name) {
+                services.push(Svc {
+                    name: s.name,
+                    image: s.image,
+                    env: s.env.clone(),
+                });
             }
         }
-        // Bitbucket has no per-step variables: export them first.
+        // Bitbucket has no per-step variables: export them first (the services' own
+        // variables are defined with the services).
         let mut script: Vec<String> = j
             .variables
             .iter()
             .filter(|(k, _)| {
-                !SERVICES
+                !j.services
                     .iter()
-                    .any(|(_, _, env)| env.iter().any(|(ek, _)| ek == k))
+                    .any(|s| s.env.iter().any(|(ek, _)| ek == k))
             })
             .map(|(k, v)| {
                 format!(
@@ -95,6 +113,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
             })
             .collect();
         script.extend(j.script.iter().cloned());
+        let service_names: Vec<&'static str> = j.services.iter().map(|s| s.name).collect();
         for image in j.matrix.clone().unwrap_or_else(|| vec![j.image.clone()]) {
             steps.push(Step {
                 name: if j.matrix.is_some() {
@@ -105,7 +124,7 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
                 image,
                 max_time: STEP_MAX_MINUTES,
                 caches: names.clone(),
-                services: j.services.clone(),
+                services: service_names.clone(),
                 paths: j
                     .changes
                     .iter()
@@ -116,66 +135,63 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
             });
         }
     }
-    if analysis.dockerfile {
-        let script = super::images::docker_build_commands(&analysis.dockerfiles);
-        steps.push(Step {
-            name: "Docker build".to_owned(),
-            image: "atlassian/default-image:4".to_owned(),
-            max_time: STEP_MAX_MINUTES,
-            caches: Vec::new(),
-            services: vec!["docker"],
-            paths: Vec::new(),
-            script,
-            artifacts: Vec::new(),
-        });
-    }
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let branches = target.push_branches();
     let mut release = Vec::new();
-    if target.features.release {
-        for r in super::images::release_jobs(analysis) {
-            release.push(Step {
-                name: r.id.clone(),
-                image: r.image,
-                max_time: STEP_MAX_MINUTES,
-                caches: Vec::new(),
-                services: Vec::new(),
-                paths: Vec::new(),
-                script: r.script,
-                artifacts: Vec::new(),
-            });
-        }
-        if analysis.dockerfile {
-            let mut script = vec!["echo \"$DOCKER_PASSWORD\" | docker login --username \"$DOCKER_USERNAME\" --password-stdin".to_owned()];
-            script.extend(super::images::docker_push_commands(
-                &analysis.dockerfiles,
-                "$DOCKER_IMAGE",
-                "$BITBUCKET_TAG",
-            ));
-            release.push(Step {
-                name: "publish-docker".to_owned(),
-                image: "atlassian/default-image:4".to_owned(),
-                max_time: STEP_MAX_MINUTES,
-                caches: Vec::new(),
-                services: vec!["docker"],
-                paths: Vec::new(),
-                script,
-                artifacts: Vec::new(),
-            });
+    for w in plan
+        .workflows
+        .iter()
+        .filter(|w| matches!(w.trigger, Trigger::Tags { .. }))
+    {
+        for pj in &w.jobs {
+            match pj.kind {
+                JobKind::ImagePublish => {
+                    let mut script = vec!["echo \"$DOCKER_PASSWORD\" | docker login --username \"$DOCKER_USERNAME\" --password-stdin".to_owned()];
+                    script.extend(crate::plan::release::docker_push_commands(
+                        &pj.dockerfiles,
+                        "$DOCKER_IMAGE",
+                        "$BITBUCKET_TAG",
+                    ));
+                    release.push(Step {
+                        name: "publish-docker".to_owned(),
+                        image: "atlassian/default-image:4".to_owned(),
+                        max_time: STEP_MAX_MINUTES,
+                        caches: Vec::new(),
+                        services: vec!["docker"],
+                        paths: Vec::new(),
+                        script,
+                        artifacts: Vec::new(),
+                    });
+                }
+                // Bitbucket has no release entity: the tag is the release.
+                JobKind::ForgeRelease => {}
+                _ => {
+                    let c = container_job(pj);
+                    release.push(Step {
+                        name: c.id,
+                        image: c.image,
+                        max_time: STEP_MAX_MINUTES,
+                        caches: Vec::new(),
+                        services: Vec::new(),
+                        paths: Vec::new(),
+                        script: c.script,
+                        artifacts: Vec::new(),
+                    });
+                }
+            }
         }
     }
     let content = render(
         "bitbucket/bitbucket-pipelines.yml.j2",
         target.template_dir.as_deref(),
         &Pipelines {
-            summary: super::github::summary_of(analysis),
+            summary: plan.summary.clone(),
             release,
             runs_on: target.runs_on.clone(),
             caches,
             services,
-            branches,
+            branches: target.push_branches(),
             steps,
         },
     )?;

@@ -1,16 +1,17 @@
 //! Workflow generation: from an [`Analysis`] to the files pipewright proposes, for
 //! exactly the detected stack. Pure, like detection: no forge, database or clock.
 //!
-//! Rust decides (which setup, which cache, which matrix, which commands, in `github.rs`);
-//! templates in `templates/` only lay the decided data out as YAML (`render.rs`). Every
-//! file is parsed and checked against the safety rules before it is returned
-//! (`validate.rs`): an invalid file is an error, never output.
+//! The plan (`crate::plan`) decides every step; the renderers here (`github.rs`,
+//! `gitlab.rs`, `bitbucket.rs`, with `containers.rs` for what the last two share) only
+//! lay it out, and templates in `templates/` turn the laid-out data into YAML
+//! (`render.rs`). Every file is parsed and checked against the safety rules before it
+//! is returned (`validate.rs`): an invalid file is an error, never output.
 //!
 
 pub mod bitbucket;
+pub mod containers;
 pub mod github;
 pub mod gitlab;
-pub mod images;
 pub mod pins;
 pub mod render;
 pub mod validate;
@@ -66,6 +67,12 @@ pub enum Feature {
     Coverage,
     /// Release workflow (default off; not available yet).
     Release,
+    /// Lints gate as strictly as their tools allow (default off): warnings fail
+    /// (`clippy -D warnings`, `sphinx-build -W`, `mkdocs --strict`), and lints the first
+    /// run made non-blocking gate again.
+    #[serde(rename = "strict-lint")]
+    #[value(name = "strict-lint")]
+    StrictLint,
 }
 
 /// Which features are on.
@@ -83,6 +90,8 @@ pub struct Features {
     pub coverage: bool,
     /// See [`Feature::Release`].
     pub release: bool,
+    /// See [`Feature::StrictLint`].
+    pub strict_lint: bool,
 }
 
 impl Default for Features {
@@ -94,6 +103,7 @@ impl Default for Features {
             security: false,
             coverage: false,
             release: false,
+            strict_lint: false,
         }
     }
 }
@@ -108,6 +118,7 @@ impl Features {
             Feature::Security => self.security = on,
             Feature::Coverage => self.coverage = on,
             Feature::Release => self.release = on,
+            Feature::StrictLint => self.strict_lint = on,
         }
     }
 }
@@ -131,6 +142,8 @@ pub struct Target {
     pub paths_ignore: Vec<String>,
     /// Runner labels; empty = the provider's hosted Linux runner.
     pub runs_on: Vec<String>,
+    /// Changes learned from CI runs or asked for by people, applied to the plan.
+    pub adjustments: Vec<crate::plan::Adjustment>,
 }
 
 impl Target {
@@ -145,6 +158,7 @@ impl Target {
             extra_steps: Vec::new(),
             paths_ignore: Vec::new(),
             runs_on: Vec::new(),
+            adjustments: Vec::new(),
         }
     }
 
@@ -164,6 +178,7 @@ impl Target {
             (Feature::Security, f.security),
             (Feature::Coverage, f.coverage),
             (Feature::Release, f.release),
+            (Feature::StrictLint, f.strict_lint),
         ] {
             if let Some(on) = value {
                 self.features.set(feature, on);
@@ -230,8 +245,16 @@ pub fn is_safe_branch(b: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-'))
 }
 
-/// The files pipewright would put in its pull request.
+/// The files pipewright would put in its pull request: the plan for `analysis`, laid
+/// out for `target`'s provider, each file checked against the safety rules.
 pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    check_branches(target)?;
+    let plan = crate::plan::build(analysis, target);
+    render_plan(&plan, target)
+}
+
+/// Refuses branch names that cannot be written safely into every provider's syntax.
+pub fn check_branches(target: &Target) -> Result<(), GenerateError> {
     if let Some(b) = target.push_branches().into_iter().find(|b| {
         b.is_empty()
             || !b
@@ -240,26 +263,18 @@ pub fn generate(analysis: &Analysis, target: &Target) -> Result<Vec<GeneratedFil
     }) {
         return Err(GenerateError::BadBranch(b));
     }
-    // Feature switches that mean the same on every provider act on the analysis.
-    let mut analysis = analysis.clone();
-    for p in &mut analysis.projects {
-        if !target.features.lint {
-            p.commands.lint.clear();
-        }
-        if !target.features.matrix && p.runtime_versions.len() > 1 {
-            // The newest declared version (detection lists them oldest first).
-            p.runtime_versions = p.runtime_versions.split_off(p.runtime_versions.len() - 1);
-        }
-    }
-    if !target.features.docker {
-        analysis.dockerfile = false;
-        analysis.dockerfiles.clear();
-    }
-    let analysis = &analysis;
+    Ok(())
+}
+
+/// Lays `plan` out for `target`'s provider and validates every file.
+pub fn render_plan(
+    plan: &crate::plan::Plan,
+    target: &Target,
+) -> Result<Vec<GeneratedFile>, GenerateError> {
     let files = match target.provider {
-        Provider::Github => github::generate(analysis, target)?,
-        Provider::Gitlab => gitlab::generate(analysis, target)?,
-        Provider::Bitbucket => bitbucket::generate(analysis, target)?,
+        Provider::Github => github::generate(plan, target)?,
+        Provider::Gitlab => gitlab::generate(plan, target)?,
+        Provider::Bitbucket => bitbucket::generate(plan, target)?,
     };
     for f in &files {
         let problems = validate::check(target.provider, &f.content);

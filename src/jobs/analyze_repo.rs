@@ -24,6 +24,7 @@ use crate::analyze::tree::{MAX_FILES_READ, MAX_FILE_BYTES};
 use crate::analyze::{files_to_read, RepoTree};
 use crate::bot::pr_body::{self, PrState as BodyState};
 use crate::bot::proposal::{self, Decision, Proposal};
+use crate::bot::wording::Words;
 use crate::db::installations::{self, InstallationRow, RepoRow, RepoState};
 use crate::db::pull_requests;
 use crate::db::Db;
@@ -33,7 +34,6 @@ use crate::forge::client::{
 };
 use crate::forge::event::{CommentTarget, Repo};
 use crate::forge::Forge;
-use crate::generate::Provider;
 use crate::queue::registry::JobRun;
 use crate::queue::JobError;
 
@@ -58,38 +58,35 @@ pub enum Outcome {
     NoWorkflowsPermission,
 }
 
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Outcome {
+    /// The outcome in `forge`'s words (`!12` and "merge request" on GitLab): stored as
+    /// the repository's `last_outcome` and quoted in replies.
+    pub fn describe(&self, forge: Forge) -> String {
+        let w = Words(forge);
         match self {
-            Outcome::Skipped(r) => write!(f, "skipped: {r}"),
-            Outcome::Unchanged(n) => write!(f, "unchanged: #{n} already carries this proposal"),
-            Outcome::Opened(n) => write!(f, "opened #{n}"),
-            Outcome::Updated(n) => write!(f, "updated #{n}"),
-            Outcome::HumanCommits(n) => {
-                write!(
-                    f,
-                    "#{n} has commits by people: commented instead of pushing"
-                )
+            Outcome::Skipped(r) => format!("skipped: {r}"),
+            Outcome::Unchanged(n) => {
+                format!("unchanged: {} already carries this proposal", w.pr_ref(*n))
             }
-            Outcome::ClosedByPerson(n) => {
-                write!(f, "#{n} was closed with this proposal: not reopened")
-            }
-            Outcome::ConfigError(e) => write!(f, "invalid repository config: {e}"),
+            Outcome::Opened(n) => format!("opened {} {}", w.pr(), w.pr_ref(*n)),
+            Outcome::Updated(n) => format!("updated {} {}", w.pr(), w.pr_ref(*n)),
+            Outcome::HumanCommits(n) => format!(
+                "{} has commits by people: commented instead of pushing",
+                w.pr_ref(*n)
+            ),
+            Outcome::ClosedByPerson(n) => format!(
+                "{} was closed with this proposal: not reopened",
+                w.pr_ref(*n)
+            ),
+            Outcome::ConfigError(e) => format!("invalid repository config: {e}"),
             Outcome::NoWorkflowsPermission => {
-                f.write_str("the GitHub App lacks `workflows: write`; grant it in the App settings")
+                "the GitHub App lacks `workflows: write`; grant it in the App settings".to_owned()
             }
         }
     }
 }
 
-/// The CI system native to a forge.
-pub fn forge_provider(forge: Forge) -> Provider {
-    match forge {
-        Forge::Github => Provider::Github,
-        Forge::Gitlab => Provider::Gitlab,
-        Forge::Bitbucket => Provider::Bitbucket,
-    }
-}
+pub use crate::bot::proposal::forge_provider;
 
 pub(super) async fn run(ctx: &JobsContext, run: &JobRun, job: AnalyzeRepo) -> Result<(), JobError> {
     let db = &run.db;
@@ -157,8 +154,9 @@ pub(super) async fn run(ctx: &JobsContext, run: &JobRun, job: AnalyzeRepo) -> Re
             return Err(e);
         }
     };
+    let outcome = outcome.describe(job.forge);
     info!(repo = %handle.full_name, api_calls = client.calls(), outcome = %outcome, "analysis done");
-    pull_requests::record_outcome(db, repo_row.id, &outcome.to_string(), None, ctx.clock.now())
+    pull_requests::record_outcome(db, repo_row.id, &outcome, None, ctx.clock.now())
         .await
         .context("cannot record the outcome")?;
     Ok(())
@@ -256,7 +254,7 @@ pub async fn sync_repository(
     };
     let decision = match proposal::propose_with(
         tree,
-        forge_provider(client.forge()),
+        client.forge(),
         &default_branch,
         &ctx.command_word,
         &proposal::RepoSettings::from_json(bot_state.settings.as_deref()),
@@ -601,10 +599,11 @@ async fn notify_human_commits(
     let told = state.as_ref().and_then(|s| s.notified.as_deref()) == Some(our_head.as_str())
         || remembered.as_ref().and_then(|r| r.notified_hash.as_deref()) == Some(our_head.as_str());
     if !told {
+        let word = Words(client.forge()).pr();
         let body = format!(
-            "The default branch changed and pipewright has an updated proposal for this pull \
-             request, but the `{}` branch has commits pipewright did not write, so it will not \
-             overwrite them.\n\nTo take the update, merge or close this pull request (pipewright \
+            "The default branch changed and pipewright has an updated proposal for this {word}, \
+             but the `{}` branch has commits pipewright did not write, so it will not \
+             overwrite them.\n\nTo take the update, merge or close this {word} (pipewright \
              then proposes afresh), or drop the extra commits.",
             ctx.pr_branch
         );
@@ -694,10 +693,21 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_read_plainly() {
-        assert_eq!(Outcome::Opened(3).to_string(), "opened #3");
+    fn outcomes_read_plainly_in_each_forges_words() {
+        assert_eq!(
+            Outcome::Opened(3).describe(Forge::Github),
+            "opened pull request #3"
+        );
+        assert_eq!(
+            Outcome::Opened(3).describe(Forge::Gitlab),
+            "opened merge request !3"
+        );
+        assert_eq!(
+            Outcome::ClosedByPerson(3).describe(Forge::Gitlab),
+            "!3 was closed with this proposal: not reopened"
+        );
         assert!(Outcome::NoWorkflowsPermission
-            .to_string()
+            .describe(Forge::Github)
             .contains("workflows: write"));
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::forge::event::{Comment, Repo};
+use crate::forge::event::{CiRun, Comment, Repo};
 use crate::forge::{CommitSha, Forge, InstallationId};
 use crate::queue::Job;
 
@@ -138,5 +138,32 @@ impl Job for ReconcileInstallation {
 
     fn concurrency_key(&self) -> Option<String> {
         Some(format!("reconcile:{}:{}", self.forge, self.installation))
+    }
+}
+
+/// A CI run of pipewright's branch finished: learn the proposal's first-run outcome,
+/// and heal or explain a failure (see `jobs::first_run`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CiRunCompleted {
+    /// Forge.
+    pub forge: Forge,
+    /// Tenant.
+    pub installation: Option<InstallationId>,
+    /// The run.
+    pub run: CiRun,
+}
+
+impl Job for CiRunCompleted {
+    const KIND: &'static str = "ci_run_completed";
+
+    fn dedupe_key(&self) -> Option<String> {
+        Some(format!(
+            "ci-run:{}:{}:{}:{}",
+            self.forge, self.run.repo.id, self.run.run_id, self.run.sha
+        ))
+    }
+
+    fn concurrency_key(&self) -> Option<String> {
+        Some(format!("repo:{}:{}", self.forge, self.run.repo.id))
     }
 }

@@ -272,6 +272,23 @@ async fn apply(
                 .await?;
             }
         }
+        EventKind::CiRunCompleted(run) => {
+            // Only runs of pipewright's own branch: the first runs of its proposals.
+            if run.branch == ctx.pr_branch && active {
+                enqueue(
+                    db,
+                    &crate::jobs::follow_up::CiRunCompleted {
+                        forge,
+                        installation: inst_ext.clone(),
+                        run: run.clone(),
+                    },
+                    now,
+                )
+                .await?;
+            } else {
+                debug!(branch = %run.branch, "CI run of another branch: ignored");
+            }
+        }
         EventKind::PullRequestClosed {
             repo,
             number,

@@ -7,6 +7,7 @@
 //! one claims them.
 
 pub mod analyze_repo;
+pub mod first_run;
 pub mod follow_up;
 pub mod handle_event;
 pub mod outbox;
@@ -21,7 +22,8 @@ use crate::forge::{Forge, ForgeClient, Forges};
 use crate::queue::{Job, Registry};
 
 pub use follow_up::{
-    AnalyzeReason, AnalyzeRepo, PullRequestClosed, ReconcileInstallation, RunCommand,
+    AnalyzeReason, AnalyzeRepo, CiRunCompleted, PullRequestClosed, ReconcileInstallation,
+    RunCommand,
 };
 pub use handle_event::HandleEvent;
 
@@ -32,6 +34,7 @@ pub const ALL_KINDS: &[&str] = &[
     RunCommand::KIND,
     PullRequestClosed::KIND,
     ReconcileInstallation::KIND,
+    CiRunCompleted::KIND,
 ];
 
 /// What handlers need from the process, beyond the job's payload.
@@ -51,6 +54,9 @@ pub struct JobsContext {
     pub outbox: Option<PathBuf>,
     /// Webhook to register on GitLab projects the reconcile pass discovers (URL, token).
     pub gitlab_hook: Option<(String, crate::config::Secret)>,
+    /// Webhook to register on Bitbucket repositories the reconcile pass discovers, when
+    /// the token may not manage workspace webhooks (URL, secret).
+    pub bitbucket_hook: Option<(String, crate::config::Secret)>,
     /// Learned detection (`None`: rules only). Shared by every worker of the process.
     pub learner: Option<Arc<crate::learn::Learner>>,
 }
@@ -66,6 +72,7 @@ impl JobsContext {
             prs_per_hour: crate::config::DEFAULT_PRS_PER_HOUR,
             outbox: None,
             gitlab_hook: None,
+            bitbucket_hook: None,
             learner: None,
         }
     }
@@ -86,6 +93,15 @@ impl JobsContext {
             gitlab_hook: match (&config.bot.public_url, config.gitlab_webhook_secrets.last()) {
                 (Some(url), Some(secret)) if !config.bot.dry_run => {
                     Some((format!("{url}/webhooks/gitlab"), secret.clone()))
+                }
+                _ => None,
+            },
+            bitbucket_hook: match (
+                &config.bot.public_url,
+                config.bitbucket_webhook_secrets.last(),
+            ) {
+                (Some(url), Some(secret)) if !config.bot.dry_run => {
+                    Some((format!("{url}/webhooks/bitbucket"), secret.clone()))
                 }
                 _ => None,
             },
@@ -120,7 +136,7 @@ pub fn registry(ctx: JobsContext) -> Registry {
     if !ctx.forges.any_configured() {
         return reg;
     }
-    let (c1, c2, c3, c4) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx);
+    let (c1, c2, c3, c4, c5) = (ctx.clone(), ctx.clone(), ctx.clone(), ctx.clone(), ctx);
     reg.register::<AnalyzeRepo, _, _>(move |run, job| {
         let ctx = c1.clone();
         async move { analyze_repo::run(&ctx, &run, job).await }
@@ -136,6 +152,10 @@ pub fn registry(ctx: JobsContext) -> Registry {
     .register::<RunCommand, _, _>(move |run, job| {
         let ctx = c4.clone();
         async move { run_command::run(&ctx, &run, job).await }
+    })
+    .register::<CiRunCompleted, _, _>(move |run, job| {
+        let ctx = c5.clone();
+        async move { first_run::run(&ctx, &run, job).await }
     })
 }
 

@@ -13,7 +13,7 @@ use crate::forge::client::{
     ApiError, BranchWrite, ForgeClient, NewPullRequest, Permission, PrState, PullRequest,
     PullRequestUpdate, Reaction, RemoteRepo, RemoteTree, RepoHandle,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
 /// Reads through `inner`, records writes under `dir`.
@@ -218,8 +218,36 @@ impl ForgeClient for DryRun {
         Ok(())
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
         self.inner.permission(repo, user).await
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        self.inner.failed_ci_jobs(repo, run).await
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        self.inner.ci_job_log(repo, run, job, max_bytes).await
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        _jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        info!(repo = %repo.full_name, run = %run.run_id, "dry run: would re-run the failed jobs");
+        Ok(())
     }
 }
 

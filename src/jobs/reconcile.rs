@@ -60,6 +60,27 @@ pub(super) async fn reconcile(
             }
         }
     }
+    // Bitbucket with a token that may not manage workspace webhooks (project and
+    // repository access tokens): each repository has its own, so new ones need theirs.
+    if let (Forge::Bitbucket, Some((url, secret))) = (job.forge, &ctx.bitbucket_hook) {
+        let new: Vec<crate::forge::client::RepoHandle> = remote
+            .iter()
+            .filter(|r| !had.contains(r.handle.id.as_str()))
+            .map(|r| r.handle.clone())
+            .collect();
+        if !new.is_empty() {
+            let bb = ctx
+                .forges
+                .bitbucket_client(inst.account.as_deref().unwrap_or(job.installation.as_str()))?;
+            if let Some(report) = bb.hook_new_repositories(&new, url, secret).await? {
+                info!(
+                    repositories = new.len(),
+                    events = ?report.events,
+                    "webhooks registered on new repositories"
+                );
+            }
+        }
+    }
     for gone in known
         .iter()
         .filter(|k| k.state == "active" && !seen.contains(k.external_id.as_str()))

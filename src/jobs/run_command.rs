@@ -272,10 +272,7 @@ impl Session<'_> {
     /// Authorises, acknowledges, runs every command and posts the one reply.
     async fn answer(&mut self, lines: &[ParsedLine]) -> Result<(), JobError> {
         let comment = self.comment().clone();
-        let permission = self
-            .client
-            .permission(self.handle, &comment.author.login)
-            .await?;
+        let permission = self.client.permission(self.handle, &comment.author).await?;
         if permission < Permission::Write {
             info!(author = %comment.author.login, ?permission, "commands refused: no write access");
             self.client
@@ -318,7 +315,7 @@ impl Session<'_> {
                     );
                     Step {
                         ok: !failed,
-                        body: replies::synced(&outcome.to_string()),
+                        body: replies::synced(&outcome.describe(self.forge())),
                         sync: false,
                     }
                 }
@@ -407,13 +404,17 @@ impl Session<'_> {
                 let pr = check.pr.as_ref().map(|p| pr_ref(forge, p));
                 return Ok(Step::failed(replies::needs_bot_pr(
                     &ctx.command_word,
+                    forge,
                     cmd.name(),
                     pr.as_ref(),
                 )));
             }
         }
         match cmd {
-            Command::Help => Ok(Step::done(replies::help(&self.ctx.command_word))),
+            Command::Help => Ok(Step::done(replies::help(
+                &self.ctx.command_word,
+                self.forge(),
+            ))),
             Command::Analyze => self.analyze().await,
             Command::Explain => self.explain().await,
             Command::Regenerate => Ok(Step {
@@ -544,13 +545,15 @@ impl Session<'_> {
         let body = match self.snapshot().await? {
             Ok((branch, snap)) => replies::analysis(
                 &ctx.command_word,
-                &analyze(&snap.tree),
+                forge,
+                &judged(&snap.tree, forge),
                 &verdict(ctx, forge, &snap.tree, branch, &settings),
                 state.ignored,
             ),
             Err(why) => replies::analysis(
                 &ctx.command_word,
-                &analyze(&RepoTree::default()),
+                forge,
+                &judged(&RepoTree::default(), forge),
                 &Verdict::NotAnalysed(why),
                 state.ignored,
             ),
@@ -565,7 +568,7 @@ impl Session<'_> {
         let (ctx, forge) = (self.ctx, self.forge());
         let body = match self.snapshot().await? {
             Ok((branch, snap)) => {
-                let report = render_text(&analyze(&snap.tree), true);
+                let report = render_text(&judged(&snap.tree, forge), true);
                 // An invalid file shows as the verdict; there is no target then.
                 let target = repo_config::load(&snap.tree).ok().map(|c| {
                     proposal::effective_target(
@@ -576,9 +579,9 @@ impl Session<'_> {
                     )
                 });
                 let verdict = verdict(ctx, forge, &snap.tree, branch, &settings);
-                replies::explain(&report, &verdict, target.as_ref())
+                replies::explain(&report, forge, &verdict, target.as_ref())
             }
-            Err(why) => replies::explain("", &Verdict::NotAnalysed(why), None),
+            Err(why) => replies::explain("", forge, &Verdict::NotAnalysed(why), None),
         };
         Ok(Step::done(body))
     }
@@ -627,7 +630,7 @@ impl Session<'_> {
         pull_requests::record_outcome(
             self.db,
             self.repo_row.id,
-            &outcome.to_string(),
+            &outcome.describe(self.forge()),
             None,
             self.ctx.clock.now(),
         )
@@ -773,11 +776,19 @@ impl Session<'_> {
             file,
             settings: &settings,
             ignored: state.ignored,
+            forge: self.forge(),
             forge_provider: provider,
             target: target.as_ref(),
             pr_branch: &ctx.pr_branch,
         })))
     }
+}
+
+/// The analysis of `tree` as it stands on `forge` (which CI runs there).
+fn judged(tree: &RepoTree, forge: Forge) -> crate::analyze::Analysis {
+    let mut a = analyze(tree);
+    a.judge_for(forge);
+    a
 }
 
 /// What pipewright would propose for `tree` with `settings`.
@@ -788,13 +799,7 @@ fn verdict(
     default_branch: &str,
     settings: &RepoSettings,
 ) -> Verdict {
-    match proposal::propose(
-        tree,
-        forge_provider(forge),
-        default_branch,
-        &ctx.command_word,
-        settings,
-    ) {
+    match proposal::propose(tree, forge, default_branch, &ctx.command_word, settings) {
         Ok(Decision::Propose(p)) => Verdict::Propose {
             provider: p.provider,
             files: p.files.iter().map(|f| f.path.clone()).collect(),

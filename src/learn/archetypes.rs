@@ -546,6 +546,9 @@ impl Refiner for ArchetypeRefiner<'_> {
                                     arch.summary, sim
                                 ),
                             }],
+                            members: Vec::new(),
+                            // Recipes declare no tool configuration beyond their commands.
+                            toolbox: Default::default(),
                         },
                     );
                     if !analysis.existing_ci.iter().any(|c| c.kind == "cd")

@@ -417,6 +417,94 @@ impl Harness {
     }
 }
 
+/// The comment payload a forge sends for `body` by `author` on PR (or issue) `number`.
+#[allow(clippy::too_many_arguments)]
+pub fn comment_payload(
+    h: &Harness,
+    repo_id: u64,
+    name: &str,
+    number: u64,
+    on_pr: bool,
+    comment_id: &str,
+    body: &str,
+    author: &str,
+    bot: bool,
+) -> Option<(&'static str, Value)> {
+    let full = h.full(name);
+    Some(match h.forge {
+        Forge::Github => {
+            let mut p = fixture("github/issue_comment.created.on-pull-request.app.json")?;
+            set(&mut p, "/installation/id", json!(957387));
+            set(&mut p, "/repository/id", json!(repo_id));
+            set(&mut p, "/repository/full_name", json!(full));
+            set(&mut p, "/repository/name", json!(name));
+            set(&mut p, "/issue/number", json!(number));
+            if !on_pr {
+                p["issue"].as_object_mut().unwrap().remove("pull_request");
+            }
+            set(
+                &mut p,
+                "/comment/id",
+                json!(comment_id.parse::<u64>().unwrap()),
+            );
+            set(&mut p, "/comment/body", json!(body));
+            let kind = if bot { "Bot" } else { "User" };
+            set(&mut p, "/comment/user/login", json!(author));
+            set(&mut p, "/comment/user/type", json!(kind));
+            set(&mut p, "/sender/login", json!(author));
+            set(&mut p, "/sender/type", json!(kind));
+            ("issue_comment", p)
+        }
+        Forge::Gitlab => {
+            let mut p = fixture("gitlab/note.merge_request.json")?;
+            set(&mut p, "/project_id", json!(repo_id));
+            set(&mut p, "/project/id", json!(repo_id));
+            set(&mut p, "/project/path_with_namespace", json!(full));
+            set(&mut p, "/merge_request/iid", json!(number));
+            set(
+                &mut p,
+                "/object_attributes/id",
+                json!(comment_id.parse::<u64>().unwrap()),
+            );
+            set(&mut p, "/object_attributes/note", json!(body));
+            set(&mut p, "/user/username", json!(author));
+            ("Note Hook", p)
+        }
+        Forge::Bitbucket => {
+            let mut p = fixture("bitbucket/pullrequest_comment_created.json")?;
+            set(&mut p, "/repository/uuid", json!(bb_uuid(repo_id)));
+            set(&mut p, "/repository/full_name", json!(full));
+            p["repository"]["workspace"] =
+                json!({"type": "workspace", "slug": GROUP, "name": GROUP, "uuid": WORKSPACE_UUID});
+            set(&mut p, "/pullrequest/id", json!(number));
+            set(
+                &mut p,
+                "/comment/id",
+                json!(comment_id.parse::<u64>().unwrap()),
+            );
+            set(&mut p, "/comment/content/raw", json!(body));
+            set(&mut p, "/actor/nickname", json!(author));
+            // Bitbucket keys permissions on the account's uuid, never the nickname.
+            set(
+                &mut p,
+                "/actor/uuid",
+                json!(fake_forge::bitbucket_uuid(author)),
+            );
+            set(
+                &mut p,
+                "/actor/account_id",
+                json!(fake_forge::bitbucket_account_id(author)),
+            );
+            set(
+                &mut p,
+                "/actor/type",
+                json!(if bot { "app_user" } else { "user" }),
+            );
+            ("pullrequest:comment_created", p)
+        }
+    })
+}
+
 pub async fn all_jobs(db: &pipewright::Db) -> Vec<JobRow> {
     store::list(
         db,
@@ -452,5 +540,21 @@ pub fn assert_bot_pr(h: &Harness, name: &str) -> fake_forge::Pr {
         "{}: state head",
         h.forge
     );
+    let (say, never) = forge_words(h.forge);
+    assert!(
+        pr.body.contains(say) && !pr.body.contains(never),
+        "{}: the body speaks of {say}s:\n{}",
+        h.forge,
+        pr.body
+    );
     pr
+}
+
+/// What a forge calls pipewright's change request, and what it must never be called
+/// there.
+pub fn forge_words(forge: Forge) -> (&'static str, &'static str) {
+    match forge {
+        Forge::Gitlab => ("merge request", "pull request"),
+        Forge::Github | Forge::Bitbucket => ("pull request", "merge request"),
+    }
 }

@@ -63,7 +63,12 @@ pub(crate) static MKDOCS: Ecosystem = Ecosystem {
     name: "mkdocs",
     markers: &["mkdocs.yml", "mkdocs.yaml"],
     marker_suffixes: &[],
-    reads: &[],
+    reads: &[
+        "mkdocs.yml",
+        "mkdocs.yaml",
+        ".readthedocs.yaml",
+        ".readthedocs.yml",
+    ],
     is_root: |c| c.has("mkdocs.yml") || c.has("mkdocs.yaml"),
     detect: |c| {
         let f = c.path(if c.has("mkdocs.yml") {
@@ -76,11 +81,32 @@ pub(crate) static MKDOCS: Ecosystem = Ecosystem {
         let req = ["requirements.txt", "docs/requirements.txt"]
             .into_iter()
             .find(|r| c.has(r));
-        d.install = Some(match req {
-            Some(r) => format!("python -m pip install -r {r}"),
-            None => "python -m pip install mkdocs-material".to_owned(),
+        let config = c
+            .text("mkdocs.yml")
+            .or_else(|| c.text("mkdocs.yaml"))
+            .unwrap_or("");
+        d.install = Some(match (req, project_docs_install(c)) {
+            (Some(r), _) => format!("python -m pip install -r {r}"),
+            (None, Some(cmd)) => cmd,
+            (None, None) => {
+                let mut pkgs = vec!["mkdocs"];
+                if config.contains("name: material") || config.contains("name: \"material\"") {
+                    pkgs.push("mkdocs-material");
+                }
+                format!("python -m pip install {}", pkgs.join(" "))
+            }
         });
-        d.build = Some("mkdocs build --strict".to_owned());
+        d.installs = vec!["mkdocs".to_owned(), "mkdocs-material".to_owned()];
+        // Warnings fail the build only where the project asks for it.
+        let strict = config.lines().any(|l| l.trim() == "strict: true") || read_the_docs_strict(c);
+        d.build = Some(
+            if strict {
+                "mkdocs build --strict"
+            } else {
+                "mkdocs build"
+            }
+            .to_owned(),
+        );
         d
     },
     members: none,
@@ -147,20 +173,39 @@ pub(crate) static SPHINX: Ecosystem = Ecosystem {
     name: "sphinx",
     markers: &["conf.py"],
     marker_suffixes: &[],
-    reads: &[],
+    reads: &["conf.py", ".readthedocs.yaml", ".readthedocs.yml"],
     is_root: |c| c.has("conf.py") && (c.has("index.rst") || c.has("index.md")),
     detect: |c| {
         let mut d = site(Framework::Sphinx, &SPHINX_CONFIG, &c.path("conf.py"));
         d.package_manager = Some(PackageManager::Pip);
-        d.install = Some(
-            if c.has("requirements.txt") {
-                "python -m pip install -r requirements.txt"
+        let conf = c.text("conf.py").unwrap_or("");
+        d.install = Some(match (c.has("requirements.txt"), project_docs_install(c)) {
+            (true, _) => "python -m pip install -r requirements.txt".to_owned(),
+            (false, Some(cmd)) => cmd,
+            (false, None) => {
+                // The docs' declared needs: Sphinx, its theme and extensions (and the
+                // project itself when autodoc imports it).
+                let mut pkgs: Vec<String> = vec!["sphinx".to_owned()];
+                pkgs.extend(sphinx_packages(conf));
+                if conf.contains("sphinx.ext.autodoc") && parent_python_project(c).is_some() {
+                    pkgs.push(parent_python_project(c).unwrap_or_default());
+                }
+                format!("python -m pip install {}", pkgs.join(" "))
+            }
+        });
+        d.installs = vec!["sphinx".to_owned()];
+        let strict = c.text("Makefile").is_some_and(|m| {
+            m.lines()
+                .any(|l| l.contains("SPHINXOPTS") && l.contains("-W"))
+        }) || read_the_docs_strict(c);
+        d.build = Some(
+            if strict {
+                "sphinx-build -W -b html . _build/html"
             } else {
-                "python -m pip install sphinx"
+                "sphinx-build -b html . _build/html"
             }
             .to_owned(),
         );
-        d.build = Some("sphinx-build -W -b html . _build/html".to_owned());
         d
     },
     members: none,
@@ -276,4 +321,91 @@ fn site(fw: Framework, rule: &'static Rule, file: &str) -> Draft {
     d.frameworks.insert(fw);
     d.because(rule, file, format!("{fw} site"));
     d
+}
+
+/// Read the Docs' `fail_on_warning: true` (at the repository root).
+fn read_the_docs_strict(c: &Ctx) -> bool {
+    let root = Ctx::new(c.tree, "", c.warnings);
+    [".readthedocs.yaml", ".readthedocs.yml"]
+        .iter()
+        .filter_map(|f| root.text(f))
+        .any(|t| t.lines().any(|l| l.trim() == "fail_on_warning: true"))
+}
+
+/// `..` (or `.`) when a Python project (pyproject.toml or setup.py) sits at or above
+/// the docs directory: the path to install it from, relative to the docs.
+fn parent_python_project(c: &Ctx) -> Option<String> {
+    let root = Ctx::new(c.tree, "", c.warnings);
+    if c.has("pyproject.toml") || c.has("setup.py") {
+        return Some(".".to_owned());
+    }
+    if !c.dir.is_empty()
+        && !c.dir.contains('/')
+        && (root.has("pyproject.toml") || root.has("setup.py"))
+    {
+        return Some("..".to_owned());
+    }
+    None
+}
+
+/// Installs the docs' dependencies the Python project declares: a `docs` extra (with
+/// the project) or a `docs` dependency group.
+fn project_docs_install(c: &Ctx) -> Option<String> {
+    let dir = parent_python_project(c)?;
+    let ctx = if dir == "." {
+        Ctx::new(c.tree, c.dir, c.warnings)
+    } else {
+        Ctx::new(c.tree, "", c.warnings)
+    };
+    let py = ctx.toml("pyproject.toml")?;
+    const DOCS: &[&str] = &["docs", "doc", "documentation"];
+    if let Some(extra) = py
+        .get("project")
+        .and_then(|p| p.get("optional-dependencies"))
+        .and_then(|e| e.as_table())
+        .and_then(|e| DOCS.iter().find(|d| e.contains_key(**d)))
+    {
+        return Some(format!("python -m pip install -e \"{dir}[{extra}]\""));
+    }
+    let group = py
+        .get("dependency-groups")
+        .and_then(|g| g.as_table())
+        .and_then(|g| DOCS.iter().find_map(|d| g.get(*d)))
+        .and_then(|g| g.as_array())?;
+    let specs: Vec<String> = group
+        .iter()
+        .filter_map(|v| v.as_str())
+        .map(crate::generate::render::shell_quote)
+        .collect();
+    (!specs.is_empty()).then(|| format!("python -m pip install -e {dir} {}", specs.join(" ")))
+}
+
+/// PyPI packages of a Sphinx configuration's theme and extensions (Sphinx's own
+/// `sphinx.ext.*` and the built-in themes need none).
+fn sphinx_packages(conf: &str) -> Vec<String> {
+    const KNOWN: &[(&str, &str)] = &[
+        ("furo", "furo"),
+        ("sphinx_rtd_theme", "sphinx-rtd-theme"),
+        ("pydata_sphinx_theme", "pydata-sphinx-theme"),
+        ("sphinx_book_theme", "sphinx-book-theme"),
+        ("myst_parser", "myst-parser"),
+        ("myst_nb", "myst-nb"),
+        ("sphinx_copybutton", "sphinx-copybutton"),
+        ("sphinx_design", "sphinx-design"),
+        ("sphinx_autodoc_typehints", "sphinx-autodoc-typehints"),
+        ("sphinx_click", "sphinx-click"),
+        ("nbsphinx", "nbsphinx"),
+        ("sphinx_tabs", "sphinx-tabs"),
+        ("sphinxcontrib.mermaid", "sphinxcontrib-mermaid"),
+        ("sphinx_autobuild", "sphinx-autobuild"),
+        ("autoapi.extension", "sphinx-autoapi"),
+    ];
+    let mut out: Vec<String> = Vec::new();
+    for (module, pkg) in KNOWN {
+        let quoted = [format!("\"{module}\""), format!("'{module}'")];
+        if quoted.iter().any(|q| conf.contains(q.as_str())) && !out.iter().any(|o| o == pkg) {
+            out.push((*pkg).to_owned());
+        }
+    }
+    out
 }

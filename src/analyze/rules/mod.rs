@@ -150,6 +150,12 @@ pub(crate) struct Draft {
     pub confidence: f64,
     pub evidence: BTreeSet<String>,
     pub reasons: Vec<Reason>,
+    /// Tools the install command makes available (scoped, see `plan::tools`).
+    pub installs: Vec<String>,
+    /// Tools CI installs for the project.
+    pub tools: Vec<crate::analyze::PinnedTool>,
+    /// A build check on the declared minimum toolchain.
+    pub minimum: Option<crate::analyze::MinimumCheck>,
 }
 
 impl Draft {
@@ -168,6 +174,9 @@ impl Draft {
             confidence,
             evidence: BTreeSet::new(),
             reasons: Vec::new(),
+            installs: Vec::new(),
+            tools: Vec::new(),
+            minimum: None,
         }
     }
 
@@ -306,6 +315,84 @@ impl<'a> Ctx<'a> {
             }
         }
         None
+    }
+
+    /// The lines of a Makefile target's or justfile recipe's body (`file` is the
+    /// repository path `task_runner` returned).
+    pub fn recipe(&self, file: &str, task: &str) -> Vec<String> {
+        let Some(text) = self.tree.text(file) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if inside {
+                let body = line.strip_prefix('\t').or_else(|| {
+                    line.strip_prefix("    ")
+                        .or_else(|| line.strip_prefix("  "))
+                });
+                match body {
+                    Some(b) if !b.trim().is_empty() => {
+                        // make's `@` (silent) and `-` (ignore errors) prefixes.
+                        out.push(b.trim().trim_start_matches(['@', '-']).to_owned());
+                        continue;
+                    }
+                    _ if line.trim().is_empty() => continue,
+                    _ => inside = false,
+                }
+            }
+            if let Some(rest) = line.strip_prefix(task) {
+                let rest = rest.trim_start();
+                if (rest.starts_with(':') && !rest.starts_with(":="))
+                    || (file.to_ascii_lowercase().ends_with("justfile")
+                        && rest.contains(':')
+                        && !rest.contains(":="))
+                {
+                    inside = true;
+                    // `test: build` runs `build` first: its recipe counts too.
+                    let deps = rest.split_once(':').map(|(_, d)| d).unwrap_or("");
+                    for dep in deps.split_whitespace().filter(|w| {
+                        w.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    }) {
+                        if dep != task {
+                            out.extend(self.recipe_once(file, dep));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `recipe` without following prerequisites (no recursion).
+    fn recipe_once(&self, file: &str, task: &str) -> Vec<String> {
+        let Some(text) = self.tree.text(file) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if inside {
+                match line
+                    .strip_prefix('\t')
+                    .or_else(|| line.strip_prefix("    "))
+                {
+                    Some(b) if !b.trim().is_empty() => {
+                        out.push(b.trim().trim_start_matches(['@', '-']).to_owned());
+                        continue;
+                    }
+                    _ if line.trim().is_empty() => continue,
+                    _ => inside = false,
+                }
+            }
+            if line.strip_prefix(task).is_some_and(|r| {
+                r.trim_start().starts_with(':') && !r.trim_start().starts_with(":=")
+            }) {
+                inside = true;
+            }
+        }
+        out
     }
 
     /// Does any file directly in this directory end with `suffix`?

@@ -86,7 +86,7 @@ pub(crate) static RULES: &[&Rule] = &[
 ];
 
 /// Node LTS lines maintained today; a `>=N` requirement tests the ones at or above N.
-const NODE_LTS: &[u32] = &[20, 22, 24];
+const NODE_LTS: &[u32] = &[22, 24];
 
 const FRAMEWORKS: &[(&str, Framework)] = &[
     ("next", Framework::Next),
@@ -132,6 +132,8 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         "pnpm-workspace.yaml",
         ".nvmrc",
         ".node-version",
+        "package-lock.json",
+        "pnpm-lock.yaml",
     ],
     is_root: is_node_root,
     detect,
@@ -153,6 +155,11 @@ pub(crate) static DENO: Ecosystem = Ecosystem {
 fn is_node_root(c: &Ctx) -> bool {
     if !c.has("package.json") {
         return false;
+    }
+    // A pnpm workspace root is the project, even when its package.json holds no more
+    // than the package manager pin: its members build and test from it.
+    if c.has("pnpm-workspace.yaml") {
+        return true;
     }
     match c.json("package.json") {
         Some(v) => [
@@ -351,6 +358,8 @@ fn detect(c: &Ctx) -> Draft {
         }
         .to_owned(),
     );
+    // The install step puts every declared package's binaries in node_modules/.bin.
+    d.installs = deps.iter().map(|dep| format!("node:{dep}")).collect();
     let run = |script: &str| -> String {
         match pm {
             PackageManager::Npm if script == "test" => "npm test".to_owned(),
@@ -406,9 +415,29 @@ fn detect(c: &Ctx) -> Draft {
         (!s.contains("no test specified")).then_some(s)
     };
     let test_script = script("test");
+    let workspace = !members(c).is_empty();
     if let Some(s) = test_script {
         d.test = Some(run("test"));
         d.because(&SCRIPT, &manifest, format!("scripts.test: {s}"));
+    } else if workspace {
+        // A workspace root without its own test script: every member's tests.
+        if member_has_script(c, "test") {
+            d.test = Some(
+                match pm {
+                    PackageManager::Pnpm => "pnpm -r --if-present run test",
+                    PackageManager::Yarn if berry => "yarn workspaces foreach --all run test",
+                    PackageManager::Yarn => "yarn workspaces run test",
+                    PackageManager::Bun => "bun run --filter '*' test",
+                    _ => "npm test --workspaces --if-present",
+                }
+                .to_owned(),
+            );
+            d.because(
+                &WORKSPACES,
+                &manifest,
+                "the members' tests run from the root",
+            );
+        }
     }
     for name in [
         "lint",
@@ -426,6 +455,26 @@ fn detect(c: &Ctx) -> Draft {
     if script("build").is_some() {
         d.build = Some(run("build"));
         d.because(&SCRIPT, &manifest, "scripts.build");
+    } else if workspace && member_has_script(c, "build") {
+        // Members build their own output (`dist/`), which other members import: build
+        // them all before the tests.
+        d.build = Some(
+            match pm {
+                PackageManager::Pnpm => "pnpm -r --if-present run build",
+                PackageManager::Yarn if berry => {
+                    "yarn workspaces foreach --all --topological run build"
+                }
+                PackageManager::Yarn => "yarn workspaces run build",
+                PackageManager::Bun => "bun run --filter '*' build",
+                _ => "npm run build --workspaces --if-present",
+            }
+            .to_owned(),
+        );
+        d.because(
+            &WORKSPACES,
+            &manifest,
+            "the members' build scripts run from the root",
+        );
     } else if ts && c.has("tsconfig.json") {
         d.build = Some(exec("tsc --noEmit"));
     }
@@ -502,6 +551,23 @@ fn detect(c: &Ctx) -> Draft {
                 .and_then(|p| str_at(p, &["engines", "node"]))
                 .map(|v| (manifest.clone(), v.to_owned()))
         });
+    // The oldest Node every locked package supports: versions below it cannot run the
+    // project's own toolchain (a test runner or the pinned package manager).
+    let locked_min = [c, &root_ctx]
+        .iter()
+        .flat_map(|x| ["package-lock.json", "pnpm-lock.yaml"].map(|f| (x.path(f), x.text(f))))
+        .find_map(|(f, t)| t.map(|t| (f, locked_node_floor(t))))
+        .and_then(|(f, m)| m.map(|m| (f, m)));
+    let pm_floor = pm_version
+        .as_deref()
+        .and_then(|v| majors_in(v).first().copied())
+        .and_then(|major| match (pm, major) {
+            // What each package manager release line declares in its own `engines`.
+            (PackageManager::Pnpm, 9..=10) | (PackageManager::Yarn, 4) => Some(18),
+            (PackageManager::Pnpm, 11..) => Some(22),
+            (PackageManager::Npm, 11..) => Some(20),
+            _ => None,
+        });
     if let Some((file, v)) = declared {
         let v = v.lines().next().unwrap_or("").trim().to_owned();
         let versions: Vec<String> = if v.starts_with(">=") || v.starts_with('>') {
@@ -525,7 +591,89 @@ fn detect(c: &Ctx) -> Draft {
             d.runtime_versions = versions;
         }
     }
+    let floor = [locked_min.as_ref().map(|(_, m)| *m), pm_floor]
+        .into_iter()
+        .flatten()
+        .max();
+    if let Some(floor) = floor {
+        let before = d.runtime_versions.len();
+        let keep: Vec<String> = d
+            .runtime_versions
+            .iter()
+            .filter(|v| v.parse::<u32>().map_or(true, |m| m >= floor))
+            .cloned()
+            .collect();
+        if keep.len() < before {
+            let why = locked_min
+                .as_ref()
+                .filter(|(_, m)| *m == floor)
+                .map(|(f, _)| f.clone())
+                .unwrap_or_else(|| manifest.clone());
+            d.because(
+                &NODE_VERSION,
+                &why,
+                format!("locked packages need node >= {floor}: older versions left out"),
+            );
+            d.runtime_versions = if keep.is_empty() {
+                NODE_LTS
+                    .iter()
+                    .filter(|m| **m >= floor)
+                    .map(|m| m.to_string())
+                    .collect()
+            } else {
+                keep
+            };
+        }
+    }
     d
+}
+
+/// Does some workspace member's package.json define `script`?
+fn member_has_script(c: &Ctx, script: &str) -> bool {
+    c.tree
+        .under(c.dir)
+        .filter(|p| p.ends_with("/package.json"))
+        .filter_map(|p| serde_json::from_str::<Value>(c.tree.text(p)?).ok())
+        .any(|v| v.get("scripts").and_then(|s| s.get(script)).is_some())
+}
+
+/// The highest `engines.node` lower bound among a lockfile's packages
+/// (`package-lock.json` v2/v3 or `pnpm-lock.yaml`), as a major version.
+fn locked_node_floor(text: &str) -> Option<u32> {
+    let mut floor: Option<u32> = None;
+    let mut consider = |req: &str| {
+        let req = req.trim();
+        // Only plain lower bounds: `>=20`, `>=20.11`, `^20 || >=22` (its smallest).
+        if req.starts_with(">=") || req.starts_with('^') || req.contains("||") {
+            if let Some(m) = majors_in(req).into_iter().min() {
+                if (10..100).contains(&m) {
+                    floor = Some(floor.map_or(m, |f| f.max(m)));
+                }
+            }
+        }
+    };
+    if text.trim_start().starts_with('{') {
+        let v: Value = serde_json::from_str(text).ok()?;
+        for (_, pkg) in v.get("packages")?.as_object()? {
+            if let Some(req) = pkg
+                .get("engines")
+                .and_then(|e| e.get("node"))
+                .and_then(|n| n.as_str())
+            {
+                consider(req);
+            }
+        }
+    } else {
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix("engines: {node: ") {
+                consider(
+                    rest.trim_end_matches('}')
+                        .trim_matches(|c| c == '\'' || c == '"'),
+                );
+            }
+        }
+    }
+    floor
 }
 
 fn detect_deno(c: &Ctx) -> Draft {

@@ -2,7 +2,7 @@
 //! unittest, tox, nox; ruff, flake8, black, mypy when configured; the Python versions
 //! from .python-version, requires-python, classifiers or tox envs; Django, Flask, FastAPI.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{frameworks_from, rule, versions_in_range, Ctx, Draft, Ecosystem, Rule};
 use crate::analyze::stack::{Framework, Language, PackageManager, TestTool};
@@ -47,7 +47,7 @@ pub(crate) static RULES: &[&Rule] = &[
 ];
 
 /// Python release lines still maintained (a declared range is tested on these).
-const PYTHON_LINES: &[&str] = &["3.10", "3.11", "3.12", "3.13", "3.14"];
+const PYTHON_LINES: &[&str] = &["3.11", "3.12", "3.13", "3.14"];
 
 const FRAMEWORKS: &[(&str, Framework)] = &[
     ("django", Framework::Django),
@@ -80,8 +80,11 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         "requirements/test.txt",
         "Pipfile",
         "tox.ini",
+        "noxfile.py",
         ".python-version",
         ".flake8",
+        "mypy.ini",
+        ".pre-commit-config.yaml",
     ],
     // A docs site's requirements.txt (mkdocs, sphinx) is that site's, not a Python project.
     is_root: |c| {
@@ -127,24 +130,269 @@ fn requirement_names(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|n| !n.is_empty())
 }
 
-fn names_of(values: Option<&toml::Value>, into: &mut BTreeSet<String>) {
-    match values {
-        Some(toml::Value::Array(a)) => {
-            for v in a.iter().filter_map(|v| v.as_str()) {
-                into.extend(requirement_names(v));
-            }
+/// Where a dependency is declared: `main`, `extra:<name>`, `group:<name>` (PEP 735,
+/// Poetry, PDM and uv dev groups) or `req:<file>`.
+type Groups = BTreeSet<String>;
+
+/// Every dependency the project declares: name → (the requirement as written, groups).
+fn declared(
+    c: &Ctx,
+    py: Option<&toml::Table>,
+    req_files: &[&str],
+) -> BTreeMap<String, (String, Groups)> {
+    let mut out: BTreeMap<String, (String, Groups)> = BTreeMap::new();
+    let mut add = |spec: &str, group: String| {
+        if let Some(name) = requirement_names(spec).next() {
+            let e = out
+                .entry(name)
+                .or_insert_with(|| (spec.trim().to_owned(), Groups::new()));
+            e.1.insert(group);
         }
-        Some(toml::Value::Table(t)) => {
-            for (k, v) in t {
-                if let toml::Value::Array(_) = v {
-                    names_of(Some(v), into); // optional-dependencies / dependency-groups
-                } else {
-                    into.insert(k.to_ascii_lowercase());
+    };
+    let strs = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(t) = py {
+        let project = t.get("project");
+        for d in strs(project.and_then(|p| p.get("dependencies"))) {
+            add(&d, "main".to_owned());
+        }
+        if let Some(extras) = project
+            .and_then(|p| p.get("optional-dependencies"))
+            .and_then(|e| e.as_table())
+        {
+            for (name, list) in extras {
+                for d in strs(Some(list)) {
+                    add(&d, format!("extra:{name}"));
                 }
             }
         }
-        _ => {}
+        if let Some(groups) = t.get("dependency-groups").and_then(|g| g.as_table()) {
+            for (name, list) in groups {
+                // `{include-group = "x"}` entries are tables, not requirements: the
+                // included group's own entries are declared under it.
+                for d in strs(Some(list)) {
+                    add(&d, format!("group:{name}"));
+                }
+            }
+        }
+        let tool = t.get("tool");
+        for d in strs(
+            tool.and_then(|t| t.get("uv"))
+                .and_then(|u| u.get("dev-dependencies")),
+        ) {
+            add(&d, "group:dev".to_owned());
+        }
+        if let Some(poetry) = tool.and_then(|t| t.get("poetry")) {
+            let table_names = |v: Option<&toml::Value>| -> Vec<(String, String)> {
+                v.and_then(|v| v.as_table())
+                    .map(|t| {
+                        t.iter()
+                            .filter(|(k, _)| k.as_str() != "python")
+                            .map(|(k, v)| {
+                                let ver = v
+                                    .as_str()
+                                    .map(str::to_owned)
+                                    .or_else(|| {
+                                        v.get("version").and_then(|x| x.as_str()).map(str::to_owned)
+                                    })
+                                    .unwrap_or_default();
+                                (k.clone(), ver)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            for (k, _) in table_names(poetry.get("dependencies")) {
+                add(&k, "main".to_owned());
+            }
+            for (k, _) in table_names(poetry.get("dev-dependencies")) {
+                add(&k, "group:dev".to_owned());
+            }
+            if let Some(groups) = poetry.get("group").and_then(|g| g.as_table()) {
+                for (name, g) in groups {
+                    for (k, _) in table_names(g.get("dependencies")) {
+                        add(&k, format!("group:{name}"));
+                    }
+                }
+            }
+        }
+        if let Some(groups) = tool
+            .and_then(|t| t.get("pdm"))
+            .and_then(|p| p.get("dev-dependencies"))
+            .and_then(|g| g.as_table())
+        {
+            for (name, list) in groups {
+                for d in strs(Some(list)) {
+                    add(&d, format!("group:{name}"));
+                }
+            }
+        }
     }
+    for f in req_files {
+        if let Some(text) = c.text(f) {
+            for line in text.lines() {
+                let l = line.split('#').next().unwrap_or("").trim();
+                if !l.is_empty() && !l.starts_with('-') {
+                    add(l, format!("req:{f}"));
+                }
+            }
+        }
+    }
+    if let Some(p) = c.toml("Pipfile") {
+        for (key, group) in [("packages", "main"), ("dev-packages", "group:dev")] {
+            if let Some(t) = p.get(key).and_then(|t| t.as_table()) {
+                for k in t.keys() {
+                    add(k, group.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Extras and groups a CI test job installs with pip (development, tests, linting and
+/// typing; docs have their own job).
+const DEV_GROUP_NAMES: &[&str] = &[
+    "dev",
+    "develop",
+    "development",
+    "test",
+    "tests",
+    "testing",
+    "lint",
+    "linting",
+    "typing",
+    "types",
+    "type",
+    "check",
+    "checks",
+    "style",
+    "quality",
+];
+
+/// Python linters pre-commit hook repositories pin, by repository URL suffix.
+const PRECOMMIT_TOOLS: &[(&str, &str)] = &[
+    ("astral-sh/ruff-pre-commit", "ruff"),
+    ("charliermarsh/ruff-pre-commit", "ruff"),
+    ("psf/black", "black"),
+    ("psf/black-pre-commit-mirror", "black"),
+    ("pycqa/flake8", "flake8"),
+    ("pre-commit/mirrors-mypy", "mypy"),
+    ("pycqa/isort", "isort"),
+];
+
+/// Python linters pinned by `.pre-commit-config.yaml` (repository root or project):
+/// tool → `tool==rev`, and the hook ids seen (`ruff-format`).
+fn precommit_pins(c: &Ctx) -> (BTreeMap<&'static str, String>, BTreeSet<String>) {
+    let mut pins = BTreeMap::new();
+    let mut hooks = BTreeSet::new();
+    let root = Ctx::new(c.tree, "", c.warnings);
+    let Some(doc) = c
+        .yaml(".pre-commit-config.yaml")
+        .or_else(|| root.yaml(".pre-commit-config.yaml"))
+    else {
+        return (pins, hooks);
+    };
+    for repo in doc["repos"].as_vec().into_iter().flatten() {
+        let url = repo["repo"]
+            .as_str()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        let rev = repo["rev"].as_str().unwrap_or("").trim_start_matches('v');
+        for h in repo["hooks"].as_vec().into_iter().flatten() {
+            if let Some(id) = h["id"].as_str() {
+                hooks.insert(id.to_owned());
+            }
+        }
+        if let Some((_, tool)) = PRECOMMIT_TOOLS
+            .iter()
+            .find(|(suffix, _)| url.ends_with(&suffix.to_ascii_lowercase()))
+        {
+            let ok = !rev.is_empty()
+                && rev
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '.');
+            if ok {
+                pins.insert(*tool, format!("{tool}=={rev}"));
+            }
+        }
+    }
+    (pins, hooks)
+}
+
+/// Directories of the project's importable packages (`src/pkg`, `pkg`), for type
+/// checkers that should not walk tests, docs and scripts.
+fn package_dirs(c: &Ctx) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for p in c.tree.under(c.dir) {
+        let rel = if c.dir.is_empty() {
+            p
+        } else {
+            &p[c.dir.len() + 1..]
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
+        let pkg = match parts.as_slice() {
+            ["src", pkg, "__init__.py"] => format!("src/{pkg}"),
+            [pkg, "__init__.py"] => (*pkg).to_owned(),
+            _ => continue,
+        };
+        let name = pkg.rsplit('/').next().unwrap_or(&pkg);
+        if !matches!(
+            name,
+            "tests" | "test" | "docs" | "examples" | "scripts" | "benchmarks"
+        ) {
+            out.insert(pkg);
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The test session of a noxfile (`tests`, `test`, `pytest`, `unit`), if one exists.
+fn nox_test_session(text: &str) -> Option<String> {
+    let mut pending_session = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with("@nox.session") || l.starts_with("@session") {
+            pending_session = true;
+            // `@nox.session(name="tests")`
+            if let Some(i) = l.find("name=") {
+                let rest = &l[i + 5..];
+                let q = rest.chars().next()?;
+                if q == '"' || q == '\'' {
+                    let name: String = rest[1..].chars().take_while(|ch| *ch != q).collect();
+                    if matches!(
+                        name.as_str(),
+                        "tests" | "test" | "pytest" | "unit" | "unittests"
+                    ) {
+                        return Some(name);
+                    }
+                    pending_session = false;
+                }
+            }
+            continue;
+        }
+        if pending_session {
+            if let Some(rest) = l.strip_prefix("def ") {
+                let name: String = rest.chars().take_while(|ch| *ch != '(').collect();
+                if matches!(
+                    name.as_str(),
+                    "tests" | "test" | "pytest" | "unit" | "unittests"
+                ) {
+                    return Some(name);
+                }
+                pending_session = false;
+            }
+        }
+    }
+    None
 }
 
 fn detect(c: &Ctx) -> Draft {
@@ -162,41 +410,14 @@ fn detect(c: &Ctx) -> Draft {
             .and_then(|t| t.get(name))
     };
 
-    // Dependencies from every place they are declared.
-    let mut deps = BTreeSet::new();
-    if let Some(t) = &py {
-        let project = t.get("project");
-        names_of(project.and_then(|p| p.get("dependencies")), &mut deps);
-        names_of(
-            project.and_then(|p| p.get("optional-dependencies")),
-            &mut deps,
-        );
-        names_of(t.get("dependency-groups"), &mut deps);
-        if let Some(poetry) = tool("poetry") {
-            names_of(poetry.get("dependencies"), &mut deps);
-            names_of(poetry.get("dev-dependencies"), &mut deps);
-            if let Some(groups) = poetry.get("group").and_then(|g| g.as_table()) {
-                for g in groups.values() {
-                    names_of(g.get("dependencies"), &mut deps);
-                }
-            }
-        }
-    }
     let req_files: Vec<&str> = ECOSYSTEM
         .reads
         .iter()
         .copied()
         .filter(|f| f.contains("requirements") && c.has(f))
         .collect();
-    for f in &req_files {
-        if let Some(text) = c.text(f) {
-            deps.extend(requirement_names(text));
-        }
-    }
-    if let Some(p) = c.toml("Pipfile") {
-        names_of(p.get("packages"), &mut deps);
-        names_of(p.get("dev-packages"), &mut deps);
-    }
+    let declared = declared(c, py.as_ref(), &req_files);
+    let deps: BTreeSet<String> = declared.keys().cloned().collect();
 
     // Package manager: a lockfile is the strongest sign; then [tool.*] tables.
     let (pm, why) = if c.has("uv.lock") {
@@ -242,8 +463,10 @@ fn detect(c: &Ctx) -> Draft {
     } else if py.is_some() {
         d.boost(0.1);
     }
+    let uv_workspace = pm == PackageManager::Uv && !(ECOSYSTEM.members)(c).is_empty();
     let run = |cmd: &str| -> String {
         match pm {
+            PackageManager::Uv if uv_workspace => format!("uv run --all-packages {cmd}"),
             PackageManager::Uv => format!("uv run {cmd}"),
             PackageManager::Poetry => format!("poetry run {cmd}"),
             PackageManager::Pdm => format!("pdm run {cmd}"),
@@ -252,6 +475,7 @@ fn detect(c: &Ctx) -> Draft {
             _ => cmd.to_owned(),
         }
     };
+    // What the install command installs, and how the job reaches it.
     let extras: Vec<String> = py
         .as_ref()
         .and_then(|t| {
@@ -261,15 +485,43 @@ fn detect(c: &Ctx) -> Draft {
                 .map(|e| e.keys().cloned().collect())
         })
         .unwrap_or_default();
-    d.install = Some(match pm {
-        PackageManager::Uv => if c.has("uv.lock") {
-            "uv sync --locked --all-extras --dev"
-        } else {
-            "uv sync --all-extras --dev"
+    let poetry_optional_groups: Vec<String> = tool("poetry")
+        .and_then(|p| p.get("group"))
+        .and_then(|g| g.as_table())
+        .map(|g| {
+            g.iter()
+                .filter(|(_, v)| v.get("optional").and_then(|o| o.as_bool()) == Some(true))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_dev_group = |g: &str| {
+        let name = g.split_once(':').map_or(g, |(_, n)| n);
+        DEV_GROUP_NAMES.contains(&name.to_ascii_lowercase().as_str())
+    };
+    let covered = |g: &str| -> bool {
+        match pm {
+            // Every extra and group: lint and docs tools live in groups of their own.
+            PackageManager::Uv | PackageManager::Poetry | PackageManager::Pdm => true,
+            PackageManager::Pipenv => g == "main" || g == "group:dev",
+            PackageManager::Hatch => g == "main",
+            _ => g == "main" || g.starts_with("req:") || is_dev_group(g),
         }
-        .to_owned(),
-        PackageManager::Poetry => "poetry install --no-interaction".to_owned(),
-        PackageManager::Pdm => "pdm install --dev".to_owned(),
+    };
+    d.install = Some(match pm {
+        PackageManager::Uv => format!(
+            "uv sync{}{} --all-extras --all-groups",
+            if c.has("uv.lock") { " --locked" } else { "" },
+            if uv_workspace { " --all-packages" } else { "" }
+        ),
+        PackageManager::Poetry => {
+            let mut cmd = "poetry install --no-interaction --all-extras".to_owned();
+            if !poetry_optional_groups.is_empty() {
+                cmd.push_str(&format!(" --with {}", poetry_optional_groups.join(",")));
+            }
+            cmd
+        }
+        PackageManager::Pdm => "pdm install -G :all".to_owned(),
         PackageManager::Pipenv => "pipenv install --dev".to_owned(),
         PackageManager::Hatch => "hatch env create".to_owned(),
         _ => {
@@ -282,15 +534,27 @@ fn detect(c: &Ctx) -> Draft {
                 .is_some_and(|t| t.get("project").is_some() || t.get("build-system").is_some())
                 || c.has("setup.py");
             if has_build {
-                let wanted: Vec<&str> = ["dev", "test", "tests", "testing"]
-                    .into_iter()
-                    .filter(|e| extras.iter().any(|x| x == e))
+                let wanted: Vec<&str> = extras
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|e| is_dev_group(e))
                     .collect();
                 parts.push(if wanted.is_empty() {
                     "-e .".to_owned()
                 } else {
                     format!("-e \".[{}]\"", wanted.join(","))
                 });
+            }
+            // PEP 735 groups: pip reads them only from 25.1 on, so their requirements
+            // are named on the command line.
+            for (name, (spec, groups)) in &declared {
+                let in_dev_group = groups
+                    .iter()
+                    .any(|g| g.starts_with("group:") && is_dev_group(g));
+                let elsewhere = groups.iter().any(|g| !g.starts_with("group:"));
+                if in_dev_group && !elsewhere && !name.is_empty() {
+                    parts.push(crate::generate::render::shell_quote(spec));
+                }
             }
             if parts.is_empty() {
                 "python -m pip install --upgrade pip".to_owned()
@@ -299,6 +563,18 @@ fn detect(c: &Ctx) -> Draft {
             }
         }
     });
+    let mut installs: Vec<String> = Vec::new();
+    for (name, (_, groups)) in &declared {
+        if groups.iter().any(|g| covered(g)) {
+            if matches!(pm, PackageManager::Pip) {
+                installs.push(name.clone());
+                installs.push(format!("py:{name}"));
+            } else {
+                installs.push(format!("venv:{name}"));
+            }
+        }
+    }
+    d.installs = installs.clone();
     if py.as_ref().is_some_and(|t| t.get("build-system").is_some()) {
         d.build = Some(match pm {
             PackageManager::Uv => "uv build".to_owned(),
@@ -309,8 +585,46 @@ fn detect(c: &Ctx) -> Draft {
             _ => "python -m pip wheel --no-deps --wheel-dir dist .".to_owned(),
         });
     }
+    // Is `tool` installed by the install step (reached through `run`)?
+    let installed = |name: &str| -> bool {
+        installs
+            .iter()
+            .any(|i| i == name || i.split_once(':').is_some_and(|(_, n)| n == name))
+    };
+    let (pins, hooks) = precommit_pins(c);
+    // A tool the project configures runs (a) from its own environment when a dependency
+    // installs it, (b) at the version pre-commit pins, (c) not at all.
+    let tool_cmd = |name: &str, args: &str, d: &mut Draft, file: &str| -> Option<String> {
+        if installed(name) {
+            Some(run(&format!("{name} {args}")).trim_end().to_owned())
+        } else if let Some(spec) = pins.get(name) {
+            if !d.tools.iter().any(|t| t.name == name) {
+                d.tools.push(crate::analyze::PinnedTool {
+                    name: name.to_owned(),
+                    spec: Some(spec.clone()),
+                });
+            }
+            d.because(
+                &LINTER,
+                ".pre-commit-config.yaml",
+                format!("{name} pinned by pre-commit: {spec}"),
+            );
+            Some(format!("{name} {args}").trim_end().to_owned())
+        } else {
+            d.because(
+                &LINTER,
+                file,
+                format!(
+                    "{name} is configured but no dependency or pre-commit hook pins it: not run"
+                ),
+            );
+            None
+        }
+    };
 
-    // Test runner: tox and nox orchestrate everything; else pytest; else unittest.
+    // Test runner: Django's own runner for Django apps (unless pytest-django is
+    // configured); tox and nox only through their test environment for the job's one
+    // interpreter; else pytest; else unittest discovery.
     let tox_ini = c.text("tox.ini");
     let has_tox = tox_ini.is_some() || tool("tox").is_some();
     let pytest_cfg = ["pytest.ini", "conftest.py", "tests/conftest.py"]
@@ -329,9 +643,28 @@ fn detect(c: &Ctx) -> Draft {
                 .map(|_| c.path("tox.ini"))
         })
         .or_else(|| deps.contains("pytest").then(|| c.path(marker)));
-    if has_tox {
+    let is_django = deps.contains("django") || c.has("manage.py");
+    let pytest_django = deps.contains("pytest-django")
+        || tool("pytest")
+            .map(|t| t.to_string())
+            .is_some_and(|t| t.contains("DJANGO_SETTINGS_MODULE"));
+    let nox_session = c.text("noxfile.py").and_then(nox_test_session);
+    if is_django && c.has("manage.py") && !pytest_django {
+        d.test_tool = Some(TestTool::Unittest);
+        d.test = Some(run("python manage.py test"));
+        d.because(&TEST_RUNNER, &c.path("manage.py"), "Django's test runner");
+    } else if has_tox && !(pytest_cfg.is_some() && installed("pytest")) {
         d.test_tool = Some(TestTool::Tox);
-        d.test = Some("tox".to_owned());
+        // `py`: the test environment on the interpreter running tox (the job's).
+        d.test = Some(if installed("tox") {
+            run("tox -e py")
+        } else {
+            d.tools.push(crate::analyze::PinnedTool {
+                name: "tox".to_owned(),
+                spec: None,
+            });
+            "tox -e py".to_owned()
+        });
         d.because(
             &TEST_RUNNER,
             &c.path(if tox_ini.is_some() {
@@ -339,15 +672,45 @@ fn detect(c: &Ctx) -> Draft {
             } else {
                 "pyproject.toml"
             }),
-            "tox runs the tests",
+            "tox runs the tests (its `py` environment: the job's interpreter)",
         );
-    } else if c.has("noxfile.py") {
+    } else if let (Some(session), false) = (
+        nox_session.as_ref(),
+        pytest_cfg.is_some() && installed("pytest"),
+    ) {
         d.test_tool = Some(TestTool::Nox);
-        d.test = Some("nox".to_owned());
-        d.because(&TEST_RUNNER, &c.path("noxfile.py"), "nox runs the tests");
+        // `--force-python python`: the session on the job's interpreter only.
+        let cmd = format!("nox -s {session} --force-python python");
+        d.test = Some(if installed("nox") {
+            run(&cmd)
+        } else {
+            d.tools.push(crate::analyze::PinnedTool {
+                name: "nox".to_owned(),
+                spec: None,
+            });
+            cmd
+        });
+        d.because(
+            &TEST_RUNNER,
+            &c.path("noxfile.py"),
+            format!("nox session `{session}` runs the tests"),
+        );
     } else if let Some(f) = pytest_cfg {
         d.test_tool = Some(TestTool::Pytest);
-        d.test = Some(run("pytest"));
+        if !installed("pytest") {
+            // Configured but installed by nothing the job runs: install it.
+            d.tools.push(crate::analyze::PinnedTool {
+                name: "pytest".to_owned(),
+                spec: declared.get("pytest").map(|(s, _)| s.clone()),
+            });
+            d.test = Some(if pm == PackageManager::Pip {
+                "pytest".to_owned()
+            } else {
+                run("pytest")
+            });
+        } else {
+            d.test = Some(run("pytest"));
+        }
         d.because(&TEST_RUNNER, &f, "pytest");
     } else if c.tree.under(c.dir).any(|p| {
         p.rsplit('/')
@@ -358,27 +721,46 @@ fn detect(c: &Ctx) -> Draft {
         d.test = Some(run("python -m unittest discover"));
     }
 
-    // Linters, only those the project configures or depends on.
-    let ruff = c
+    // Linters, only those the project configures, from where the project gets them.
+    let ruff_cfg = c
         .first(&["ruff.toml", ".ruff.toml"])
         .map(|f| c.path(f))
         .or_else(|| tool("ruff").map(|_| c.path("pyproject.toml")))
+        .or_else(|| {
+            hooks
+                .contains("ruff")
+                .then(|| ".pre-commit-config.yaml".to_owned())
+        })
         .or_else(|| deps.contains("ruff").then(|| c.path(marker)));
-    if let Some(f) = ruff {
-        d.add_lint(run("ruff check ."));
-        if tool("ruff").and_then(|r| r.get("format")).is_some()
-            || deps.contains("ruff") && !deps.contains("black")
-        {
-            d.add_lint(run("ruff format --check ."));
+    if let Some(f) = ruff_cfg {
+        if let Some(cmd) = tool_cmd("ruff", "check .", &mut d, &f) {
+            d.add_lint(cmd);
+            d.because(&LINTER, &f, "ruff");
+            let ruff_format = tool("ruff").and_then(|r| r.get("format")).is_some()
+                || c.first(&["ruff.toml", ".ruff.toml"])
+                    .and_then(|f| c.text(f))
+                    .is_some_and(|t| t.contains("[format]"))
+                || hooks.contains("ruff-format");
+            if ruff_format {
+                if let Some(cmd) = tool_cmd("ruff", "format --check .", &mut d, &f) {
+                    d.add_lint(cmd);
+                }
+            }
         }
-        d.because(&LINTER, &f, "ruff");
     }
     if let Some(f) = tool("black")
         .map(|_| c.path("pyproject.toml"))
+        .or_else(|| {
+            hooks
+                .contains("black")
+                .then(|| ".pre-commit-config.yaml".to_owned())
+        })
         .or_else(|| deps.contains("black").then(|| c.path(marker)))
     {
-        d.add_lint(run("black --check ."));
-        d.because(&LINTER, &f, "black");
+        if let Some(cmd) = tool_cmd("black", "--check .", &mut d, &f) {
+            d.add_lint(cmd);
+            d.because(&LINTER, &f, "black");
+        }
     }
     let flake8 = c
         .has(".flake8")
@@ -394,11 +776,13 @@ fn detect(c: &Ctx) -> Draft {
                 .map(|_| c.path("tox.ini"))
         });
     if let Some(f) = flake8 {
-        d.add_lint(run("flake8"));
-        d.because(&LINTER, &f, "flake8");
+        if let Some(cmd) = tool_cmd("flake8", "", &mut d, &f) {
+            d.add_lint(cmd);
+            d.because(&LINTER, &f, "flake8");
+        }
     }
-    let mypy = c
-        .first(&["mypy.ini", ".mypy.ini"])
+    let mypy_ini = c.first(&["mypy.ini", ".mypy.ini"]);
+    let mypy = mypy_ini
         .map(|f| c.path(f))
         .or_else(|| tool("mypy").map(|_| c.path("pyproject.toml")))
         .or_else(|| {
@@ -407,8 +791,43 @@ fn detect(c: &Ctx) -> Draft {
                 .map(|_| c.path("setup.cfg"))
         });
     if let Some(f) = mypy {
-        d.add_lint(run("mypy ."));
-        d.because(&LINTER, &f, "mypy");
+        // mypy checks imports: it must run in the project's environment, never from a
+        // standalone pin. Its targets: the configured `files`/`packages`, else the
+        // project's packages (not tests, docs or scripts the project never checks).
+        let configured_targets = tool("mypy").is_some_and(|m| {
+            m.get("files").is_some() || m.get("packages").is_some() || m.get("modules").is_some()
+        }) || mypy_ini
+            .and_then(|f| c.text(f))
+            .or_else(|| c.text("setup.cfg"))
+            .is_some_and(|t| {
+                t.lines().any(|l| {
+                    let l = l.trim_start();
+                    l.starts_with("files") || l.starts_with("packages") || l.starts_with("modules")
+                })
+            });
+        let targets = if configured_targets {
+            Some(String::new())
+        } else {
+            let dirs = package_dirs(c);
+            (!dirs.is_empty()).then(|| {
+                dirs.iter()
+                    .map(|d| crate::generate::render::shell_quote(d))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+        };
+        match (installed("mypy"), targets) {
+            (true, Some(t)) => {
+                d.add_lint(run(&format!("mypy {t}")).trim_end().to_owned());
+                d.because(&LINTER, &f, "mypy");
+            }
+            (false, _) => d.because(
+                &LINTER,
+                &f,
+                "mypy is configured but not a dependency the job installs: not run",
+            ),
+            (true, None) => d.because(&LINTER, &f, "mypy: no package to check found"),
+        }
     }
 
     // Versions: a pinned .python-version wins; then requires-python; classifiers; tox.

@@ -75,6 +75,7 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         "Cargo.toml",
         "rust-toolchain",
         "rust-toolchain.toml",
+        ".cargo/config.toml",
         "Makefile",
         "makefile",
         "GNUmakefile",
@@ -195,22 +196,67 @@ fn detect(c: &Ctx) -> Draft {
             d.runtime_versions.push(ch);
         }
     }
-    if let Some(v) = msrv {
-        d.because(&MSRV, &manifest, format!("MSRV {v}"));
-        if !d.runtime_versions.contains(&v) {
-            d.runtime_versions.insert(0, v);
-        }
+    let msrv_declared = msrv.clone();
+    if let Some(v) = &msrv {
+        d.because(
+            &MSRV,
+            &manifest,
+            format!("MSRV {v}: checked with `cargo check`"),
+        );
     }
-    // Without a pinned toolchain, CI tests on stable (and on the MSRV, if declared).
+    // Tests and lints run on the pinned toolchain, else on stable: a declared MSRV is
+    // checked separately (`cargo check`), because locked dev-dependencies and today's
+    // lints often need a newer toolchain than the library itself.
     if c.first(&["rust-toolchain.toml", "rust-toolchain"])
         .is_none()
     {
         d.runtime_versions.push("stable".to_owned());
     }
-
+    let workspace = parsed
+        .as_ref()
+        .is_some_and(|t| t.get("workspace").is_some());
+    let ws = if workspace {
+        d.because(
+            &MANIFEST,
+            &manifest,
+            "a workspace: every member is built and tested",
+        );
+        " --workspace"
+    } else {
+        ""
+    };
     let locked = if lock { " --locked" } else { "" };
+    if let Some(v) = msrv_declared.filter(|_| d.runtime_versions.iter().all(|r| r == "stable")) {
+        // Cargo.lock format 4 needs cargo 1.78; an older MSRV cannot read it.
+        let lock_version = c
+            .text("Cargo.lock")
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.trim().strip_prefix("version = "))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(3);
+        let minor = v
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .unwrap_or(0);
+        if lock && lock_version >= 4 && minor < 78 {
+            d.because(
+                &MSRV,
+                &manifest,
+                format!("MSRV {v} cannot read Cargo.lock version {lock_version} (needs 1.78): not checked"),
+            );
+        } else {
+            d.minimum = Some(crate::analyze::MinimumCheck {
+                version: v.clone(),
+                command: format!("cargo check{ws}{locked}"),
+            });
+        }
+    }
+
     d.install = Some(format!("cargo fetch{locked}"));
-    d.build = Some(format!("cargo build{locked}"));
+    d.build = Some(format!("cargo build{ws}{locked}"));
     let features = if has_features {
         d.because(&FEATURES, &manifest, "tests enable --all-features");
         " --all-features"
@@ -224,10 +270,14 @@ fn detect(c: &Ctx) -> Draft {
             &c.path(".config/nextest.toml"),
             "test tool nextest",
         );
-        d.test = Some(format!("cargo nextest run{features}{locked}"));
+        d.test = Some(format!("cargo nextest run{ws}{features}{locked}"));
+        d.tools.push(crate::analyze::PinnedTool {
+            name: "cargo-nextest".to_owned(),
+            spec: None,
+        });
     } else {
         d.test_tool = Some(TestTool::CargoTest);
-        d.test = Some(format!("cargo test{features}{locked}"));
+        d.test = Some(format!("cargo test{ws}{features}{locked}"));
     }
     for cfg in [
         "rustfmt.toml",
@@ -239,8 +289,60 @@ fn detect(c: &Ctx) -> Draft {
             d.because(&LINT_CONFIG, &c.path(cfg), "project configures its linters");
         }
     }
-    // rustfmt and clippy ship with every toolchain and are the ecosystem's norm.
+    // rustfmt and clippy ship with every toolchain and are the ecosystem's norm. Clippy
+    // warnings fail the job only where the project denies warnings itself: new lints
+    // in today's toolchain would otherwise fail code that passed yesterday.
     d.add_lint("cargo fmt --all -- --check");
-    d.add_lint("cargo clippy --all-targets -- -D warnings");
+    let denies = denies_warnings(c, parsed.as_ref());
+    if let Some(file) = &denies {
+        d.because(
+            &LINT_CONFIG,
+            file,
+            "the project denies warnings: clippy -D warnings",
+        );
+        d.add_lint(format!(
+            "cargo clippy{ws} --all-targets{locked} -- -D warnings"
+        ));
+    } else {
+        d.add_lint(format!("cargo clippy{ws} --all-targets{locked}"));
+    }
     d
+}
+
+/// Where the project denies warnings (so CI may too): `[lints]` tables that deny
+/// `warnings`, `-D warnings` in `.cargo/config.toml` or in its task runner files.
+fn denies_warnings(c: &Ctx, manifest: Option<&toml::Table>) -> Option<String> {
+    let lints_deny = |t: &toml::Table| -> bool {
+        let check = |l: Option<&toml::Value>| {
+            l.and_then(|l| l.as_table()).is_some_and(|l| {
+                ["rust", "clippy"].iter().any(|k| {
+                    l.get(*k).and_then(|x| x.as_table()).is_some_and(|x| {
+                        x.iter().any(|(name, v)| {
+                            (name == "warnings" || name == "all")
+                                && (v.as_str() == Some("deny")
+                                    || v.get("level").and_then(|l| l.as_str()) == Some("deny"))
+                        })
+                    })
+                })
+            })
+        };
+        check(t.get("lints")) || check(t.get("workspace").and_then(|w| w.get("lints")))
+    };
+    if manifest.is_some_and(lints_deny) {
+        return Some(c.path("Cargo.toml"));
+    }
+    for f in [
+        ".cargo/config.toml",
+        ".cargo/config",
+        "Makefile",
+        "justfile",
+        "Justfile",
+    ] {
+        if c.text(f).is_some_and(|t| {
+            t.contains("-D warnings") || t.contains("-Dwarnings") || t.contains("--deny warnings")
+        }) {
+            return Some(c.path(f));
+        }
+    }
+    None
 }

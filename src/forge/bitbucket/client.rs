@@ -1,6 +1,12 @@
 //! The Bitbucket Cloud client, over its REST API 2.0 with reqwest, authenticated by a
-//! workspace access token (Bearer). Bitbucket has no reactions and no batch reads, so a
+//! workspace, project or repository access token (Bearer) or by an Atlassian API token
+//! with its account's e-mail (Basic). Bitbucket has no reactions and no batch reads, so a
 //! manifest costs one call each; a commit of N files is one multipart `POST /src`.
+//!
+//! Webhooks need the `webhook` scope *and* the scope of every event they subscribe to;
+//! [`BitbucketClient::connect_hooks`] subscribes to what pipewright uses and drops, with
+//! one log line, the events the token has no scope for (access tokens cannot have the
+//! issue scope), instead of failing.
 //!
 //! Costs, per repository: repository 1, head 1 (0 when the push named it), tree 1 per
 //! 100 entries, 1 per manifest, PR lookup 1; opening a PR adds the commit and the PR.
@@ -9,6 +15,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::warn;
 
 use super::super::github::auth::parse_utc;
 use crate::clock::Clock;
@@ -18,7 +25,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::github::client::seg;
 use crate::forge::Forge;
 
@@ -33,12 +40,21 @@ pub struct BitbucketApi {
     base: String,
     http: reqwest::Client,
     token: Secret,
+    /// The Atlassian account e-mail of an API token (Basic auth); `None` for access
+    /// tokens (Bearer).
+    email: Option<String>,
     clock: Clock,
 }
 
 impl BitbucketApi {
-    /// `base` is the API root (`https://api.bitbucket.org/2.0`).
-    pub fn new(base: &str, token: Secret, clock: Clock) -> anyhow::Result<BitbucketApi> {
+    /// `base` is the API root (`https://api.bitbucket.org/2.0`); `email` is set for an
+    /// Atlassian API token, which Bitbucket takes as Basic auth with that e-mail.
+    pub fn new(
+        base: &str,
+        token: Secret,
+        email: Option<String>,
+        clock: Clock,
+    ) -> anyhow::Result<BitbucketApi> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("pipewright/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -49,6 +65,7 @@ impl BitbucketApi {
             base: base.trim_end_matches('/').to_owned(),
             http,
             token,
+            email,
             clock,
         })
     }
@@ -90,7 +107,11 @@ impl BitbucketClient {
         op: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
-        let resp = match req.bearer_auth(self.api.token.expose()).send().await {
+        let req = match &self.api.email {
+            Some(email) => req.basic_auth(email, Some(self.api.token.expose())),
+            None => req.bearer_auth(self.api.token.expose()),
+        };
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
                 self.counter.record(Forge::Bitbucket, op, "transport_error");
@@ -211,49 +232,387 @@ impl BitbucketClient {
             .join("/"))
     }
 
-    /// Registers a workspace webhook for pipewright unless one with `url` exists.
-    pub async fn ensure_workspace_hook(
+    /// Registers pipewright's webhook (with `secret`) for the workspace: one workspace
+    /// webhook, or, when the token may not manage workspace webhooks (project and
+    /// repository access tokens: only workspace owners may), one on each repository the
+    /// token reaches. A hook already at `url` is updated to the events pipewright uses.
+    /// Events the token has no scope for are left out and reported, never fatal, unless
+    /// nothing is left.
+    pub async fn connect_hooks(&self, url: &str, secret: &Secret) -> Result<HookReport, ApiError> {
+        let ws = seg(&self.workspace);
+        let mut events: Vec<&'static HookEvent> = HOOK_EVENTS.iter().collect();
+        let mut dropped = Vec::new();
+        match self
+            .ensure_hook(
+                &format!("/workspaces/{ws}/hooks"),
+                url,
+                secret,
+                &mut events,
+                &mut dropped,
+            )
+            .await
+        {
+            Ok(change) => {
+                let report = HookReport {
+                    scope: HookScope::Workspace(change),
+                    events: events.iter().map(|e| e.event).collect(),
+                    dropped,
+                };
+                report.log_dropped();
+                return Ok(report);
+            }
+            // Not a scope problem: this token may not manage the workspace's webhooks.
+            Err(ApiError::Rejected {
+                status: 403, body, ..
+            }) if !is_scope_error(&body) => {
+                warn!(
+                    workspace = %self.workspace,
+                    "Bitbucket refused a workspace webhook (only workspace owners may manage \
+                     them, so project and repository access tokens cannot): registering a \
+                     webhook on each repository instead"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+        let mut per_repo = Vec::new();
+        for r in self.list_repositories().await? {
+            let path = self.repo_path(&r.handle)?;
+            let change = self
+                .ensure_hook(
+                    &format!("/repositories/{path}/hooks"),
+                    url,
+                    secret,
+                    &mut events,
+                    &mut dropped,
+                )
+                .await?;
+            per_repo.push((r.handle.full_name, change));
+        }
+        let report = HookReport {
+            scope: HookScope::Repositories(per_repo),
+            events: events.iter().map(|e| e.event).collect(),
+            dropped,
+        };
+        report.log_dropped();
+        Ok(report)
+    }
+
+    /// What `connect` does for repositories created since it ran: when the token may not
+    /// manage the workspace's webhooks (so `connect` hooked each repository), registers
+    /// pipewright's webhook on each of `repos`. `None` when the workspace's webhooks are
+    /// readable: a workspace webhook covers new repositories (one call either way).
+    pub async fn hook_new_repositories(
         &self,
+        repos: &[RepoHandle],
         url: &str,
         secret: &Secret,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<Option<HookReport>, ApiError> {
+        let ws = seg(&self.workspace);
+        match self
+            .json::<Value>(
+                "list hooks",
+                Method::GET,
+                &format!("/workspaces/{ws}/hooks?pagelen=1"),
+                None,
+            )
+            .await
+        {
+            Ok(_) => return Ok(None),
+            Err(ApiError::Rejected {
+                status: 403, body, ..
+            }) if !is_scope_error(&body) => {}
+            Err(e) => return Err(e),
+        }
+        let mut events: Vec<&'static HookEvent> = HOOK_EVENTS.iter().collect();
+        let mut dropped = Vec::new();
+        let mut per_repo = Vec::new();
+        for r in repos {
+            let path = self.repo_path(r)?;
+            let change = self
+                .ensure_hook(
+                    &format!("/repositories/{path}/hooks"),
+                    url,
+                    secret,
+                    &mut events,
+                    &mut dropped,
+                )
+                .await?;
+            per_repo.push((r.full_name.clone(), change));
+        }
+        let report = HookReport {
+            scope: HookScope::Repositories(per_repo),
+            events: events.iter().map(|e| e.event).collect(),
+            dropped,
+        };
+        report.log_dropped();
+        Ok(Some(report))
+    }
+
+    /// Creates or updates the hook at `url` in the hook collection `list`, subscribed to
+    /// `events`. Events refused for a missing scope are moved to `dropped` (and stay out
+    /// for later calls).
+    async fn ensure_hook(
+        &self,
+        list: &str,
+        url: &str,
+        secret: &Secret,
+        events: &mut Vec<&'static HookEvent>,
+        dropped: &mut Vec<DroppedEvent>,
+    ) -> Result<HookChange, ApiError> {
         #[derive(Deserialize)]
         struct Hook {
+            uuid: String,
             url: String,
+            #[serde(default)]
+            events: Vec<String>,
         }
-        let ws = seg(&self.workspace);
         let hooks: Vec<Hook> = self
-            .pages(
-                "list hooks",
-                &format!("/workspaces/{ws}/hooks?pagelen={PAGELEN}"),
-            )
+            .pages("list hooks", &format!("{list}?pagelen={PAGELEN}"))
             .await?;
-        if hooks.iter().any(|h| h.url == url) {
-            return Ok(false);
+        let existing = hooks.into_iter().find(|h| h.url == url);
+        loop {
+            let wanted: Vec<&str> = events.iter().map(|e| e.event).collect();
+            let (op, method, path, change) = match &existing {
+                Some(h) => {
+                    let mut have: Vec<&str> = h.events.iter().map(String::as_str).collect();
+                    let mut want = wanted.clone();
+                    have.sort_unstable();
+                    want.sort_unstable();
+                    if have == want {
+                        return Ok(HookChange::Unchanged);
+                    }
+                    (
+                        "update hook",
+                        Method::PUT,
+                        format!("{list}/{}", seg(&h.uuid)),
+                        HookChange::Updated,
+                    )
+                }
+                None => (
+                    "create hook",
+                    Method::POST,
+                    list.to_owned(),
+                    HookChange::Created,
+                ),
+            };
+            let body = json!({
+                "description": "pipewright",
+                "url": url,
+                "active": true,
+                "secret": secret.expose(),
+                "events": wanted,
+            });
+            match self.json::<Value>(op, method, &path, Some(&body)).await {
+                Ok(_) => return Ok(change),
+                Err(ApiError::Rejected {
+                    status: 403,
+                    body: answer,
+                    ..
+                }) if is_scope_error(&answer) => {
+                    let refused = refused_events(events, &answer);
+                    if refused.is_empty() || refused.len() == events.len() {
+                        return Err(ApiError::Rejected {
+                            forge: Forge::Bitbucket,
+                            operation: op,
+                            status: 403,
+                            body: format!(
+                                "{answer} (the webhook needs the `webhook` scope and the scope \
+                                 of each event; see app-manifests/README.md)"
+                            ),
+                        });
+                    }
+                    let missing = missing_scopes(&answer);
+                    for e in refused {
+                        events.retain(|x| x.event != e.event);
+                        dropped.push(DroppedEvent {
+                            event: e.event,
+                            scope: if missing.is_empty() {
+                                e.scope.to_owned()
+                            } else {
+                                missing.join(", ")
+                            },
+                            loses: e.purpose,
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let body = json!({
-            "description": "pipewright",
-            "url": url,
-            "active": true,
-            "secret": secret.expose(),
-            "events": [
-                "repo:push",
-                "pullrequest:fulfilled",
-                "pullrequest:rejected",
-                "pullrequest:comment_created",
-                "issue:comment_created"
-            ]
-        });
-        let _: Value = self
-            .json(
-                "create hook",
-                Method::POST,
-                &format!("/workspaces/{ws}/hooks"),
-                Some(&body),
-            )
-            .await?;
-        Ok(true)
     }
+}
+
+/// A webhook event pipewright subscribes to on Bitbucket.
+#[derive(Debug)]
+pub struct HookEvent {
+    /// Bitbucket's event key.
+    pub event: &'static str,
+    /// The access-token scope the event needs.
+    pub scope: &'static str,
+    /// The API-token scope the event needs.
+    pub api_token_scope: &'static str,
+    /// What pipewright does with it (said when it cannot be had).
+    pub purpose: &'static str,
+    /// Dropped first when Bitbucket refuses without naming the scope.
+    pub optional: bool,
+}
+
+/// The events of pipewright's Bitbucket webhook. Keep in sync with
+/// `payload.rs` `EVENTS` and `app-manifests/README.md`.
+pub const HOOK_EVENTS: &[HookEvent] = &[
+    HookEvent {
+        event: "repo:push",
+        scope: "repository",
+        api_token_scope: "read:repository:bitbucket",
+        purpose: "pushes to the default branch re-analyse the repository",
+        optional: false,
+    },
+    HookEvent {
+        event: "pullrequest:fulfilled",
+        scope: "pullrequest",
+        api_token_scope: "read:pullrequest:bitbucket",
+        purpose: "merged pull requests are remembered",
+        optional: false,
+    },
+    HookEvent {
+        event: "pullrequest:rejected",
+        scope: "pullrequest",
+        api_token_scope: "read:pullrequest:bitbucket",
+        purpose: "declined pull requests are not proposed again",
+        optional: false,
+    },
+    HookEvent {
+        event: "pullrequest:comment_created",
+        scope: "pullrequest",
+        api_token_scope: "read:pullrequest:bitbucket",
+        purpose: "slash commands in pull requests",
+        optional: false,
+    },
+    HookEvent {
+        event: "pullrequest:comment_updated",
+        scope: "pullrequest",
+        api_token_scope: "read:pullrequest:bitbucket",
+        purpose: "commands added by editing a pull request comment",
+        optional: false,
+    },
+    HookEvent {
+        event: "issue:comment_created",
+        scope: "issue",
+        api_token_scope: "read:issue:bitbucket",
+        purpose: "slash commands in issues",
+        optional: true,
+    },
+];
+
+/// An event left out of the webhook, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedEvent {
+    /// The event key.
+    pub event: &'static str,
+    /// The scope Bitbucket said is missing.
+    pub scope: String,
+    /// What pipewright cannot do without it.
+    pub loses: &'static str,
+}
+
+/// What happened to one hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookChange {
+    /// Registered now.
+    Created,
+    /// Present, with other events: updated.
+    Updated,
+    /// Present as wanted.
+    Unchanged,
+}
+
+/// Where pipewright's webhook lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookScope {
+    /// One workspace webhook.
+    Workspace(HookChange),
+    /// One per repository (`full_name`, change), when the token may not manage the
+    /// workspace's webhooks.
+    Repositories(Vec<(String, HookChange)>),
+}
+
+/// The outcome of [`BitbucketClient::connect_hooks`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookReport {
+    /// Workspace or repository hooks.
+    pub scope: HookScope,
+    /// The events subscribed.
+    pub events: Vec<&'static str>,
+    /// The events left out for want of a scope.
+    pub dropped: Vec<DroppedEvent>,
+}
+
+impl HookReport {
+    /// One line saying what was left out and what that costs (nothing when all is well).
+    pub fn dropped_line(&self) -> Option<String> {
+        if self.dropped.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self
+            .dropped
+            .iter()
+            .map(|d| format!("{} (needs `{}`: {})", d.event, d.scope, d.loses))
+            .collect();
+        Some(format!(
+            "the token lacks the scope for some webhook events, so they were left out: {}",
+            what.join("; ")
+        ))
+    }
+
+    fn log_dropped(&self) {
+        if let Some(line) = self.dropped_line() {
+            warn!("Bitbucket webhook registered without some events: {line}");
+        }
+    }
+}
+
+/// Bitbucket's answer for a token without a scope the request needs.
+fn is_scope_error(body: &str) -> bool {
+    body.contains("required privilege scopes")
+}
+
+/// The scopes Bitbucket says are required and not granted (`error.detail`), when said.
+fn missing_scopes(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let list = |k: &str| -> Vec<String> {
+        v.pointer(&format!("/error/detail/{k}"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let granted = list("granted");
+    list("required")
+        .into_iter()
+        .filter(|s| !granted.contains(s))
+        .collect()
+}
+
+/// The events a scope refusal is about: those whose scope Bitbucket names as missing;
+/// when it names none of them, the optional ones (the issue tracker).
+fn refused_events(events: &[&'static HookEvent], body: &str) -> Vec<&'static HookEvent> {
+    let missing = missing_scopes(body);
+    let named: Vec<&'static HookEvent> = events
+        .iter()
+        .copied()
+        .filter(|e| {
+            missing
+                .iter()
+                .any(|m| m == e.scope || m == e.api_token_scope)
+        })
+        .collect();
+    if !named.is_empty() || missing.iter().any(|m| m.contains("webhook")) {
+        return named;
+    }
+    events.iter().copied().filter(|e| e.optional).collect()
 }
 
 impl BitbucketClient {
@@ -503,6 +862,10 @@ impl ForgeClient for BitbucketClient {
         };
         let form = || {
             // Field names are file paths: sent as-is, not RFC 5987-encoded (`a%2Fb`).
+            // Metadata and files share one namespace; Bitbucket tells a file from a
+            // metadata field by the `filename` of its part, so every file part carries
+            // one (a file at `message` or `branch` must not become the commit message
+            // or the branch).
             let mut f = reqwest::multipart::Form::new()
                 .percent_encode_noop()
                 .text("message", write.message.clone())
@@ -510,7 +873,13 @@ impl ForgeClient for BitbucketClient {
                 .text("parents", parent.clone());
             for file in &write.files {
                 f = match &file.content {
-                    Some(c) => f.text(file.path.clone(), c.clone()),
+                    Some(c) => {
+                        let name = file.path.rsplit('/').next().unwrap_or(&file.path);
+                        f.part(
+                            file.path.clone(),
+                            reqwest::multipart::Part::text(c.clone()).file_name(name.to_owned()),
+                        )
+                    }
                     None => f.text("files", file.path.clone()),
                 };
             }
@@ -676,7 +1045,7 @@ impl ForgeClient for BitbucketClient {
         Ok(())
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
         #[derive(Deserialize)]
         struct Page {
             values: Vec<Entry>,
@@ -684,15 +1053,27 @@ impl ForgeClient for BitbucketClient {
         #[derive(Deserialize)]
         struct Entry {
             permission: String,
+            user: Option<EntryUser>,
+        }
+        #[derive(Deserialize)]
+        struct EntryUser {
+            uuid: Option<String>,
+            account_id: Option<String>,
         }
         self.check_scope(&repo.full_name)?;
-        let slug = repo.full_name.split('/').nth(1).unwrap_or_default();
-        let field = if user.starts_with('{') {
+        // Nicknames are not unique on Bitbucket (and people can change them): only the
+        // account's uuid (`{…}`) or Atlassian account id names one person.
+        let Some(id) = user.id.as_deref().map(str::trim).filter(|i| !i.is_empty()) else {
+            warn!(user = %user.login, "Bitbucket commenter without a uuid: no permission granted");
+            return Ok(Permission::None);
+        };
+        let field = if id.starts_with('{') {
             "user.uuid"
         } else {
-            "user.nickname"
+            "user.account_id"
         };
-        let q = format!("{field} = {}", bbql_string(user));
+        let slug = repo.full_name.split('/').nth(1).unwrap_or_default();
+        let q = format!("{field} = {}", bbql_string(id));
         let url = format!(
             "/workspaces/{}/permissions/repositories/{}?q={}",
             seg(&self.workspace),
@@ -703,6 +1084,12 @@ impl ForgeClient for BitbucketClient {
         Ok(page
             .values
             .iter()
+            // The filter is Bitbucket's; the answer is checked against the id anyway.
+            .filter(|e| {
+                e.user.as_ref().is_some_and(|u| {
+                    u.uuid.as_deref() == Some(id) || u.account_id.as_deref() == Some(id)
+                })
+            })
             .map(|e| match e.permission.as_str() {
                 "admin" => Permission::Admin,
                 "write" => Permission::Write,
@@ -711,6 +1098,159 @@ impl ForgeClient for BitbucketClient {
             })
             .max()
             .unwrap_or(Permission::None))
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        #[derive(Deserialize)]
+        struct Name {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            result: Option<Name>,
+        }
+        #[derive(Deserialize)]
+        struct Step {
+            uuid: String,
+            name: Option<String>,
+            state: Option<State>,
+        }
+        #[derive(Deserialize)]
+        struct Steps {
+            values: Vec<Step>,
+        }
+        if !run.failed_jobs.is_empty() {
+            return Ok(run.failed_jobs.clone());
+        }
+        let path = self.repo_path(repo)?;
+        let pipeline = self.pipeline_uuid(&path, run).await?;
+        let steps: Steps = self
+            .json(
+                "list pipeline steps",
+                Method::GET,
+                &format!(
+                    "/repositories/{path}/pipelines/{}/steps/?pagelen=100",
+                    seg(&pipeline)
+                ),
+                None,
+            )
+            .await?;
+        Ok(steps
+            .values
+            .into_iter()
+            .filter(|s| {
+                s.state
+                    .as_ref()
+                    .and_then(|st| st.result.as_ref())
+                    .is_some_and(|r| r.name == "FAILED" || r.name == "ERROR")
+            })
+            .map(|s| CiJobRef {
+                // The pipeline travels with the step: its log lives under both.
+                id: format!("{pipeline}/{}", s.uuid),
+                name: s.name.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        let path = self.repo_path(repo)?;
+        let (pipeline, step) = job.id.split_once('/').ok_or_else(|| {
+            ApiError::Config(format!("Bitbucket step id `{}` names no pipeline", job.id))
+        })?;
+        let req = self.api.http.get(self.url(&format!(
+            "/repositories/{path}/pipelines/{}/steps/{}/log",
+            seg(pipeline),
+            seg(step)
+        )));
+        let a = self.call("read step log", req).await?;
+        Ok(crate::forge::client::log_tail(&a.body, max_bytes))
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        _jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        // Bitbucket re-runs by starting a new pipeline for the same commit and branch.
+        let path = self.repo_path(repo)?;
+        let body = serde_json::json!({
+            "target": {
+                "type": "pipeline_ref_target",
+                "ref_type": "branch",
+                "ref_name": run.branch,
+                "commit": {"type": "commit", "hash": run.sha.as_str()},
+            }
+        });
+        let _: Value = self
+            .json(
+                "run pipeline",
+                Method::POST,
+                &format!("/repositories/{path}/pipelines/"),
+                Some(&body),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+impl BitbucketClient {
+    /// The UUID of the pipeline a status points at: its build number (from the status
+    /// URL) looked up among the repository's recent pipelines for that commit.
+    async fn pipeline_uuid(&self, path: &str, run: &CiRun) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Commit {
+            hash: String,
+        }
+        #[derive(Deserialize)]
+        struct Target {
+            commit: Option<Commit>,
+        }
+        #[derive(Deserialize)]
+        struct Pipeline {
+            uuid: String,
+            build_number: u64,
+            target: Option<Target>,
+        }
+        #[derive(Deserialize)]
+        struct Pipelines {
+            values: Vec<Pipeline>,
+        }
+        if run.run_id.starts_with('{') {
+            return Ok(run.run_id.clone());
+        }
+        let list: Pipelines = self
+            .json(
+                "list pipelines",
+                Method::GET,
+                &format!("/repositories/{path}/pipelines/?sort=-created_on&pagelen=50"),
+                None,
+            )
+            .await?;
+        list.values
+            .into_iter()
+            .find(|p| {
+                p.build_number.to_string() == run.run_id
+                    || p.target
+                        .as_ref()
+                        .and_then(|t| t.commit.as_ref())
+                        .is_some_and(|c| {
+                            crate::jobs::analyze_repo::same_commit(&c.hash, run.sha.as_str())
+                        })
+                        && run.run_id.parse::<u64>().is_err()
+            })
+            .map(|p| p.uuid)
+            .ok_or_else(|| ApiError::Config(format!("no pipeline {} for this commit", run.run_id)))
     }
 }
 

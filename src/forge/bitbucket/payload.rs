@@ -4,11 +4,11 @@
 use serde::Deserialize;
 
 use crate::forge::event::{
-    Actor, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent, GitRef, Installation,
-    Push, Repo,
+    Actor, CiConclusion, CiRun, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent,
+    GitRef, Installation, Push, Repo,
 };
 use crate::forge::payload::{decode, non_zero_sha, AnyId, PayloadError};
-use crate::forge::types::{Forge, InstallationId, RepoId};
+use crate::forge::types::{CommitSha, Forge, InstallationId, RepoId};
 
 /// `X-Event-Key` values pipewright parses.
 pub(crate) const EVENTS: &[&str] = &[
@@ -18,6 +18,7 @@ pub(crate) const EVENTS: &[&str] = &[
     "issue:comment_created",
     "pullrequest:fulfilled",
     "pullrequest:rejected",
+    "repo:commit_status_updated",
 ];
 
 #[derive(Deserialize)]
@@ -28,6 +29,7 @@ struct BbActor {
     username: Option<String>,
     display_name: Option<String>,
     uuid: Option<String>,
+    account_id: Option<String>,
 }
 
 fn actor(a: BbActor) -> Option<Actor> {
@@ -35,7 +37,8 @@ fn actor(a: BbActor) -> Option<Actor> {
     let is_bot = a.kind.as_deref() == Some("app_user");
     Some(Actor {
         login: a.nickname.or(a.username).or(a.display_name)?,
-        id: a.uuid,
+        // The stable id permission checks key on (nicknames are not unique).
+        id: a.uuid.or(a.account_id),
         is_bot,
     })
 }
@@ -112,6 +115,7 @@ pub(crate) fn parse(event_name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Pa
             parse_comment(event_name, body)
         }
         "pullrequest:fulfilled" | "pullrequest:rejected" => parse_pull_request(event_name, body),
+        "repo:commit_status_updated" => parse_commit_status(event_name, body),
         _ => Ok(Vec::new()),
     }
 }
@@ -304,4 +308,66 @@ fn parse_pull_request(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Payloa
         head_branch: p.pullrequest.source.branch.name,
     };
     Ok(vec![one(inst, p.actor.and_then(actor), kind)])
+}
+
+#[derive(Deserialize)]
+struct BbStatusCommit {
+    hash: String,
+}
+
+#[derive(Deserialize)]
+struct BbCommitStatus {
+    state: String,
+    key: String,
+    name: Option<String>,
+    url: Option<String>,
+    refname: Option<String>,
+    commit: BbStatusCommit,
+}
+
+#[derive(Deserialize)]
+struct CommitStatusPayload {
+    commit_status: BbCommitStatus,
+    repository: BbRepo,
+    actor: Option<BbActor>,
+}
+
+/// The Pipelines build number in a status URL (`…/addon/pipelines/home#!/results/42`).
+fn build_number(url: &str) -> Option<String> {
+    let tail = url.rsplit_once("/results/")?.1;
+    let n: String = tail.chars().take_while(|c| c.is_ascii_digit()).collect();
+    (!n.is_empty()).then_some(n)
+}
+
+/// `repo:commit_status_updated` with a final state. For Bitbucket Pipelines the run id
+/// is the build number from the status URL; other CI services keep their status key.
+fn parse_commit_status(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> {
+    let p: CommitStatusPayload = decode(name, body)?;
+    let st = p.commit_status;
+    let conclusion = match st.state.as_str() {
+        "SUCCESSFUL" => CiConclusion::Success,
+        "FAILED" => CiConclusion::Failure,
+        "STOPPED" => CiConclusion::Cancelled,
+        // INPROGRESS: not finished.
+        _ => return Ok(Vec::new()),
+    };
+    let Some(branch) = st.refname.filter(|r| !r.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let inst = p.repository.installation();
+    let run = CiRun {
+        repo: p.repository.into_repo(),
+        branch,
+        sha: CommitSha(st.commit.hash),
+        run_id: st.url.as_deref().and_then(build_number).unwrap_or(st.key),
+        name: st.name.unwrap_or_default(),
+        conclusion,
+        url: st.url,
+        failed_jobs: Vec::new(),
+    };
+    Ok(vec![one(
+        inst,
+        p.actor.and_then(actor),
+        EventKind::CiRunCompleted(run),
+    )])
 }

@@ -24,7 +24,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
 /// Files per GraphQL query (GitHub limits a query's node count; 50 is far below it).
@@ -765,7 +765,7 @@ impl ForgeClient for GithubClient {
         }
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
         #[derive(Deserialize)]
         struct Perm {
             permission: String,
@@ -775,7 +775,7 @@ impl ForgeClient for GithubClient {
         let url = format!(
             "/repos/{}/collaborators/{}/permission",
             repo_path(repo),
-            seg(user)
+            seg(&user.login)
         );
         match self
             .json::<Perm>("get permission", Method::GET, &url, None)
@@ -790,6 +790,74 @@ impl ForgeClient for GithubClient {
             Err(e) if e.is_not_found() => Ok(Permission::None),
             Err(e) => Err(e),
         }
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            name: String,
+            conclusion: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Jobs {
+            jobs: Vec<Job>,
+        }
+        if !run.failed_jobs.is_empty() {
+            return Ok(run.failed_jobs.clone());
+        }
+        let url = format!(
+            "/repos/{}/actions/runs/{}/jobs?filter=latest&per_page=100",
+            repo_path(repo),
+            seg(&run.run_id)
+        );
+        let jobs: Jobs = self.json("list run jobs", Method::GET, &url, None).await?;
+        Ok(jobs
+            .jobs
+            .into_iter()
+            .filter(|j| matches!(j.conclusion.as_deref(), Some("failure" | "timed_out")))
+            .map(|j| CiJobRef {
+                id: j.id.to_string(),
+                name: j.name,
+            })
+            .collect())
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        // Answers with a redirect to the log file, which the transport follows.
+        let url = format!(
+            "/repos/{}/actions/jobs/{}/logs",
+            repo_path(repo),
+            seg(&job.id)
+        );
+        let bytes = self.call("read job log", Method::GET, &url, None).await?;
+        Ok(crate::forge::client::log_tail(&bytes, max_bytes))
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+        _jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        let url = format!(
+            "/repos/{}/actions/runs/{}/rerun-failed-jobs",
+            repo_path(repo),
+            seg(&run.run_id)
+        );
+        self.call("rerun failed jobs", Method::POST, &url, Some(&json!({})))
+            .await?;
+        Ok(())
     }
 }
 

@@ -4,12 +4,13 @@
 use serde::Deserialize;
 
 use crate::forge::event::{
-    Actor, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent, Installation, Push, Repo,
+    Actor, CiConclusion, CiRun, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent,
+    Installation, Push, Repo,
 };
 use crate::forge::payload::{
     changed_paths, decode, git_ref, non_zero_sha, CommitFiles, PayloadError,
 };
-use crate::forge::types::{Forge, InstallationId, RepoId};
+use crate::forge::types::{CommitSha, Forge, InstallationId, RepoId};
 
 /// `X-GitHub-Event` values pipewright parses.
 pub(crate) const EVENTS: &[&str] = &[
@@ -20,6 +21,7 @@ pub(crate) const EVENTS: &[&str] = &[
     "issue_comment",
     "pull_request_review_comment",
     "pull_request",
+    "workflow_run",
 ];
 
 /// GitHub lists at most this many commits in a push payload; a push with more is
@@ -109,6 +111,7 @@ pub(crate) fn parse(event_name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Pa
         "issue_comment" => parse_issue_comment(event_name, body),
         "pull_request_review_comment" => parse_review_comment(event_name, body),
         "pull_request" => parse_pull_request(event_name, body),
+        "workflow_run" => parse_workflow_run(event_name, body),
         _ => Ok(Vec::new()),
     }
 }
@@ -392,4 +395,54 @@ fn parse_pull_request(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Payloa
         head_branch: p.pull_request.head.branch,
     };
     Ok(event(installation(p.installation), p.sender, kind))
+}
+
+#[derive(Deserialize)]
+struct GhWorkflowRun {
+    id: u64,
+    name: Option<String>,
+    head_branch: Option<String>,
+    head_sha: String,
+    conclusion: Option<String>,
+    html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WorkflowRunPayload {
+    action: String,
+    workflow_run: GhWorkflowRun,
+    repository: GhRepo,
+    installation: Option<GhInstallation>,
+    sender: Option<GhUser>,
+}
+
+/// `workflow_run.completed`: a GitHub Actions run of a branch finished.
+fn parse_workflow_run(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> {
+    let p: WorkflowRunPayload = decode(name, body)?;
+    if p.action != "completed" {
+        return Ok(Vec::new());
+    }
+    let Some(branch) = p.workflow_run.head_branch else {
+        return Ok(Vec::new());
+    };
+    let conclusion = match p.workflow_run.conclusion.as_deref() {
+        Some("success") | Some("neutral") | Some("skipped") => CiConclusion::Success,
+        Some("failure") | Some("timed_out") | Some("startup_failure") => CiConclusion::Failure,
+        _ => CiConclusion::Cancelled,
+    };
+    let run = CiRun {
+        repo: p.repository.into_repo(),
+        branch,
+        sha: CommitSha(p.workflow_run.head_sha),
+        run_id: p.workflow_run.id.to_string(),
+        name: p.workflow_run.name.unwrap_or_default(),
+        conclusion,
+        url: p.workflow_run.html_url,
+        failed_jobs: Vec::new(),
+    };
+    Ok(event(
+        installation(p.installation),
+        p.sender,
+        EventKind::CiRunCompleted(run),
+    ))
 }

@@ -28,7 +28,7 @@ use crate::forge::client::{
     Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction, RemoteRepo, RemoteTree,
     RepoHandle, TreeFile,
 };
-use crate::forge::event::CommentTarget;
+use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
 /// Our error, carried through the crate's `ApiError::Client`.
@@ -240,6 +240,37 @@ impl GitlabClient {
     }
 }
 
+/// `GET /projects/:id/repository/tree?ref=…&recursive=true`. The `gitlab` crate's `Tree`
+/// endpoint sends `ref` and `recursive` as a form body on a GET; GitLab reads it, but a
+/// proxy that drops GET bodies would silently turn the listing into the top level of the
+/// default branch. GitLab documents both as query parameters, so they go there.
+struct RepositoryTree<'a> {
+    project: u64,
+    commit: &'a str,
+}
+
+impl gl::Endpoint for RepositoryTree<'_> {
+    fn method(&self) -> http::Method {
+        http::Method::GET
+    }
+
+    fn endpoint(&self) -> Cow<'static, str> {
+        format!("projects/{}/repository/tree", self.project).into()
+    }
+
+    fn parameters(&self) -> gl::QueryParams<'_> {
+        let mut p = gl::QueryParams::default();
+        p.push("ref", self.commit).push("recursive", true);
+        p
+    }
+}
+
+impl gl::Pageable for RepositoryTree<'_> {
+    fn use_keyset_pagination(&self) -> bool {
+        true
+    }
+}
+
 fn project_id(repo: &RepoHandle) -> Result<u64, ApiError> {
     repo.id
         .parse()
@@ -382,13 +413,10 @@ impl ForgeClient for GitlabClient {
             #[serde(rename = "type")]
             kind: String,
         }
-        let ep = build(
-            gl::projects::repository::Tree::builder()
-                .project(project_id(repo)?)
-                .ref_(commit)
-                .recursive(true)
-                .build(),
-        )?;
+        let ep = RepositoryTree {
+            project: project_id(repo)?,
+            commit,
+        };
         let entries: Vec<Entry> = match self
             .query("get tree", gl::paged(ep, gl::Pagination::All))
             .await
@@ -633,7 +661,8 @@ impl ForgeClient for GitlabClient {
         result.map_err(|e| unwrap_err("react", e))
     }
 
-    async fn permission(&self, repo: &RepoHandle, user: &str) -> Result<Permission, ApiError> {
+    async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {
+        let user = user.login.as_str();
         #[derive(Deserialize)]
         struct Member {
             username: String,
@@ -660,5 +689,97 @@ impl ForgeClient for GitlabClient {
             10..=29 => Permission::Read,
             _ => Permission::None,
         })
+    }
+
+    async fn failed_ci_jobs(
+        &self,
+        repo: &RepoHandle,
+        run: &CiRun,
+    ) -> Result<Vec<CiJobRef>, ApiError> {
+        #[derive(Deserialize)]
+        struct Job {
+            id: u64,
+            name: String,
+            #[serde(default)]
+            allow_failure: bool,
+        }
+        if !run.failed_jobs.is_empty() {
+            return Ok(run.failed_jobs.clone());
+        }
+        let pipeline: u64 = run.run_id.parse().map_err(|_| {
+            ApiError::Config(format!(
+                "GitLab pipeline id `{}` is not a number",
+                run.run_id
+            ))
+        })?;
+        let ep = build(
+            gl::projects::pipelines::PipelineJobs::builder()
+                .project(project_id(repo)?)
+                .pipeline(pipeline)
+                .scope(gl::projects::jobs::JobScope::Failed)
+                .build(),
+        )?;
+        let jobs: Vec<Job> = self
+            .query(
+                "list pipeline jobs",
+                gl::paged(ep, gl::Pagination::Limit(100)),
+            )
+            .await?;
+        Ok(jobs
+            .into_iter()
+            .filter(|j| !j.allow_failure)
+            .map(|j| CiJobRef {
+                id: j.id.to_string(),
+                name: j.name,
+            })
+            .collect())
+    }
+
+    async fn ci_job_log(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        job: &CiJobRef,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, ApiError> {
+        let id: u64 = job
+            .id
+            .parse()
+            .map_err(|_| ApiError::Config(format!("GitLab job id `{}` is not a number", job.id)))?;
+        let ep = build(
+            gl::projects::jobs::JobTrace::builder()
+                .project(project_id(repo)?)
+                .job(id)
+                .build(),
+        )?;
+        let bytes: Vec<u8> = gl::raw(ep)
+            .query_async(&self.op("read job trace"))
+            .await
+            .map_err(|e| unwrap_err("read job trace", e))?;
+        Ok(crate::forge::client::log_tail(&bytes, max_bytes))
+    }
+
+    async fn rerun_ci(
+        &self,
+        repo: &RepoHandle,
+        _run: &CiRun,
+        jobs: &[CiJobRef],
+    ) -> Result<(), ApiError> {
+        for j in jobs {
+            let id: u64 = j.id.parse().map_err(|_| {
+                ApiError::Config(format!("GitLab job id `{}` is not a number", j.id))
+            })?;
+            let ep = build(
+                gl::projects::jobs::RetryJob::builder()
+                    .project(project_id(repo)?)
+                    .job(id)
+                    .build(),
+            )?;
+            gl::ignore(ep)
+                .query_async(&self.op("retry job"))
+                .await
+                .map_err(|e| unwrap_err("retry job", e))?;
+        }
+        Ok(())
     }
 }

@@ -5,13 +5,13 @@
 use serde::Deserialize;
 
 use crate::forge::event::{
-    Actor, Comment, CommentAction, CommentTarget, EventKind, ForgeEvent, GitRef, Installation,
-    Push, Repo,
+    Actor, CiConclusion, CiJobRef, CiRun, Comment, CommentAction, CommentTarget, EventKind,
+    ForgeEvent, GitRef, Installation, Push, Repo,
 };
 use crate::forge::payload::{
     changed_paths, decode, git_ref, non_zero_sha, CommitFiles, PayloadError,
 };
-use crate::forge::types::{Forge, InstallationId, RepoId};
+use crate::forge::types::{CommitSha, Forge, InstallationId, RepoId};
 
 /// `X-Gitlab-Event` values pipewright parses.
 pub(crate) const EVENTS: &[&str] = &[
@@ -19,6 +19,7 @@ pub(crate) const EVENTS: &[&str] = &[
     "Tag Push Hook",
     "Note Hook",
     "Merge Request Hook",
+    "Pipeline Hook",
     "System Hook",
     "Project Hook",
 ];
@@ -119,6 +120,7 @@ pub(crate) fn parse(event_name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Pa
         "Push Hook" | "Tag Push Hook" => parse_push(event_name, body),
         "Note Hook" => parse_note(event_name, body),
         "Merge Request Hook" => parse_merge_request(event_name, body),
+        "Pipeline Hook" => parse_pipeline(event_name, body),
         // System and group hooks carry many event types under one header.
         "System Hook" | "Project Hook" => {
             let k: Kind = decode(event_name, body)?;
@@ -335,4 +337,86 @@ mod tests {
         assert!(installation_of("").is_none());
         assert!(installation_of("/x").is_none());
     }
+}
+
+#[derive(Deserialize)]
+struct PipelineAttributes {
+    id: u64,
+    #[serde(rename = "ref")]
+    git_ref: Option<String>,
+    sha: String,
+    status: String,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PipelineMr {
+    source_branch: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PipelineBuild {
+    id: u64,
+    name: String,
+    status: String,
+    #[serde(default)]
+    allow_failure: bool,
+}
+
+#[derive(Deserialize)]
+struct PipelinePayload {
+    object_attributes: PipelineAttributes,
+    merge_request: Option<PipelineMr>,
+    user: Option<GlUser>,
+    project: GlProject,
+    #[serde(default)]
+    builds: Vec<PipelineBuild>,
+}
+
+/// `Pipeline Hook` with a final status. A merge request pipeline's ref is
+/// `refs/merge-requests/N/head`: its branch is the merge request's source branch.
+fn parse_pipeline(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadError> {
+    let p: PipelinePayload = decode(name, body)?;
+    let conclusion = match p.object_attributes.status.as_str() {
+        "success" => CiConclusion::Success,
+        "failed" => CiConclusion::Failure,
+        "canceled" | "canceling" | "skipped" => CiConclusion::Cancelled,
+        // Still running (created, pending, running, manual, …): not finished.
+        _ => return Ok(Vec::new()),
+    };
+    let branch = p
+        .merge_request
+        .and_then(|m| m.source_branch)
+        .or(p.object_attributes.git_ref)
+        .unwrap_or_default();
+    if branch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inst = installation_of(&p.project.path_with_namespace);
+    let repo = repo(name, p.project, None)?;
+    let failed_jobs = p
+        .builds
+        .into_iter()
+        .filter(|b| b.status == "failed" && !b.allow_failure)
+        .map(|b| CiJobRef {
+            id: b.id.to_string(),
+            name: b.name,
+        })
+        .collect();
+    let run = CiRun {
+        repo,
+        branch,
+        sha: CommitSha(p.object_attributes.sha),
+        run_id: p.object_attributes.id.to_string(),
+        name: p
+            .object_attributes
+            .name
+            .unwrap_or_else(|| "pipeline".to_owned()),
+        conclusion,
+        url: p.object_attributes.url,
+        failed_jobs,
+    };
+    let sender = p.user.and_then(|u| actor(u.username, u.name, u.id));
+    Ok(one(inst, sender, EventKind::CiRunCompleted(run)))
 }

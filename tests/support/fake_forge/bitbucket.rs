@@ -1,14 +1,27 @@
 //! Bitbucket Cloud REST 2.0 as `src/forge/bitbucket/client.rs` uses it: repositories,
 //! branches, the `src` endpoint (listing with `max_depth`, raw files, multipart commits
 //! answered by 201 + `Location: …/commit/<hash>`), pull requests (BBQL `q`, several
-//! `state`s, `sort`), comments and workspace repository permissions. Listings paginate
-//! with `pagelen`/`page` and an absolute `next`.
+//! `state`s, `sort`), comments, workspace repository permissions, and workspace and
+//! repository webhooks. Listings paginate with `pagelen`/`page` and an absolute `next`.
+//!
+//! Credentials are held to Bitbucket's rules: every endpoint needs the scopes its OpenAPI
+//! description lists (`security` for access tokens, `x-atlassian-oauth2-scopes` for
+//! Atlassian API tokens), a webhook needs the `webhook` scope *and* the scope of every
+//! event it subscribes to ("Create a webhook for a workspace"; the 2019-12-15
+//! webhook-scope change notice), and a missing scope is answered with 403 "Your
+//! credentials lack one or more required privilege scopes." and the required and granted
+//! scopes. Only workspace owners (workspace access tokens, an owner's API token) manage
+//! workspace webhooks; the admin-only endpoints (repository permissions, repository
+//! webhooks) need `repository:admin` from an access token.
 
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::{
-    dirs_of, int_param, iso_ms, page_of, pct_decode, valid_repo_path, with_param, CommentRec, Pr,
-    PrState, Repo, Req, Resp, World,
+    dirs_of, int_param, iso_ms, page_of, pct_decode, valid_repo_path, with_param, BbCredential,
+    CommentRec, HookRec, Pr, PrState, Repo, Req, Resp, World, BITBUCKET_EMAIL,
 };
 
 fn err(status: u16, m: &str) -> Resp {
@@ -26,7 +39,8 @@ fn short(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 
-fn uuid_of(seed: &str) -> String {
+/// The `{uuid}` Bitbucket gives an account (users by login, workspaces by slug).
+pub fn uuid_of(seed: &str) -> String {
     let h = super::hex40(seed.as_bytes());
     format!(
         "{{{}-{}-{}-{}-{}}}",
@@ -38,6 +52,11 @@ fn uuid_of(seed: &str) -> String {
     )
 }
 
+/// The Atlassian `account_id` of a user.
+pub fn account_id(login: &str) -> String {
+    format!("557058:{}", &super::hex40(login.as_bytes())[..12])
+}
+
 fn repo_uuid(repo: &Repo) -> String {
     format!("{{00000000-0000-4000-8000-{:012x}}}", repo.id)
 }
@@ -47,10 +66,28 @@ pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
     let ["2.0", rest @ ..] = segs.as_slice() else {
         return err(404, "Resource not found");
     };
-    if r.header("authorization") != Some(format!("Bearer {}", w.token).as_str()) {
+    let expected = match w.bb_credential {
+        BbCredential::ApiToken => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{BITBUCKET_EMAIL}:{}", w.token))
+        ),
+        _ => format!("Bearer {}", w.token),
+    };
+    if r.header("authorization") != Some(expected.as_str()) {
         return err(
             401,
             "Token is invalid, expired, or not supported for this endpoint.",
+        );
+    }
+    let need = endpoint_scopes(r.method.as_str(), rest);
+    if let Some(refusal) = lacks(w, need.classic, need.granular) {
+        return refusal;
+    }
+    if need.admin && !is_admin(w) {
+        return err(
+            403,
+            "Only repository administrators may access this resource.",
         );
     }
     match (r.method.as_str(), rest) {
@@ -75,60 +112,22 @@ pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
                 json!({"type": "workspace", "slug": ws, "name": ws, "uuid": uuid_of(ws)}),
             )
         }
-        ("GET", ["workspaces", ws, "hooks"]) => {
-            let values: Vec<Value> = w
-                .hooks
-                .get(&ws.to_ascii_lowercase())
-                .into_iter()
-                .flatten()
-                .map(|h| json!({"uuid": format!("{{{}}}", h.id), "url": h.url, "events": h.events, "active": true}))
-                .collect();
-            paged(w, r, values, 10, 100)
-        }
-        ("POST", ["workspaces", ws, "hooks"]) => {
-            let body = match body_obj(r) {
-                Ok(b) => b,
-                Err(e) => return e,
-            };
-            let Some(url) = body
-                .get("url")
-                .and_then(Value::as_str)
-                .filter(|u| u.starts_with("http"))
-            else {
-                return field_err("url", "This field is required.");
-            };
-            let events: Vec<String> = body
-                .get("events")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            if events.is_empty() {
-                return field_err("events", "This field is required.");
+        (_, ["workspaces", ws, "hooks", tail @ ..]) => {
+            if !matches!(
+                w.bb_credential,
+                BbCredential::Workspace | BbCredential::ApiToken
+            ) {
+                // Bitbucket: "Only workspace owners can install webhooks on workspaces."
+                // (The message text below is the fake's; clients must not depend on it.)
+                return err(
+                    403,
+                    "Only workspace owners can manage the webhooks of a workspace.",
+                );
             }
-            let id = w.tick() as u64;
-            let rec = super::HookRec {
-                id,
-                url: url.to_owned(),
-                secret: body
-                    .get("secret")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
-                events: events.clone(),
-            };
-            w.hooks
-                .entry(ws.to_ascii_lowercase())
-                .or_default()
-                .push(rec);
-            Resp::json(
-                201,
-                json!({"uuid": format!("{{{id}}}"), "url": url, "events": events, "active": true}),
-            )
+            if !w.repos.iter().any(|x| x.owner().eq_ignore_ascii_case(ws)) {
+                return err(404, &format!("No workspace with identifier '{ws}'."));
+            }
+            hooks(w, r, ws.to_ascii_lowercase(), tail)
         }
         ("GET", ["workspaces", ws, "permissions", "repositories", slug]) => {
             permissions(w, r, ws, slug)
@@ -197,6 +196,259 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, tail: &[&str]) -> Resp {
             Some(n) => comment(w, r, idx, *kind == "pullrequests", n),
             None => err(404, "Resource not found"),
         },
+        (_, ["hooks", rest @ ..]) => {
+            let key = w.repos[idx].full_name.to_ascii_lowercase();
+            hooks(w, r, key, rest)
+        }
+        _ => err(404, "Resource not found"),
+    }
+}
+
+// --- credentials -------------------------------------------------------------------------
+
+/// What an endpoint needs.
+struct Need {
+    /// Access-token (classic) scopes.
+    classic: &'static [&'static str],
+    /// API-token (granular) scopes.
+    granular: &'static [&'static str],
+    /// Only repository administrators may call it.
+    admin: bool,
+}
+
+const fn need(classic: &'static [&'static str], granular: &'static [&'static str]) -> Need {
+    Need {
+        classic,
+        granular,
+        admin: false,
+    }
+}
+
+/// The scopes of each endpoint the fake serves, from Bitbucket's OpenAPI description.
+fn endpoint_scopes(method: &str, rest: &[&str]) -> Need {
+    const READ: Need = need(&["repository"], &["read:repository:bitbucket"]);
+    const WRITE: Need = need(&["repository:write"], &["write:repository:bitbucket"]);
+    const PR_READ: Need = need(&["pullrequest"], &["read:pullrequest:bitbucket"]);
+    const PR_WRITE: Need = need(
+        &["pullrequest:write"],
+        &["read:pullrequest:bitbucket", "write:pullrequest:bitbucket"],
+    );
+    const HOOK_READ: Need = need(&["webhook"], &["read:webhook:bitbucket"]);
+    const HOOK_WRITE: Need = need(
+        &["webhook"],
+        &["read:webhook:bitbucket", "write:webhook:bitbucket"],
+    );
+    const NONE: Need = need(&[], &[]);
+    match (method, rest) {
+        ("GET", ["repositories", _]) => READ,
+        (_, ["repositories", _, _, tail @ ..]) => match (method, tail) {
+            ("DELETE", ["refs", ..]) | ("POST", ["src"]) => WRITE,
+            ("GET", ["pullrequests", ..]) | ("POST", ["pullrequests", _, "comments"]) => PR_READ,
+            (_, ["pullrequests", ..]) => PR_WRITE,
+            ("POST", ["issues", _, "comments"]) => {
+                need(&["issue:write"], &["write:issue:bitbucket"])
+            }
+            ("GET", ["hooks", ..]) => Need {
+                admin: true,
+                ..HOOK_READ
+            },
+            (_, ["hooks", ..]) => Need {
+                admin: true,
+                ..HOOK_WRITE
+            },
+            _ => READ,
+        },
+        ("GET", ["workspaces", _]) => need(&[], &["read:workspace:bitbucket"]),
+        ("GET", ["workspaces", _, "hooks", ..]) => HOOK_READ,
+        (_, ["workspaces", _, "hooks", ..]) => HOOK_WRITE,
+        ("GET", ["workspaces", _, "permissions", ..]) => Need {
+            classic: &["repository"],
+            granular: &["read:repository:bitbucket", "read:user:bitbucket"],
+            admin: true,
+        },
+        _ => NONE,
+    }
+}
+
+/// Classic scopes another implies (Bitbucket's scope reference: `pullrequest` implies
+/// `repository`, `pullrequest:write` implies `repository:write`, a write scope its read
+/// scope). Granular API-token scopes imply nothing.
+fn implied(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "repository:write" => &["repository"],
+        "pullrequest" => &["repository"],
+        "pullrequest:write" => &["pullrequest", "repository", "repository:write"],
+        "issue:write" => &["issue"],
+        "project" => &["repository"],
+        "pipeline:write" => &["pipeline"],
+        "runner:write" => &["runner"],
+        _ => &[],
+    }
+}
+
+/// The token's scopes with what they imply; `None`: every scope.
+fn granted(w: &World) -> Option<BTreeSet<String>> {
+    let scopes = w.token_scopes.as_ref()?;
+    let mut out = scopes.clone();
+    if w.bb_credential != BbCredential::ApiToken {
+        for s in scopes {
+            out.extend(implied(s).iter().map(|x| (*x).to_owned()));
+        }
+    }
+    Some(out)
+}
+
+/// Bitbucket's refusal when the token lacks some of `classic` (access tokens) or
+/// `granular` (API tokens).
+fn lacks(w: &World, classic: &[&str], granular: &[&str]) -> Option<Resp> {
+    let have = granted(w)?;
+    let wanted = if w.bb_credential == BbCredential::ApiToken {
+        granular
+    } else {
+        classic
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|s| !have.contains(*s))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let shown: Vec<&String> = w.token_scopes.iter().flatten().collect();
+    Some(Resp::json(
+        403,
+        json!({"type": "error", "error": {
+            "message": "Your credentials lack one or more required privilege scopes.",
+            "detail": {"required": missing, "granted": shown},
+        }}),
+    ))
+}
+
+/// Admin permission on repositories: an access token has it with `repository:admin`; the
+/// fake's API token belongs to a workspace owner.
+fn is_admin(w: &World) -> bool {
+    match (&w.bb_credential, granted(w)) {
+        (BbCredential::ApiToken, _) | (_, None) => true,
+        (_, Some(have)) => have.contains("repository:admin"),
+    }
+}
+
+/// The scope a webhook event needs: (access token, API token).
+fn event_scope(event: &str) -> Option<(&'static str, &'static str)> {
+    Some(match event.split(':').next()? {
+        "repo" => ("repository", "read:repository:bitbucket"),
+        "pullrequest" => ("pullrequest", "read:pullrequest:bitbucket"),
+        "issue" => ("issue", "read:issue:bitbucket"),
+        "project" => ("project", "read:project:bitbucket"),
+        _ => return None,
+    })
+}
+
+/// Events a webhook may subscribe to (`GET /hook_events/workspace`), those pipewright
+/// uses among them.
+const KNOWN_EVENTS: &[&str] = &[
+    "repo:push",
+    "repo:commit_status_created",
+    "repo:commit_status_updated",
+    "repo:updated",
+    "pullrequest:created",
+    "pullrequest:updated",
+    "pullrequest:fulfilled",
+    "pullrequest:rejected",
+    "pullrequest:comment_created",
+    "pullrequest:comment_updated",
+    "pullrequest:comment_deleted",
+    "issue:created",
+    "issue:updated",
+    "issue:comment_created",
+    "project:updated",
+];
+
+fn hook_json(h: &HookRec) -> Value {
+    json!({"type": "webhook_subscription", "uuid": format!("{{{}}}", h.id), "url": h.url,
+           "description": "pipewright", "events": h.events, "active": true,
+           "secret_set": !h.secret.is_empty()})
+}
+
+/// Workspace (`key` = slug) or repository (`key` = `workspace/slug`) webhooks:
+/// list, create, update.
+fn hooks(w: &mut World, r: &Req, key: String, tail: &[&str]) -> Resp {
+    match (r.method.as_str(), tail) {
+        ("GET", []) => {
+            let values: Vec<Value> = w
+                .hooks
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(hook_json)
+                .collect();
+            paged(w, r, values, 10, 100)
+        }
+        ("POST", []) | ("PUT", [_]) => {
+            let body = match body_obj(r) {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let Some(url) = body
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("http"))
+            else {
+                return field_err("url", "This field is required.");
+            };
+            let events: Vec<String> = body
+                .get("events")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if events.is_empty() {
+                return field_err("events", "This field is required.");
+            }
+            if let Some(bad) = events.iter().find(|e| !KNOWN_EVENTS.contains(&e.as_str())) {
+                return field_err("events", &format!("Invalid event: {bad}"));
+            }
+            // The webhook scope was checked for the endpoint; each event needs its own.
+            let (classic, granular): (Vec<&str>, Vec<&str>) =
+                events.iter().filter_map(|e| event_scope(e)).unzip();
+            if let Some(refusal) = lacks(w, &classic, &granular) {
+                return refusal;
+            }
+            let secret = body
+                .get("secret")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let new_id = w.tick() as u64;
+            let list = w.hooks.entry(key).or_default();
+            let rec = if let [uid] = tail {
+                let id = uid.trim_matches(|c| c == '{' || c == '}');
+                let Some(h) = list.iter_mut().find(|h| h.id.to_string() == id) else {
+                    return err(404, "Webhook not found");
+                };
+                h.url = url.to_owned();
+                h.events = events;
+                if body.contains_key("secret") {
+                    h.secret = secret;
+                }
+                h.clone()
+            } else {
+                let rec = HookRec {
+                    id: new_id,
+                    url: url.to_owned(),
+                    secret,
+                    events,
+                };
+                list.push(rec.clone());
+                rec
+            };
+            Resp::json(if tail.is_empty() { 201 } else { 200 }, hook_json(&rec))
+        }
         _ => err(404, "Resource not found"),
     }
 }
@@ -213,7 +465,7 @@ fn api(w: &World, repo: &Repo) -> String {
 
 fn user_json(login: &str) -> Value {
     json!({"type": "user", "nickname": login, "display_name": login, "uuid": uuid_of(login),
-           "account_id": format!("557058:{}", &super::hex40(login.as_bytes())[..12])})
+           "account_id": account_id(login)})
 }
 
 fn repo_json(w: &World, repo: &Repo) -> Value {
@@ -359,11 +611,30 @@ fn bbql(q: &str) -> Result<(String, String), Resp> {
     Ok((field.trim().to_owned(), out))
 }
 
-/// Parses `multipart/form-data` (or a urlencoded form) into (name, value) fields.
-fn form_fields(w: &mut World, r: &Req) -> Result<Vec<(String, String)>, Resp> {
+/// One field of a commit form.
+struct Field {
+    name: String,
+    value: String,
+    /// A file part: its `Content-Disposition` has a `filename` (Bitbucket tells a file
+    /// at a path named `message` from the commit message by that parameter alone).
+    file: bool,
+}
+
+/// Parses `multipart/form-data` (or a urlencoded form) into fields.
+fn form_fields(w: &mut World, r: &Req) -> Result<Vec<Field>, Resp> {
     let ct = r.header("content-type").unwrap_or_default().to_owned();
     if r.content_type() == "application/x-www-form-urlencoded" {
-        return Ok(r.form());
+        // No filenames in a urlencoded form: a leading `/` marks a file whose path
+        // clashes with a metadata field.
+        return Ok(r
+            .form()
+            .into_iter()
+            .map(|(name, value)| Field {
+                file: name.starts_with('/'),
+                name,
+                value,
+            })
+            .collect());
     }
     if r.content_type() != "multipart/form-data" {
         return Err(err(400, "Expected multipart/form-data"));
@@ -396,6 +667,7 @@ fn form_fields(w: &mut World, r: &Req) -> Result<Vec<(String, String)>, Resp> {
         let headers = String::from_utf8_lossy(&part[..split]).into_owned();
         let value = String::from_utf8_lossy(&part[split + 4..]).into_owned();
         let mut name = None;
+        let mut file = false;
         for line in headers.lines() {
             let Some((k, v)) = line.split_once(':') else {
                 continue;
@@ -404,7 +676,9 @@ fn form_fields(w: &mut World, r: &Req) -> Result<Vec<(String, String)>, Resp> {
                 continue;
             }
             for param in v.split(';').map(str::trim) {
-                if let Some(n) = param.strip_prefix("name=") {
+                if param.starts_with("filename=") || param.starts_with("filename*=") {
+                    file = true;
+                } else if let Some(n) = param.strip_prefix("name=") {
                     name = Some(n.trim_matches('"').to_owned());
                 } else if let Some(n) = param.strip_prefix("name*=") {
                     // RFC 5987 form: `utf-8''percent-encoded`. RFC 7578 §4.2 says form
@@ -422,7 +696,7 @@ fn form_fields(w: &mut World, r: &Req) -> Result<Vec<(String, String)>, Resp> {
         let Some(name) = name else {
             return Err(err(400, "multipart part without a name"));
         };
-        out.push((name, value));
+        out.push(Field { name, value, file });
         pos = next;
     }
     Ok(out)
@@ -510,31 +784,34 @@ fn commit(w: &mut World, r: &Req, idx: usize) -> Resp {
         Ok(f) => f,
         Err(e) => return e,
     };
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let message = get("message").unwrap_or_else(|| "Edited online with Bitbucket".into());
-    let parents: Vec<String> = fields
-        .iter()
-        .filter(|(n, _)| n == "parents")
-        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_owned()))
+    // Metadata fields: never file parts, and named exactly so.
+    const META: [&str; 5] = ["message", "author", "parents", "files", "branch"];
+    let is_meta = |f: &Field| !f.file && META.contains(&f.name.as_str());
+    let meta = |k: &'static str| fields.iter().filter(move |f| is_meta(f) && f.name == k);
+    let message = meta("message")
+        .next()
+        .map(|f| f.value.clone())
+        .unwrap_or_else(|| "Edited online with Bitbucket".into());
+    let parents: Vec<String> = meta("parents")
+        .flat_map(|f| f.value.split(',').map(|s| s.trim().to_owned()))
         .filter(|s| !s.is_empty())
         .collect();
-    let deletes: Vec<String> = fields
-        .iter()
-        .filter(|(n, _)| n == "files")
-        .map(|(_, v)| v.trim_start_matches('/').to_owned())
+    let deletes: Vec<String> = meta("files")
+        .map(|f| f.value.trim_start_matches('/').to_owned())
         .collect();
     let writes: Vec<(String, String)> = fields
         .iter()
-        .filter(|(n, _)| !["message", "author", "parents", "files", "branch"].contains(&n.as_str()))
-        .map(|(n, v)| (n.trim_start_matches('/').to_owned(), v.clone()))
+        .filter(|f| !is_meta(f))
+        .map(|f| (f.name.trim_start_matches('/').to_owned(), f.value.clone()))
         .collect();
+    let branch_field = meta("branch").next().map(|f| f.value.clone());
     for p in writes.iter().map(|(p, _)| p).chain(deletes.iter()) {
         if !valid_repo_path(p) {
             return err(400, &format!("Invalid path: {p}"));
         }
     }
     let repo = &w.repos[idx];
-    let branch = get("branch")
+    let branch = branch_field
         .or_else(|| repo.default_branch.clone())
         .unwrap_or_else(|| "main".into());
     let mut resolved = Vec::new();
@@ -892,6 +1169,7 @@ fn permissions(w: &World, r: &Req, ws: &str, slug: &str) -> Resp {
             Some((f, v)) => match f.as_str() {
                 "user.nickname" => user.eq_ignore_ascii_case(v),
                 "user.uuid" => uuid_of(user) == *v,
+                "user.account_id" => account_id(user) == *v,
                 "permission" => *level == v,
                 _ => false,
             },

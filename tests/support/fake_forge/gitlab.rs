@@ -1,8 +1,9 @@
 //! GitLab REST v4 as `src/forge/gitlab/client.rs` uses it through the `gitlab` crate:
-//! parameters come from the query string *and* form-encoded bodies (the crate sends the
-//! tree listing's `ref`/`recursive` as a GET body), `actions[][…]` are decoded the way
-//! Rack does, listings paginate with `page`/`per_page` (+ `X-*` and `Link` headers) or
-//! `pagination=keyset` (+ an absolute `Link: <…>; rel="next"`).
+//! parameters come from the query string and, on writes, form-encoded or JSON bodies (a
+//! GET with a body is refused before it gets here: see `serve` in `mod.rs`),
+//! `actions[][…]` are decoded the way Rack does, listings paginate with `page`/`per_page`
+//! (+ `X-*` and `Link` headers) or `pagination=keyset` (+ an absolute
+//! `Link: <…>; rel="next"`).
 
 use base64::Engine as _;
 use serde_json::{json, Value};

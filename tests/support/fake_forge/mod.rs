@@ -30,6 +30,9 @@ mod bitbucket;
 mod github;
 mod gitlab;
 
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use bitbucket::{account_id as bitbucket_account_id, uuid_of as bitbucket_uuid};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -43,6 +46,8 @@ pub const APP_ID: u64 = 4242;
 pub const GITLAB_TOKEN: &str = "glpat-fake-forge-token";
 /// Bitbucket workspace access token the fake accepts (Bearer).
 pub const BITBUCKET_TOKEN: &str = "bb-fake-forge-token";
+/// Atlassian account e-mail the fake expects with a Bitbucket API token (Basic auth).
+pub const BITBUCKET_EMAIL: &str = "pipewright-bot@example.com";
 /// Start of the fake's logical clock (2023-11-14T22:13:20Z), in seconds.
 pub const T0_SECS: i64 = 1_700_000_000;
 
@@ -479,6 +484,22 @@ pub struct Fault {
     pub body: String,
 }
 
+/// What kind of Bitbucket credential [`World::token`] is: access tokens authenticate
+/// with `Authorization: Bearer` and carry the classic scopes (`repository:write`, …);
+/// Atlassian API tokens are a user's, sent as Basic auth with the account's e-mail, and
+/// carry granular scopes (`write:repository:bitbucket`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BbCredential {
+    /// A workspace access token (may manage workspace webhooks).
+    Workspace,
+    /// A project access token (no workspace webhooks: only workspace owners manage them).
+    Project,
+    /// A repository access token (likewise).
+    Repository,
+    /// An Atlassian API token of a workspace owner, with [`BITBUCKET_EMAIL`].
+    ApiToken,
+}
+
 /// A webhook registered through the API.
 #[derive(Debug, Clone)]
 pub struct HookRec {
@@ -522,13 +543,19 @@ pub struct World {
     pub bot_login: String,
     /// GitLab `PRIVATE-TOKEN` / Bitbucket Bearer token accepted.
     pub token: String,
+    /// Bitbucket: the kind of credential `token` is.
+    pub bb_credential: BbCredential,
+    /// Bitbucket: the scopes `token` was granted; `None` grants every scope (tests that
+    /// are not about scopes). Enforced per endpoint and per webhook event, as Bitbucket
+    /// does (403 "Your credentials lack one or more required privilege scopes.").
+    pub token_scopes: Option<BTreeSet<String>>,
     /// Users the forge knows (besides those with a permission).
     pub users: BTreeSet<String>,
     /// Client behaviour the fake accepted although it is unusual (e.g. RFC 5987
     /// multipart names); tests may assert it stays empty.
     pub quirks: Vec<String>,
     /// Webhooks registered through the API: GitLab per project (key: project id),
-    /// Bitbucket per workspace (key: slug).
+    /// Bitbucket per workspace (key: slug) and per repository (key: `workspace/slug`).
     pub hooks: BTreeMap<String, Vec<HookRec>>,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
@@ -555,6 +582,8 @@ impl World {
                 Kind::Gitlab => GITLAB_TOKEN.into(),
                 Kind::Bitbucket => BITBUCKET_TOKEN.into(),
             },
+            bb_credential: BbCredential::Workspace,
+            token_scopes: None,
             users: BTreeSet::new(),
             quirks: Vec::new(),
             hooks: BTreeMap::new(),
@@ -865,6 +894,13 @@ impl World {
         self.must(full_name)
             .permissions
             .insert(user.to_owned(), level.to_owned());
+    }
+
+    /// Bitbucket: the credential is a `kind` token granted exactly `scopes` (classic
+    /// names for access tokens, `…:bitbucket` names for API tokens).
+    pub fn set_bitbucket_credential(&mut self, kind: BbCredential, scopes: &[&str]) {
+        self.bb_credential = kind;
+        self.token_scopes = Some(scopes.iter().map(|s| (*s).to_owned()).collect());
     }
 
     /// The next request whose method matches (`*` = any) and whose `path?query` contains
@@ -1281,6 +1317,14 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
             headers: f.headers,
             body: f.body.into_bytes(),
         },
+        // A GET body has no defined meaning (RFC 9110 §9.3.1) and proxies drop it, which
+        // silently turns a filtered request into an unfiltered one (a GitLab tree listing
+        // of the default branch's top level instead of the commit's whole tree). The
+        // forges document every GET parameter as a query parameter, so a client that
+        // sends one in a body is wrong: the fake refuses it outright.
+        None if matches!(r.method.as_str(), "GET" | "HEAD") && !r.body.is_empty() => {
+            get_body_refused(w.kind)
+        }
         None => match w.kind {
             Kind::Github => github::handle(&mut w, &r),
             Kind::Gitlab => gitlab::handle(&mut w, &r),
@@ -1295,6 +1339,19 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         b.append_header((k, v));
     }
     b.body(resp.body)
+}
+
+/// The answer to a GET with a body, in each forge's error shape.
+fn get_body_refused(kind: Kind) -> Resp {
+    let m = "GET requests must not carry a body: send parameters in the query string";
+    match kind {
+        Kind::Github => Resp::json(400, serde_json::json!({"message": m})),
+        Kind::Gitlab => Resp::json(400, serde_json::json!({"error": m})),
+        Kind::Bitbucket => Resp::json(
+            400,
+            serde_json::json!({"type": "error", "error": {"message": m}}),
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
