@@ -324,7 +324,7 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
                 if let Some(tool) = pm_tool {
                     t.steps.push(run(
                         &format!("Install {tool}"),
-                        format!("python -m pip install {tool}"),
+                        format!("python -m pip install {}", pip_spec_of(tool)),
                     ));
                 }
             }
@@ -739,6 +739,20 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
         t.images.truncate(1);
     }
     t
+}
+
+/// How a Python package manager is installed with pip: PDM publishes the dependency
+/// set it was tested with as its `locked` extra (pdm-build-locked), so a new release of
+/// one of its dependencies cannot break the job's package manager.
+pub fn pip_spec_of(tool: &str) -> &'static str {
+    match tool {
+        "pdm" => "'pdm[locked]'",
+        "poetry" => "poetry",
+        "pipenv" => "pipenv",
+        "hatch" => "hatch",
+        "uv" => "uv",
+        _ => "",
+    }
 }
 
 #[cfg(test)]
