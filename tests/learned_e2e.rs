@@ -32,7 +32,7 @@ const LIB_PYPROJECT: &str = "[project]\nname = \"lib\"\nversion = \"1.0.0\"\ndep
 fn org_workflow(owner: &str) -> String {
     format!(
         "name: ci\non: [push, pull_request]\npermissions: {{contents: read}}\njobs:\n  \
-         library:\n    uses: {owner}/.github/.github/workflows/python-library.yml@v3\n    secrets: inherit\n  \
+         library:\n    uses: {owner}/.github/.github/workflows/python-library.yml@v3\n    with:\n      python-version: \"3.10\"\n      coverage: true\n      shards: 2\n    secrets: inherit\n  \
          smoke:\n    runs-on: [self-hosted, linux, {owner}-large]\n    strategy:\n      matrix:\n        python-version: [\"3.11\", \"3.12\"]\n    \
          steps:\n      - uses: actions/checkout@v4\n      - uses: actions/setup-python@v5\n        with:\n          python-version: ${{{{ matrix.python-version }}}}\n      \
          - run: pip install nox && nox -s tests\n"
@@ -94,6 +94,8 @@ async fn follows_the_org(t: TestDb) {
         &[
             ("pyproject.toml", LIB_PYPROJECT),
             ("src/gamma/__init__.py", ""),
+            ("mkdocs.yml", "site_name: gamma\n"),
+            ("docs/index.md", "# gamma\n"),
             (
                 "README.md",
                 "# gamma\n\nAnother Python library of the org.\n",
@@ -132,17 +134,46 @@ async fn follows_the_org(t: TestDb) {
         .unwrap_or_default();
     let workflow = files
         .iter()
-        .find(|(p, _)| p.starts_with(".github/workflows/"))
+        .find(|(p, c)| p.starts_with(".github/workflows/") && c.contains("python-library.yml"))
         .map(|(_, c)| c.clone())
-        .unwrap_or_else(|| panic!("{name}: no workflow on the branch: {:?}", files.keys()));
+        .unwrap_or_else(|| panic!("{name}: no workflow calls the org's: {files:?}"));
+    // The Python library's job calls the org's reusable workflow, with the siblings'
+    // inputs typed as they wrote them, and without handing it every secret.
     assert!(
-        workflow.contains(&format!("{owner}-large")),
-        "{name}: the org's runner labels:\n{workflow}"
+        workflow.contains(&format!(
+            "    uses: {owner}/.github/.github/workflows/python-library.yml@v3\n    with:\n"
+        )) && workflow.contains("      python-version: \"3.10\"\n")
+            && workflow.contains("      coverage: true\n")
+            && workflow.contains("      shards: 2\n"),
+        "{name}: the org's reusable workflow:\n{workflow}"
     );
-    assert!(!workflow.contains("rust-builders"), "{name}");
     assert!(
-        workflow.contains("3.11") && workflow.contains("3.12"),
-        "{name}: the org's Python versions:\n{workflow}"
+        !workflow.contains("secrets: inherit"),
+        "{name}:\n{workflow}"
+    );
+    assert!(
+        !workflow.contains("pytest"),
+        "{name}: not inlined as well:\n{workflow}"
+    );
+    // The jobs it does not cover (the docs) run on the org's runner labels.
+    let docs = files
+        .iter()
+        .filter(|(p, _)| p.starts_with(".github/workflows/"))
+        .map(|(_, c)| c.as_str())
+        .find(|c| c.contains("mkdocs"))
+        .unwrap_or_else(|| panic!("{name}: a docs job: {:?}", files.keys()));
+    assert!(
+        docs.contains(&format!("{owner}-large")),
+        "{name}: the org's runner labels:\n{docs}"
+    );
+    assert!(
+        !workflow.contains("rust-builders") && !docs.contains("rust-builders"),
+        "{name}"
+    );
+    assert!(
+        pr.body.contains("python-library.yml@v3") && pr.body.contains("Python 3.11, 3.12"),
+        "{name}: the PR says what it adopted:\n{}",
+        pr.body
     );
 
     // Uninstalled: what was learned from the installation's repositories is forgotten,

@@ -314,3 +314,56 @@ fn helper_folders_of_a_node_package_are_not_projects() {
     let paths: Vec<&str> = a.projects.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["."]);
 }
+
+#[test]
+fn the_orgs_reusable_workflow_replaces_the_primary_job_on_github_only() {
+    use pipewright::analyze::conventions::ReusableCall;
+    use pipewright::generate::Provider;
+    let call = |uses: &str| ReusableCall {
+        uses: uses.to_owned(),
+        with: [
+            ("toolchain".to_owned(), "stable".to_owned()),
+            ("bad key: x".to_owned(), "1".to_owned()),
+        ]
+        .into(),
+        secrets_inherit: true,
+    };
+    let mut target = Target::github();
+    target.reusable_workflow = Some(call("acme/.github/.github/workflows/rust.yml@v2"));
+    let p = plan_of("rust-axum", &target);
+    let primary = p.jobs().next().unwrap();
+    let adopted = primary.reusable.as_ref().expect("the primary job calls it");
+    assert_eq!(adopted.uses, "acme/.github/.github/workflows/rust.yml@v2");
+    assert!(adopted.with.contains_key("toolchain") && !adopted.with.contains_key("bad key: x"));
+    assert!(!adopted.secrets_inherit, "secrets are not handed over");
+    assert!(primary.steps.is_empty() && primary.toolchain.is_none());
+    assert!(
+        p.jobs().all(|j| !j.id.ends_with("-minimum")),
+        "the call replaces the minimum check too"
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("rust.yml@v2")),
+        "{:?}",
+        p.notes
+    );
+    assert!(tools::check(&p).is_empty());
+    let files = pipewright::generate::render_plan(&p, &target).unwrap();
+    let wf = &files[0].content;
+    assert!(
+        wf.contains("    uses: acme/.github/.github/workflows/rust.yml@v2\n    with:\n      toolchain: \"stable\"\n"),
+        "{wf}"
+    );
+    assert!(!wf.contains("runs-on") && !wf.contains("steps:"), "{wf}");
+
+    // Not on the container providers, and never a malformed reference.
+    let mut gitlab = target.clone();
+    gitlab.provider = Provider::Gitlab;
+    assert!(plan_of("rust-axum", &gitlab)
+        .jobs()
+        .all(|j| j.reusable.is_none()));
+    let mut bad = Target::github();
+    bad.reusable_workflow = Some(call("acme/x/../../evil.yml@v1"));
+    assert!(plan_of("rust-axum", &bad)
+        .jobs()
+        .all(|j| j.reusable.is_none()));
+}

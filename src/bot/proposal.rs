@@ -261,14 +261,19 @@ pub fn propose_with(
 /// them, Python versions only for Python projects that declare none.
 ///
 /// Keep in sync with [`Adoption::applied`], which tells people what this changed. The
-/// org's reusable workflow and toolchain tools are recorded in the adoption but need the
-/// provider-neutral plan (issue 11) to be applied.
+/// org's reusable workflow goes to the plan, whose primary project job calls it on
+/// GitHub (`plan::build`); the siblings' toolchain setup and tools are shown, not applied.
 pub fn adopt_conventions(adoption: &Adoption, analysis: &mut Analysis, target: &mut Target) {
     if adoption.is_empty() {
         return;
     }
     if target.runs_on.is_empty() && !adoption.runs_on.is_empty() {
         target.runs_on.clone_from(&adoption.runs_on);
+    }
+    if target.reusable_workflow.is_none() {
+        target
+            .reusable_workflow
+            .clone_from(&adoption.reusable_workflow);
     }
     if !adoption.python_versions.is_empty() {
         for p in analysis

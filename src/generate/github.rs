@@ -37,6 +37,9 @@ struct Job {
     env: Vec<(String, String)>,
     services: Vec<Service>,
     steps: Vec<Step>,
+    /// A call of the org's reusable workflow: `uses` and its `with:` inputs, in place of
+    /// `runs-on` and steps.
+    reusable: Option<(String, Vec<Input>)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +196,7 @@ fn job(j: &plan::Job, target: &Target) -> Job {
             );
             steps.extend([checkout(), login, run("Build and push", push.join(" && "))]);
         }
+        _ if j.reusable.is_some() => {}
         _ => {
             steps.push(checkout());
             if let Some(t) = &j.toolchain {
@@ -244,7 +248,30 @@ fn job(j: &plan::Job, target: &Target) -> Job {
             })
             .collect(),
         steps,
+        reusable: j.reusable.as_ref().map(|r| {
+            (
+                r.uses.clone(),
+                r.with.iter().map(|(k, v)| input(k, v)).collect(),
+            )
+        }),
     }
+}
+
+/// A `with:` input: key, value, and whether the value is written unquoted.
+type Input = (String, String, bool);
+
+/// A `with:` input of a reusable-workflow call: booleans and numbers stay unquoted
+/// (GitHub checks an input's declared type, and `'true'` is no boolean), anything else
+/// is written as a quoted string.
+fn input(key: &str, value: &str) -> Input {
+    // Integers only: `3.10` unquoted would be the number 3.1 (a Python version).
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let plain = matches!(value, "true" | "false")
+        || (!digits.is_empty()
+            && digits.len() <= 18
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && !(digits.len() > 1 && digits.starts_with('0')));
+    (key.to_owned(), value.to_owned(), plain)
 }
 
 /// The workflow files for `plan`.

@@ -144,6 +144,9 @@ pub struct Target {
     pub runs_on: Vec<String>,
     /// Changes learned from CI runs or asked for by people, applied to the plan.
     pub adjustments: Vec<crate::plan::Adjustment>,
+    /// GitHub: the org's reusable workflow the primary project's job calls (adopted from
+    /// sibling repositories that call it).
+    pub reusable_workflow: Option<crate::analyze::conventions::ReusableCall>,
 }
 
 impl Target {
@@ -159,6 +162,7 @@ impl Target {
             paths_ignore: Vec::new(),
             runs_on: Vec::new(),
             adjustments: Vec::new(),
+            reusable_workflow: None,
         }
     }
 

@@ -149,6 +149,21 @@ fn check_github(doc: &Yaml) -> Vec<String> {
     };
     for (id, job) in jobs {
         let id = id.as_str().unwrap_or("?");
+        // A call of the org's reusable workflow: no runner, steps or timeout of its own
+        // (GitHub refuses them there); the reference must be well-formed and no secret
+        // is handed over wholesale.
+        if let Some(uses) = job["uses"].as_str() {
+            if !crate::analyze::conventions::is_reusable_ref(uses) {
+                problems.push(format!("job {id}: `{uses}` is not a reusable workflow"));
+            }
+            if !job["secrets"].is_badvalue() {
+                problems.push(format!("job {id}: passes secrets to a reusable workflow"));
+            }
+            if !job["steps"].is_badvalue() || !job["runs-on"].is_badvalue() {
+                problems.push(format!("job {id}: a workflow call has no runs-on or steps"));
+            }
+            continue;
+        }
         if job["timeout-minutes"]
             .as_i64()
             .is_none_or(|t| t <= 0 || t > 360)

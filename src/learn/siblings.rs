@@ -531,6 +531,9 @@ impl Adoption {
     /// in sync).
     pub fn applied(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(call) = &self.reusable_workflow {
+            out.push(format!("the reusable workflow {} (GitHub)", call.uses));
+        }
         if !self.runs_on.is_empty() {
             out.push(format!("runner labels {}", self.runs_on.join(", ")));
         }

@@ -24,8 +24,9 @@ pub use adjust::Adjustment;
 pub use services::Service;
 pub use toolchain::{Toolchain, ToolchainKind};
 
+use crate::analyze::conventions::ReusableCall;
 use crate::analyze::{Analysis, Framework, Language, PackageManager, Project};
-use crate::generate::Target;
+use crate::generate::{Provider, Target};
 
 /// Minutes a job may run.
 pub const JOB_TIMEOUT_MINUTES: u32 = 30;
@@ -125,6 +126,9 @@ pub struct Job {
     pub dockerfiles: Vec<String>,
     /// Container providers: repository globs whose changes run the job (monorepos).
     pub changes: Vec<String>,
+    /// GitHub: the org's reusable workflow this job calls instead of running steps
+    /// (adopted from sibling repositories); such a job has no toolchain and no steps.
+    pub reusable: Option<crate::analyze::conventions::ReusableCall>,
 }
 
 /// A version matrix.
@@ -459,7 +463,69 @@ pub fn build(analysis: &Analysis, target: &Target) -> Plan {
         .collect();
     adjust::apply(&mut plan, &adjustments);
     tools::enforce(&mut plan);
+    if let (Some(call), Some(primary), Provider::Github) = (
+        &target.reusable_workflow,
+        analysis.projects.first(),
+        target.provider,
+    ) {
+        call_org_workflow(&mut plan, primary, call);
+    }
     plan
+}
+
+/// The org's reusable workflow replaces the primary project's job (and its minimum
+/// check), as the sibling repositories do: their own CI is that call, and inlining what
+/// it does would fork the org's conventions. Only a call that is well-formed is used;
+/// `with:` inputs keep the keys GitHub allows, and `secrets: inherit` is never copied
+/// (a new repository's secrets are not handed to a workflow without a person's say).
+fn call_org_workflow(plan: &mut Plan, primary: &Project, call: &ReusableCall) {
+    if !crate::analyze::conventions::is_reusable_ref(&call.uses) {
+        return;
+    }
+    let valid_key = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    let call = ReusableCall {
+        uses: call.uses.clone(),
+        with: call
+            .with
+            .iter()
+            .filter(|(k, _)| valid_key(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        secrets_inherit: false,
+    };
+    let Some(wf) = plan.workflows.iter_mut().find(|w| {
+        matches!(w.trigger, Trigger::Ci { .. })
+            && w.jobs
+                .iter()
+                .any(|j| j.kind == JobKind::Project && j.dir == primary.path)
+    }) else {
+        return;
+    };
+    let Some(i) = wf
+        .jobs
+        .iter()
+        .position(|j| j.kind == JobKind::Project && j.dir == primary.path)
+    else {
+        return;
+    };
+    let minimum = format!("{}-minimum", wf.jobs[i].id);
+    let job = &mut wf.jobs[i];
+    job.toolchain = None;
+    job.steps.clear();
+    job.services.clear();
+    job.env.clear();
+    job.coverage_report = None;
+    job.reusable = Some(call.clone());
+    wf.jobs.retain(|j| j.id != minimum);
+    plan.notes.push(format!(
+        "{}: calls the org's reusable workflow `{}`, as its sibling repositories do, \
+         instead of inline steps",
+        primary.path, call.uses
+    ));
 }
 
 /// The strict form of a lint or docs command: warnings fail (`strict-lint` feature).
@@ -706,6 +772,7 @@ fn project_job(
         } else {
             Vec::new()
         },
+        reusable: None,
     }
 }
 
@@ -748,6 +815,7 @@ fn minimum_job(p: &Project, id: &str, monorepo: bool) -> Option<Job> {
         } else {
             Vec::new()
         },
+        reusable: None,
     })
 }
 
@@ -963,6 +1031,7 @@ fn docker_job(dockerfiles: Vec<String>) -> Job {
         coverage_report: None,
         dockerfiles,
         changes: Vec::new(),
+        reusable: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn job(id: String, name: String, dir: String, image: &str, steps: Vec<Step>) -> 
         coverage_report: None,
         dockerfiles: Vec::new(),
         changes: Vec::new(),
+        reusable: None,
     }
 }
 
