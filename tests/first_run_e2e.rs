@@ -148,6 +148,9 @@ async fn assert_no_dead_jobs(h: &Harness) {
         .await
         .into_iter()
         .filter(|j| j.state == JobState::Dead)
+        // The installation payload also names the fixture's `Hello-World`, which this
+        // fake forge does not have: its analysis fails, as it would on the forge.
+        .filter(|j| !j.payload.contains("/Hello-World\""))
         .collect();
     assert!(dead.is_empty(), "{}: dead jobs {dead:?}", h.forge);
 }
@@ -347,7 +350,12 @@ async fn own_failure_flow(forge: Forge) {
     assert!(text.contains(&line), "missing {line} in\n{text}");
 
     // `explain` shows the recorded outcome of the pull request.
-    h.fake.world().set_permission(&full, "maria", "write");
+    let write = if forge == Forge::Gitlab {
+        "30"
+    } else {
+        "write"
+    };
+    h.fake.world().set_permission(&full, "maria", write);
     let id = h
         .fake
         .world()
@@ -491,7 +499,7 @@ async fn transient_flow(forge: Forge) {
     h.deliver_ci(REPO_ID, NAME, &run).await;
     h.drain().await;
     let comments = bot_comments(&h, pr);
-    assert_eq!(comments.len(), 1);
+    assert_eq!(comments.len(), 1, "{forge}: {:?}", recorded(&h, pr).await);
     assert!(
         comments[0].contains("re-ran the failed jobs once")
             && comments[0].contains("**transient**"),
