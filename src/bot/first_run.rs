@@ -251,7 +251,8 @@ mod tests {
             h.contains("the tests \\| fail &lt;b&gt;@\u{200b}team"),
             "{h}"
         );
-        assert_eq!(h.lines().count(), 6, "{h}");
+        // Heading, blank line, table head and rule, one row per run.
+        assert_eq!(h.lines().count(), 7, "{h}");
     }
 
     #[test]

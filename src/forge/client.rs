@@ -419,7 +419,12 @@ pub fn log_tail(bytes: &[u8], max: usize) -> Vec<u8> {
     if bytes.len() <= max {
         return bytes.to_vec();
     }
-    let tail = &bytes[bytes.len() - max..];
+    cut_at_line(&bytes[bytes.len() - max..])
+}
+
+/// A tail that starts mid-line without its first, partial line (when a line start is
+/// within the first 4 KiB).
+fn cut_at_line(tail: &[u8]) -> Vec<u8> {
     let start = tail
         .iter()
         .take(4096)
@@ -435,6 +440,8 @@ pub fn log_tail(bytes: &[u8], max: usize) -> Vec<u8> {
 pub struct TailBuffer {
     buf: Vec<u8>,
     max: usize,
+    /// Bytes seen in all: whether the body was longer than `max` decides the cut.
+    total: usize,
 }
 
 impl TailBuffer {
@@ -443,11 +450,13 @@ impl TailBuffer {
         TailBuffer {
             buf: Vec::new(),
             max,
+            total: 0,
         }
     }
 
     /// Adds a chunk.
     pub fn push(&mut self, chunk: &[u8]) {
+        self.total = self.total.saturating_add(chunk.len());
         if chunk.len() >= self.max {
             self.buf.clear();
             self.buf.extend_from_slice(&chunk[chunk.len() - self.max..]);
@@ -462,7 +471,11 @@ impl TailBuffer {
 
     /// The tail, cut at a line start as [`log_tail`] does.
     pub fn finish(self) -> Vec<u8> {
-        log_tail(&self.buf, self.max)
+        if self.total <= self.max {
+            return self.buf;
+        }
+        // The buffer holds at least the last `max` bytes of the body.
+        cut_at_line(&self.buf[self.buf.len() - self.max..])
     }
 }
 

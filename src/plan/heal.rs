@@ -285,15 +285,22 @@ mod tests {
 
     #[test]
     fn a_missing_known_tool_is_installed_once() {
-        let plan = plan_for(&[("Cargo.toml", "[package]\nname='x'\nversion='0.1.0'\n")]);
+        let plan = plan_for(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\nversion = \"0.1.0\"\nrequires-python = \">=3.12\"\n\n[dependency-groups]\ndev = [\"pytest>=8\", \"ruff>=0.6\"]\n\n[tool.ruff]\nline-length = 100\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+        ]);
         let d = decide(
-            &fail("missing-executable", "just"),
+            &fail("missing-executable", "ruff"),
             &plan,
             "h1",
             &History::default(),
         );
         assert!(
-            matches!(d, Decision::Commit { adjustment: Adjustment::InstallTool { ref tool }, .. } if tool == "just")
+            matches!(d, Decision::Commit { adjustment: Adjustment::InstallTool { ref tool }, .. } if tool == "ruff"),
+            "{d:?}"
         );
         let again = History {
             fixes: 1,
@@ -301,7 +308,19 @@ mod tests {
             ..History::default()
         };
         assert_eq!(
-            decide(&fail("missing-executable", "just"), &plan, "h1", &again).action(),
+            decide(&fail("missing-executable", "ruff"), &plan, "h1", &again).action(),
+            "explain"
+        );
+        // The same change made before (under another proposal hash) is not made again.
+        let made = History {
+            fixes: 1,
+            adjustments: vec![Adjustment::InstallTool {
+                tool: "ruff".into(),
+            }],
+            ..History::default()
+        };
+        assert_eq!(
+            decide(&fail("missing-executable", "ruff"), &plan, "h2", &made).action(),
             "explain"
         );
         let unknown = decide(
@@ -311,6 +330,18 @@ mod tests {
             &History::default(),
         );
         assert_eq!(unknown.action(), "explain");
+        // A known tool that no step of the plan calls: installing it would change
+        // nothing, so it is no fix.
+        let d = decide(
+            &fail("missing-executable", "just"),
+            &plan,
+            "h1",
+            &History::default(),
+        );
+        assert!(
+            matches!(&d, Decision::Explain { why } if why.contains("no job of the proposal would change")),
+            "{d:?}"
+        );
     }
 
     #[test]
