@@ -40,8 +40,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
     metrics.attach_api_calls(forges.totals());
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
     let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges);
+    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
     let sweeper = tokio::spawn(sweep_loop(
         db.clone(),
         clock.clone(),
@@ -57,12 +63,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         clock,
     });
     let app_state = state.clone();
-    let http = HttpServer::new(move || App::new().configure(server::configure(app_state.clone())))
-        .disable_signals()
-        .shutdown_timeout(HTTP_SHUTDOWN_SECS)
-        .bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?
-        .run();
+    let learn_state = web::Data::new(learn_status);
+    let http = HttpServer::new(move || {
+        App::new()
+            .app_data(learn_state.clone())
+            .configure(server::configure(app_state.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(HTTP_SHUTDOWN_SECS)
+    .bind(config.listen)
+    .with_context(|| format!("cannot listen on {}", config.listen))?
+    .run();
     let handle = http.handle();
     let http_task = tokio::spawn(http);
     info!(listen = %config.listen, workers = config.workers, "pipewright is serving");
@@ -83,6 +94,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(w) = workers {
         w.shutdown().await;
     }
+    save_indexes(&learner);
     sweeper.abort();
     db.close().await;
     info!("stopped");
@@ -105,7 +117,13 @@ pub async fn worker(
     let metrics = Arc::new(Metrics::new());
     let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
     metrics.attach_api_calls(forges.totals());
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges);
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
+    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
     let sweeper = tokio::spawn(sweep_loop(
         db.clone(),
         clock.clone(),
@@ -118,6 +136,7 @@ pub async fn worker(
                 db: db.clone(),
                 metrics: metrics.clone(),
                 clock: clock.clone(),
+                learning: learn_status.clone(),
             });
             let server = HttpServer::new(move || {
                 App::new()
@@ -146,9 +165,22 @@ pub async fn worker(
     if let Some(w) = workers {
         w.shutdown().await;
     }
+    save_indexes(&learner);
     sweeper.abort();
     db.close().await;
     Ok(())
+}
+
+/// Persists the sibling indexes at shutdown, so the next start loads them instead of
+/// rebuilding from the database (a crash only costs that rebuild).
+fn save_indexes(learner: &Option<Arc<crate::learn::Learner>>) {
+    if let Some(l) = learner {
+        match l.siblings().save_all() {
+            Ok(n) if n > 0 => info!(installations = n, "sibling indexes saved"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot save the sibling indexes"),
+        }
+    }
 }
 
 /// What the worker's small HTTP endpoint reads.
@@ -156,11 +188,14 @@ struct WorkerHttp {
     db: Db,
     metrics: Arc<Metrics>,
     clock: Clock,
+    learning: crate::learn::Status,
 }
 
 async fn worker_ready(state: web::Data<WorkerHttp>) -> actix_web::HttpResponse {
     match state.db.check_ready().await {
-        Ok(()) => actix_web::HttpResponse::Ok().body("ready\n"),
+        Ok(()) => {
+            actix_web::HttpResponse::Ok().body(format!("ready\n{}\n", state.learning.describe()))
+        }
         Err(e) => actix_web::HttpResponse::ServiceUnavailable().body(format!("not ready: {e:#}\n")),
     }
 }
@@ -219,16 +254,15 @@ fn start_workers(
     notify: &Arc<Notify>,
     metrics: &Arc<Metrics>,
     forges: &Arc<Forges>,
+    learner: &Option<Arc<crate::learn::Learner>>,
 ) -> Option<crate::queue::WorkerHandle> {
     if config.workers == 0 {
         info!("PIPEWRIGHT_WORKERS=0: intake only, no jobs run in this process");
         return None;
     }
-    let registry = jobs::registry(JobsContext::from_config(
-        config,
-        clock.clone(),
-        forges.clone(),
-    ));
+    let mut ctx = JobsContext::from_config(config, clock.clone(), forges.clone());
+    ctx.learner = learner.clone();
+    let registry = jobs::registry(ctx);
     Some(
         WorkerPool::new(
             db.clone(),

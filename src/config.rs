@@ -205,6 +205,14 @@ pub struct ConfigArgs {
     /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Folder holding the embedding model (config.json, tokenizer.json,
+    /// model.safetensors of all-MiniLM-L6-v2; `scripts/provision-model` makes it). Unset:
+    /// detection runs on rules alone.
+    #[arg(long, env = "PIPEWRIGHT_MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// Directory for index files (archetype and per-installation vector indexes).
+    #[arg(long, env = "PIPEWRIGHT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -244,6 +252,8 @@ struct FileConfig {
     reconcile_secs: Option<u64>,
     outbox: Option<PathBuf>,
     public_url: Option<String>,
+    model_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -269,6 +279,29 @@ pub struct Config {
     pub command_word: String,
     /// Forge credentials and the bot's behaviour.
     pub bot: BotConfig,
+    /// Learned detection (embedding model, index files).
+    pub learn: LearnConfig,
+}
+
+/// Default directory for index files.
+pub const DEFAULT_DATA_DIR: &str = "pipewright-data";
+
+/// Where learned detection finds its model and keeps its index files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnConfig {
+    /// The model folder (`None`: rules only).
+    pub model_dir: Option<PathBuf>,
+    /// Index files live under `<data_dir>/index/`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for LearnConfig {
+    fn default() -> Self {
+        LearnConfig {
+            model_dir: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
 }
 
 /// Default GitHub API root.
@@ -525,6 +558,8 @@ impl ConfigArgs {
             &mut a.bitbucket_token_file,
             &mut a.outbox,
             &mut a.config,
+            &mut a.model_dir,
+            &mut a.data_dir,
         ] {
             if p.as_ref().is_some_and(|x| x.as_os_str().is_empty()) {
                 *p = None;
@@ -543,6 +578,20 @@ impl ConfigArgs {
             None => FileConfig::default(),
         };
         let bot = self.resolve_bot(&mut file)?;
+        let learn = LearnConfig {
+            model_dir: self.model_dir.clone().or(file.model_dir.take()),
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir.take())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+        if let Some(dir) = learn.model_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_MODEL_DIR",
+                message: format!("{} is not a directory", dir.display()),
+            });
+        }
         let database_url = self
             .database_url
             .clone()
@@ -638,6 +687,7 @@ impl ConfigArgs {
         }
         Ok(Config {
             bot,
+            learn,
             database_url: Secret::new(database_url),
             listen,
             workers,
@@ -902,7 +952,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\n{}",
+             log_format = {}\ncommand_word = {}\nmodel_dir = {}\ndata_dir = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -915,6 +965,13 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
+            self.learn
+                .model_dir
+                .as_ref()
+                .map_or("(not set: rules only)".to_owned(), |d| d
+                    .display()
+                    .to_string()),
+            self.learn.data_dir.display(),
             self.bot.render(),
         )
     }
@@ -932,6 +989,7 @@ impl Config {
             log_format: LogFormat::Text,
             command_word: "pipewright".into(),
             bot: BotConfig::default(),
+            learn: LearnConfig::default(),
         }
     }
 }
@@ -966,6 +1024,40 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.workers, 4);
         assert!(c.github_webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn learned_detection_is_off_by_default_and_a_bad_model_dir_is_refused() {
+        let c = ConfigArgs::default().resolve().unwrap();
+        assert_eq!(c.learn, LearnConfig::default());
+        assert!(c
+            .render_redacted()
+            .contains("model_dir = (not set: rules only)"));
+        let dir = std::env::temp_dir();
+        let c = ConfigArgs {
+            model_dir: Some(dir.clone()),
+            data_dir: Some("/var/lib/pw".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.learn.model_dir.as_deref(), Some(dir.as_path()));
+        assert_eq!(c.learn.data_dir, PathBuf::from("/var/lib/pw"));
+        let err = ConfigArgs {
+            model_dir: Some("/nonexistent/model".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("PIPEWRIGHT_MODEL_DIR"), "{err}");
+        // `PIPEWRIGHT_MODEL_DIR=` (empty, as compose files write) means unset.
+        let c = ConfigArgs {
+            model_dir: Some(PathBuf::new()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(c.learn.model_dir.is_none());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod diagnose;
 pub mod forge;
 pub mod generate;
 pub mod jobs;
+pub mod learn;
 pub mod metrics;
 pub mod plan;
 pub mod queue;

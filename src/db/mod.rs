@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod first_runs;
 pub mod installations;
+pub mod learn;
 pub mod pull_requests;
 
 use std::str::FromStr;

@@ -57,6 +57,8 @@ pub struct JobsContext {
     /// Webhook to register on Bitbucket repositories the reconcile pass discovers, when
     /// the token may not manage workspace webhooks (URL, secret).
     pub bitbucket_hook: Option<(String, crate::config::Secret)>,
+    /// Learned detection (`None`: rules only). Shared by every worker of the process.
+    pub learner: Option<Arc<crate::learn::Learner>>,
 }
 
 impl JobsContext {
@@ -71,6 +73,7 @@ impl JobsContext {
             outbox: None,
             gitlab_hook: None,
             bitbucket_hook: None,
+            learner: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl JobsContext {
                 }
                 _ => None,
             },
+            learner: None,
         }
     }
 
