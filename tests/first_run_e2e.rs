@@ -649,3 +649,65 @@ async fn a_transient_failure_is_rerun_once_on_every_forge() {
         transient_then_green_flow(forge).await;
     }
 }
+
+/// A fix decided while people's commits sit on pipewright's branch is not pushed: the
+/// outcome is recorded as `blocked` (not a fix: it does not count towards the two), and
+/// the one comment says what pipewright would have changed.
+async fn blocked_flow(forge: Forge, t: TestDb) {
+    let (h, pr, head0) = with_open_pr(t, forge).await;
+    let full = h.full(NAME);
+    let l = logs(forge);
+    // Alice pushes before pipewright hears about the failed run of its own commit.
+    let theirs = h.fake.world().push(
+        &full,
+        BRANCH,
+        &[("src/orders/extra.py", Some("X = 1\n"))],
+        "alice",
+    );
+    let run = h.fake.world().run_ci(
+        &full,
+        BRANCH,
+        &head0,
+        &[JobSpec::failed("lint", &l.ruff_missing)],
+    );
+    assert_eq!(
+        h.deliver_ci(REPO_ID, NAME, &run).await,
+        StatusCode::ACCEPTED
+    );
+    h.drain().await;
+    assert_eq!(
+        h.fake.world().branch_head(&full, BRANCH).unwrap(),
+        theirs,
+        "{forge}: people's commit left alone"
+    );
+    let comments = bot_comments(&h, pr);
+    assert_eq!(comments.len(), 1, "{forge}: {comments:#?}");
+    assert!(
+        comments[0].contains("pipewright would install `ruff` before it is used, but did not push"),
+        "{forge}: {}",
+        comments[0]
+    );
+    assert_eq!(
+        outcomes(&recorded(&h, pr).await),
+        [pair("missing-executable", "blocked")]
+    );
+    let text = h.metrics_text().await;
+    let line = metric(forge, "missing-executable", "blocked", 1);
+    assert!(text.contains(&line), "{forge}: missing {line} in\n{text}");
+    assert!(!text.contains(&metric(forge, "missing-executable", "commit", 1)));
+    assert_no_dead_jobs(&h).await;
+    h.fake.stop();
+}
+
+#[actix_web::test]
+async fn a_fix_over_peoples_commits_is_blocked_on_every_forge() {
+    if !have_fixtures() {
+        return;
+    }
+    for t in TestDb::all().await {
+        blocked_flow(Forge::Github, t).await;
+    }
+    for forge in [Forge::Gitlab, Forge::Bitbucket] {
+        blocked_flow(forge, TestDb::sqlite().await).await;
+    }
+}
