@@ -201,7 +201,6 @@ fn stored_env_adjustments_cannot_inject_names() {
     assert!(env.iter().all(|(k, _)| k == "TZ"), "{env:?}");
 }
 
-
 // Rules from running the proposals on real public repositories (their own CI removed);
 // each has a fixture of ours, green under `try` in CI where it runs code.
 
@@ -211,13 +210,23 @@ fn make_variables_in_a_recipe_are_not_programs_and_an_unsatisfiable_lint_is_left
     // calls clang-tidy, which nothing installs: that lint is left out with a note.
     let p = try_plan_of("c-make-recipes", &Target::github());
     assert_eq!(commands(&p, Role::Test), ["make test"]);
-    assert!(commands(&p, Role::Lint).is_empty(), "{:?}", commands(&p, Role::Lint));
     assert!(
-        p.notes.iter().any(|n| n.contains("clang-tidy") && n.contains("left out")),
+        commands(&p, Role::Lint).is_empty(),
+        "{:?}",
+        commands(&p, Role::Lint)
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("clang-tidy") && n.contains("left out")),
         "{:?}",
         p.notes
     );
-    assert!(!p.notes.iter().any(|n| n.contains("CFLAGS")), "{:?}", p.notes);
+    assert!(
+        !p.notes.iter().any(|n| n.contains("CFLAGS")),
+        "{:?}",
+        p.notes
+    );
 }
 
 #[test]
@@ -274,11 +283,10 @@ fn fuzz_crates_are_not_projects_and_a_channel_less_toolchain_file_means_stable()
 fn a_frozen_pre_commit_revision_installs_the_tag_it_names_and_a_bare_commit_nothing() {
     let p = plan_of("python-precommit-frozen", &Target::github());
     let tools = commands(&p, Role::Tools);
-    assert!(
-        tools.iter().any(|c| c.contains("ruff==0.6.9")),
-        "{tools:?}"
-    );
-    assert!(!tools.iter().any(|c| c.contains("cb8c523f") || c.contains("3a6eb0fa")));
+    assert!(tools.iter().any(|c| c.contains("ruff==0.6.9")), "{tools:?}");
+    assert!(!tools
+        .iter()
+        .any(|c| c.contains("cb8c523f") || c.contains("3a6eb0fa")));
     let lint = commands(&p, Role::Lint);
     assert!(lint.contains(&"ruff check .".to_owned()), "{lint:?}");
     assert!(!lint.iter().any(|c| c.contains("black")), "{lint:?}");

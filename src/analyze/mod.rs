@@ -834,8 +834,14 @@ mod tests {
         assert!(needs("$(CC) -DJSMN_STRICT=1 $(CFLAGS) $(LDFLAGS) $< -o test/$@").is_empty());
         assert_eq!(needs("${PYTHON} -m pytest"), Vec::<String>::new());
         assert_eq!(needs("clang-tidy jsmn.h --checks='*'"), vec!["clang-tidy"]);
-        assert_eq!(needs("cargo test {{ args }} && mdbook build"), vec!["cargo", "mdbook"]);
-        assert_eq!(runner_variables_as_words("echo $$HOME $(shell ls (x))"), "echo $HOME $shell_ls__x_");
+        assert_eq!(
+            needs("cargo test {{ args }} && mdbook build"),
+            vec!["cargo", "mdbook"]
+        );
+        assert_eq!(
+            runner_variables_as_words("echo $$HOME $(shell ls (x))"),
+            "echo $HOME $shell_ls__x_"
+        );
     }
 
     #[test]

@@ -86,9 +86,7 @@ pub(crate) static MKDOCS: Ecosystem = Ecosystem {
             .or_else(|| c.text("mkdocs.yaml"))
             .unwrap_or("");
         d.install = Some(match (req, project_docs_install(c)) {
-            _ if read_the_docs_install(c).is_some() => {
-                read_the_docs_install(c).unwrap_or_default()
-            }
+            _ if read_the_docs_install(c).is_some() => read_the_docs_install(c).unwrap_or_default(),
             (Some(r), _) => format!("python -m pip install -r {r}"),
             (None, Some(cmd)) => cmd,
             (None, None) => {
@@ -183,9 +181,7 @@ pub(crate) static SPHINX: Ecosystem = Ecosystem {
         d.package_manager = Some(PackageManager::Pip);
         let conf = c.text("conf.py").unwrap_or("");
         d.install = Some(match (c.has("requirements.txt"), project_docs_install(c)) {
-            _ if read_the_docs_install(c).is_some() => {
-                read_the_docs_install(c).unwrap_or_default()
-            }
+            _ if read_the_docs_install(c).is_some() => read_the_docs_install(c).unwrap_or_default(),
             (true, _) => "python -m pip install -r requirements.txt".to_owned(),
             (false, Some(cmd)) => cmd,
             (false, None) => {
@@ -354,7 +350,11 @@ fn read_the_docs_install(c: &Ctx) -> Option<String> {
             return None;
         }
         if c.dir.is_empty() {
-            return Some(if path.is_empty() { ".".to_owned() } else { path.to_owned() });
+            return Some(if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path.to_owned()
+            });
         }
         if let Some(rest) = path.strip_prefix(&format!("{}/", c.dir)) {
             return Some(rest.to_owned());
@@ -374,10 +374,7 @@ fn read_the_docs_install(c: &Ctx) -> Option<String> {
         if let Some(req) = entry["requirements"].as_str() {
             if root.has(req.trim().trim_start_matches("./")) {
                 if let Some(p) = from_docs(req) {
-                    parts.push(format!(
-                        "-r {}",
-                        crate::generate::render::shell_quote(&p)
-                    ));
+                    parts.push(format!("-r {}", crate::generate::render::shell_quote(&p)));
                 }
             }
         } else if entry["method"].as_str() == Some("pip") {

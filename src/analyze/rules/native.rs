@@ -157,7 +157,9 @@ fn declared_languages(text: &str) -> Option<Vec<String>> {
     let args = &text[start..];
     let args = &args[..args.find(')')?];
     let words: Vec<&str> = args.split_whitespace().collect();
-    const LANGS: &[&str] = &["C", "CXX", "CUDA", "OBJC", "OBJCXX", "Fortran", "ASM", "HIP"];
+    const LANGS: &[&str] = &[
+        "C", "CXX", "CUDA", "OBJC", "OBJCXX", "Fortran", "ASM", "HIP",
+    ];
     // Keywords whose value follows them; the languages are the bare words after the
     // project name, or the ones after LANGUAGES.
     const VALUED: &[&str] = &["VERSION", "DESCRIPTION", "HOMEPAGE_URL"];
@@ -204,7 +206,10 @@ mod tests {
     #[test]
     fn project_languages() {
         let l = |t: &str| declared_languages(t).map(|v| v.join(" "));
-        assert_eq!(l("cmake_minimum_required(VERSION 3.5)\nproject(zlib C)").as_deref(), Some("C"));
+        assert_eq!(
+            l("cmake_minimum_required(VERSION 3.5)\nproject(zlib C)").as_deref(),
+            Some("C")
+        );
         assert_eq!(
             l("project(json-c LANGUAGES C VERSION 0.19.99)").as_deref(),
             Some("C")
