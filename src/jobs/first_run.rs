@@ -204,6 +204,35 @@ pub(super) async fn run(
     let target = CommentTarget::PullRequest(pr.number as u64);
     match &decision {
         Decision::Commit { adjustment, why } => {
+            // People's commits on the branch (pushed after the run started): the fix is
+            // not pushed over them, nor stored, and this is the one comment about it
+            // (the update path would say instead that the default branch changed).
+            let tip = client.branch_head(&handle, &ctx.pr_branch).await?;
+            if !tip
+                .as_deref()
+                .is_some_and(|t| same_commit(t, ci.sha.as_str()))
+            {
+                first_runs::set_action(db, repo_row.id, run_key, ci.sha.as_str(), "blocked")
+                    .await
+                    .context("cannot record the first-run outcome")?;
+                let why_not = format!(
+                    "the `{}` branch has commits pipewright did not write, and it does not push over them",
+                    ctx.pr_branch
+                );
+                let body = crate::bot::first_run::could_not_push(
+                    job.forge,
+                    &diagnosis,
+                    job_name.as_deref(),
+                    &adjustment.describe(),
+                    &why_not,
+                    QUOTED_LINES,
+                );
+                client
+                    .comment(&handle, &target, &crate::bot::replies::signed(&body))
+                    .await?;
+                info!(repo = %repo_row.full_name, pr = pr.number, %class, "first-run fix blocked by people's commits");
+                return Ok(());
+            }
             settings.adjustments.push(adjustment.clone());
             pull_requests::set_settings(db, repo_row.id, &settings.to_json())
                 .await
