@@ -195,7 +195,7 @@ async fn heal_flow(forge: Forge, t: TestDb) {
     assert_ne!(head1, head0, "{forge}: a fix was pushed");
     assert_eq!(
         commits[0].parents,
-        [head0.clone()],
+        std::slice::from_ref(&head0),
         "{forge}: a fast-forward"
     );
     assert_eq!(commits[1].sha, head0);
