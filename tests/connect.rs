@@ -63,7 +63,7 @@ async fn gitlab_connect_hooks_every_project_once() {
         assert_eq!(h.len(), 1, "project {id}: one hook after two runs");
         assert_eq!(h[0].url, "https://pw.example.com/webhooks/gitlab");
         assert_eq!(h[0].secret, SECRET);
-        assert_eq!(h[0].events, ["push", "merge_requests", "note"]);
+        assert_eq!(h[0].events, ["push", "merge_requests", "note", "pipeline"]);
     }
     assert!(!hooks.contains_key("3"), "never outside the group");
     let inst = installations::get_installation(&t.db, Forge::Gitlab, "acme")
@@ -170,8 +170,9 @@ fn sorted(v: &[&str]) -> Vec<String> {
 }
 
 /// Everything pipewright subscribes to except the issue tracker.
-const WITHOUT_ISSUES: [&str; 5] = [
+const WITHOUT_ISSUES: [&str; 6] = [
     "repo:push",
+    "repo:commit_status_updated",
     "pullrequest:fulfilled",
     "pullrequest:rejected",
     "pullrequest:comment_created",
@@ -263,7 +264,8 @@ async fn bitbucket_connect_with_one_documented_scope_missing() {
         }
         fake.stop();
     }
-    // Without both pull request scopes, only pushes are left: still a working hook.
+    // Without both pull request scopes, only the repository events are left: still a
+    // working hook (pushes, and CI results).
     let (fake, _t, c) = bitbucket_setup().await;
     fake.world().set_bitbucket_credential(
         fake_forge::BbCredential::Workspace,
@@ -272,7 +274,10 @@ async fn bitbucket_connect_with_one_documented_scope_missing() {
     pipewright::app::bitbucket_connect(&c, "acme", Some(URL))
         .await
         .unwrap();
-    assert_eq!(events(&fake.world().hooks["acme"]), ["repo:push"]);
+    assert_eq!(
+        events(&fake.world().hooks["acme"]),
+        ["repo:commit_status_updated", "repo:push"]
+    );
     // And with only the webhook scope, no event is left: a clear failure.
     let (fake2, _t2, c2) = bitbucket_setup().await;
     fake2

@@ -1013,3 +1013,155 @@ async fn raw_requests_are_validated_like_the_real_apis() {
 async fn r_text(r: reqwest::Response) -> String {
     r.text().await.unwrap()
 }
+
+/// The CI methods (`failed_ci_jobs`, `ci_job_log`, `rerun_ci`) against each fake: the
+/// failed jobs read through the API (no list in the payload), the log (GitHub through
+/// its redirect to the download URL; the tail when it is long), a re-run as each forge
+/// does one, and the refusals of a credential that may not read CI.
+#[actix_web::test]
+async fn ci_methods_against_each_fake() {
+    use fake_forge::{JobSpec, JobState};
+    use pipewright::forge::event::{CiConclusion, CiRun, Repo};
+    use pipewright::forge::{CommitSha, RepoId};
+    for kind in [Kind::Github, Kind::Gitlab, Kind::Bitbucket] {
+        let s = setup(kind).await;
+        let c = client(&s);
+        let app = handle_of(&c.list_repositories().await.unwrap(), "acme/app");
+        let long_log: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let run = s.forge.world().run_ci(
+            "acme/app",
+            "main",
+            &s.head,
+            &[
+                JobSpec::passed("lint", b"fine\n"),
+                JobSpec::failed("test", &long_log),
+            ],
+        );
+        let event = CiRun {
+            repo: Repo {
+                id: RepoId(app.id.clone()),
+                full_name: app.full_name.clone(),
+                default_branch: Some("main".into()),
+                private: Some(true),
+                archived: Some(false),
+                fork: Some(false),
+            },
+            branch: "main".into(),
+            sha: CommitSha(s.head.clone()),
+            run_id: run.id.to_string(),
+            attempt: if kind == Kind::Github {
+                "1".into()
+            } else {
+                String::new()
+            },
+            name: run.name.clone(),
+            conclusion: CiConclusion::Failure,
+            url: None,
+            failed_jobs: Vec::new(),
+        };
+        let failed = c.failed_ci_jobs(&app, &event).await.unwrap();
+        assert_eq!(failed.len(), 1, "{kind:?}: {failed:?}");
+        assert_eq!(failed[0].name, "test");
+        let full = c
+            .ci_job_log(&app, &event, &failed[0], 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(full, long_log, "{kind:?}: the whole log");
+        let tail = c.ci_job_log(&app, &event, &failed[0], 1000).await.unwrap();
+        assert!(tail.len() <= 1000 && long_log.ends_with(&tail), "{kind:?}");
+        assert!(tail.starts_with(b"line "), "{kind:?}: cut at a line start");
+
+        c.rerun_ci(&app, &event, &failed).await.unwrap();
+        let runs = s.forge.world().ci_runs("acme/app");
+        match kind {
+            // The same run, a second attempt: the failed job again, the passed one kept.
+            Kind::Github => {
+                assert_eq!(runs.len(), 1);
+                assert_eq!(runs[0].attempt, 2);
+                let states: Vec<(String, JobState)> = runs[0]
+                    .current_jobs()
+                    .map(|j| (j.name.clone(), j.state))
+                    .collect();
+                assert_eq!(
+                    states,
+                    [
+                        ("lint".to_owned(), JobState::Passed),
+                        ("test".to_owned(), JobState::Pending)
+                    ]
+                );
+            }
+            // The same pipeline, a new job; the old one is retried.
+            Kind::Gitlab => {
+                assert_eq!(runs.len(), 1);
+                let test: Vec<_> = runs[0].jobs.iter().filter(|j| j.name == "test").collect();
+                assert_eq!(test.len(), 2);
+                assert!(test[0].retried && test[1].state == JobState::Pending);
+                assert!(test[1].id > test[0].id);
+            }
+            // A new pipeline for the commit.
+            Kind::Bitbucket => {
+                assert_eq!(runs.len(), 2);
+                assert_eq!((runs[1].id, runs[1].sha.as_str()), (2, s.head.as_str()));
+                assert!(runs[1].manual && !runs[1].finished());
+            }
+        }
+        // The re-run's result: on GitHub the jobs of attempt 2.
+        let done = s
+            .forge
+            .world()
+            .finish_rerun("acme/app", &[JobSpec::passed("test", b"ok\n")])
+            .unwrap();
+        assert!(done.passed(), "{kind:?}");
+        if kind == Kind::Github {
+            let second = CiRun {
+                attempt: "2".into(),
+                ..event.clone()
+            };
+            assert!(c.failed_ci_jobs(&app, &second).await.unwrap().is_empty());
+            assert_eq!(c.failed_ci_jobs(&app, &event).await.unwrap().len(), 1);
+        }
+
+        // A credential that may not read CI is refused, with the forge's answer.
+        match kind {
+            Kind::Github => s.forge.world().set_actions_permission("42", "none"),
+            Kind::Bitbucket => s.forge.world().set_bitbucket_credential(
+                fake_forge::BbCredential::Workspace,
+                &["repository:write", "pullrequest:write"],
+            ),
+            Kind::Gitlab => {}
+        }
+        if kind != Kind::Gitlab {
+            // A new client: GitHub's token is cached per installation with its permissions.
+            let fresh = match kind {
+                Kind::Github => {
+                    let cfg = BotConfig {
+                        github_app: Some(GithubAppConfig {
+                            app_id: APP_ID,
+                            private_key: Secret::new(fake_forge::app_private_key()),
+                        }),
+                        github_api_url: s.forge.url.clone(),
+                        ..BotConfig::default()
+                    };
+                    Forges::from_config(&cfg, Clock::manual(s.now))
+                        .unwrap()
+                        .client(Forge::Github, "42", None)
+                        .unwrap()
+                }
+                _ => client(&s),
+            };
+            match fresh.failed_ci_jobs(&app, &event).await {
+                Err(ApiError::Rejected {
+                    status: 403, body, ..
+                }) => assert!(
+                    body.contains("not accessible by integration")
+                        || body.contains("privilege scopes"),
+                    "{kind:?}: {body}"
+                ),
+                other => panic!("{kind:?}: {other:?}"),
+            }
+        }
+        s.forge.stop();
+    }
+}

@@ -14,8 +14,8 @@ use pipewright::forge::client::{
     ApiError, BranchWrite, FileWrite, NewPullRequest, Parent, PullRequestUpdate, Reaction,
     RepoHandle,
 };
-use pipewright::forge::event::CommentTarget;
-use pipewright::forge::{Forge, Forges};
+use pipewright::forge::event::{CiConclusion, CiJobRef, CiRun, CommentTarget, Repo};
+use pipewright::forge::{CommitSha, Forge, Forges, RepoId};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn github_requests_conform_to_the_openapi_description() {
@@ -124,6 +124,58 @@ async fn github_requests_conform_to_the_openapi_description() {
         )
         .await
         .map(|_| ()),
+    ));
+    // The first CI run: the failed jobs (of an attempt, and of the latest attempt when
+    // the event names none), a job's log, re-running the failed jobs.
+    let run = CiRun {
+        repo: Repo {
+            id: RepoId("1296269".into()),
+            full_name: "octocat/Hello-World".into(),
+            default_branch: Some("main".into()),
+            private: Some(false),
+            archived: Some(false),
+            fork: Some(false),
+        },
+        branch: "pipewright/ci".into(),
+        sha: CommitSha(sha.clone()),
+        run_id: "30433642".into(),
+        attempt: "1".into(),
+        name: "CI".into(),
+        conclusion: CiConclusion::Failure,
+        url: None,
+        failed_jobs: Vec::new(),
+    };
+    let latest = CiRun {
+        attempt: String::new(),
+        ..run.clone()
+    };
+    outcomes.push((
+        "failed_ci_jobs",
+        c.failed_ci_jobs(&repo, &run).await.map(|_| ()),
+    ));
+    outcomes.push((
+        "failed_ci_jobs (latest attempt)",
+        c.failed_ci_jobs(&repo, &latest).await.map(|_| ()),
+    ));
+    let job = CiJobRef {
+        id: "399444496".into(),
+        name: "test".into(),
+    };
+    let log = c.ci_job_log(&repo, &run, &job, 1 << 20).await;
+    outcomes.push((
+        "ci_job_log",
+        match log {
+            // Prism answers the documented 302 with the description's example
+            // `Location`, a signed URL on GitHub's log storage: following it leaves the
+            // mock (no such host here), which is not what is checked. A request Prism
+            // refused would be `Rejected` (422), never a transport error.
+            Err(ApiError::Transient { .. }) => Ok(()),
+            other => other.map(|_| ()),
+        },
+    ));
+    outcomes.push((
+        "rerun_ci",
+        c.rerun_ci(&repo, &run, std::slice::from_ref(&job)).await,
     ));
     let mut refused = Vec::new();
     for (what, r) in &outcomes {

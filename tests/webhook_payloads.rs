@@ -5,7 +5,9 @@
 #[path = "support/shared.rs"]
 mod shared;
 
-use pipewright::forge::event::{CommentAction, CommentTarget, EventKind, GitRef};
+use pipewright::forge::event::{
+    CiConclusion, CiRun, CommentAction, CommentTarget, EventKind, GitRef,
+};
 use pipewright::forge::payload::{is_known_event, parse};
 use pipewright::forge::{Forge, ForgeEvent};
 
@@ -206,6 +208,143 @@ fn key_payloads_mean_what_they_should() {
     assert_eq!(c.body, "test comment");
 }
 
+/// Our own CI payloads (`tests/data/webhooks/index.json`): the shared set has none, so
+/// these are shaped like the real ones (octokit/webhooks' `workflow_run` examples,
+/// GitLab's "Pipeline events" documentation, a captured Bitbucket Pipelines
+/// `repo:commit_status_updated`).
+fn our_payloads() -> Vec<Fixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/webhooks");
+    let index: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    index
+        .iter()
+        .map(|e| {
+            let file = e["file"].as_str().unwrap().to_owned();
+            let forge = match e["forge"].as_str().unwrap() {
+                "github" => Forge::Github,
+                "gitlab" => Forge::Gitlab,
+                "bitbucket" => Forge::Bitbucket,
+                other => panic!("unknown forge {other}"),
+            };
+            Fixture {
+                body: std::fs::read(dir.join(&file)).unwrap(),
+                event: e["event"].as_str().unwrap().to_owned(),
+                file,
+                forge,
+            }
+        })
+        .collect()
+}
+
+fn ci_run(fixtures: &[Fixture], file: &str) -> Option<CiRun> {
+    match parsed(fixtures, file).pop().map(|e| e.kind) {
+        Some(EventKind::CiRunCompleted(run)) => Some(run),
+        None => None,
+        Some(other) => panic!("{file}: {other:?}"),
+    }
+}
+
+#[test]
+fn our_ci_payloads_parse_and_match_their_snapshots() {
+    let fx = our_payloads();
+    let listed: std::collections::BTreeSet<&str> = fx.iter().map(|f| f.file.as_str()).collect();
+    for forge in ["github", "gitlab", "bitbucket"] {
+        let dir = format!("{}/tests/data/webhooks/{forge}", env!("CARGO_MANIFEST_DIR"));
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = format!("{forge}/{}", entry.unwrap().file_name().to_string_lossy());
+            assert!(
+                listed.contains(name.as_str()),
+                "{name} is not in index.json"
+            );
+        }
+    }
+    for f in &fx {
+        assert!(is_known_event(f.forge, &f.event), "{}", f.file);
+        let result =
+            parse(f.forge, &f.event, &f.body).unwrap_or_else(|e| panic!("{}: {e}", f.file));
+        let name = format!(
+            "ours__{}",
+            f.file.replace('/', "__").trim_end_matches(".json")
+        );
+        insta::assert_json_snapshot!(name, result);
+    }
+
+    // GitHub: the run, its attempt, the App installation.
+    let run = ci_run(&fx, "github/workflow_run.completed.failure.json").unwrap();
+    assert_eq!(run.conclusion, CiConclusion::Failure);
+    assert_eq!(run.branch, "pipewright/ci");
+    assert_eq!(
+        (run.run_id.as_str(), run.key().as_str()),
+        ("8901234567", "8901234567#1")
+    );
+    assert!(run.failed_jobs.is_empty(), "GitHub's payload names no jobs");
+    let e = parsed(&fx, "github/workflow_run.completed.failure.json");
+    assert_eq!(e[0].installation.as_ref().unwrap().id.as_str(), "957387");
+    assert!(e[0].sender.as_ref().unwrap().is_bot);
+    // A re-run's result is the same run, another attempt: not a redelivery.
+    let again = ci_run(&fx, "github/workflow_run.completed.rerun-attempt-2.json").unwrap();
+    assert_eq!(again.run_id, run.run_id);
+    assert_ne!(again.key(), run.key());
+    assert_eq!(
+        ci_run(&fx, "github/workflow_run.completed.timed_out.json")
+            .unwrap()
+            .conclusion,
+        CiConclusion::Failure
+    );
+    assert_eq!(
+        ci_run(&fx, "github/workflow_run.completed.cancelled.json")
+            .unwrap()
+            .conclusion,
+        CiConclusion::Cancelled
+    );
+    assert!(ci_run(&fx, "github/workflow_run.requested.json").is_none());
+    assert!(ci_run(&fx, "github/workflow_run.in_progress.json").is_none());
+
+    // GitLab: the failed builds are named (not those allowed to fail); a merge request
+    // pipeline's branch is the merge request's source branch.
+    let run = ci_run(&fx, "gitlab/pipeline.failed.json").unwrap();
+    assert_eq!(run.branch, "pipewright/ci");
+    let names: Vec<&str> = run.failed_jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["test"]);
+    let mr = ci_run(&fx, "gitlab/pipeline.merge_request.failed.json").unwrap();
+    assert_eq!(mr.branch, "pipewright/ci");
+    let allowed = ci_run(&fx, "gitlab/pipeline.failed.allowed-failure.json").unwrap();
+    let names: Vec<&str> = allowed
+        .failed_jobs
+        .iter()
+        .map(|j| j.name.as_str())
+        .collect();
+    assert_eq!(names, ["test"], "a job allowed to fail is not a failure");
+    // A retried job is a new job: the pipeline's result after it is a new outcome.
+    let retried = ci_run(&fx, "gitlab/pipeline.success.after-retry.json").unwrap();
+    assert_eq!(retried.run_id, run.run_id);
+    assert_ne!(retried.key(), run.key());
+    assert_eq!(
+        ci_run(&fx, "gitlab/pipeline.canceled.json")
+            .unwrap()
+            .conclusion,
+        CiConclusion::Cancelled
+    );
+    assert!(ci_run(&fx, "gitlab/pipeline.running.json").is_none());
+    let e = parsed(&fx, "gitlab/pipeline.failed.json");
+    assert_eq!(e[0].installation.as_ref().unwrap().id.as_str(), "acme");
+
+    // Bitbucket: the Pipelines build number is the run; a re-run is a new build.
+    let run = ci_run(&fx, "bitbucket/repo_commit_status_updated.failed.json").unwrap();
+    assert_eq!((run.run_id.as_str(), run.key().as_str()), ("12", "12"));
+    assert_eq!(run.branch, "pipewright/ci");
+    assert_eq!(run.conclusion, CiConclusion::Failure);
+    assert_eq!(
+        ci_run(&fx, "bitbucket/repo_commit_status_updated.stopped.json")
+            .unwrap()
+            .conclusion,
+        CiConclusion::Cancelled
+    );
+    assert!(ci_run(&fx, "bitbucket/repo_commit_status_updated.inprogress.json").is_none());
+    let other = ci_run(&fx, "bitbucket/repo_commit_status_updated.external-ci.json").unwrap();
+    assert_eq!(other.run_id, "JENKINS-orders-pr");
+}
+
 const EVENTS: &[(Forge, &str)] = &[
     (Forge::Github, "installation"),
     (Forge::Github, "installation_repositories"),
@@ -226,6 +365,9 @@ const EVENTS: &[(Forge, &str)] = &[
     (Forge::Bitbucket, "issue:comment_created"),
     (Forge::Bitbucket, "pullrequest:fulfilled"),
     (Forge::Bitbucket, "pullrequest:rejected"),
+    (Forge::Github, "workflow_run"),
+    (Forge::Gitlab, "Pipeline Hook"),
+    (Forge::Bitbucket, "repo:commit_status_updated"),
 ];
 
 #[test]

@@ -2,6 +2,7 @@
 //! failed (the class and the log lines that show it), what it changed and why — or why
 //! it changed nothing. Log lines are quoted inside a fence that they cannot close.
 
+use crate::bot::replies::code;
 use crate::diagnose::Diagnosis;
 use crate::forge::Forge;
 
@@ -42,17 +43,15 @@ fn quote(d: &Diagnosis, n: usize) -> String {
 }
 
 fn what_failed(d: &Diagnosis, job: Option<&str>) -> String {
+    // The subject comes from the log and the job name from the workflow: both are shown
+    // as code spans that cannot be closed early or break the line.
     let subject = d
         .subject
         .as_deref()
-        .map(|s| format!(" (`{}`)", s.replace('`', "")))
+        .map(|s| format!(" ({})", code(s)))
         .unwrap_or_default();
     match job {
-        Some(j) => format!(
-            "The job `{}` failed: **{}**{subject}.",
-            j.replace('`', ""),
-            d.class.id()
-        ),
+        Some(j) => format!("The job {} failed: **{}**{subject}.", code(j), d.class.id()),
         None => format!("The run failed: **{}**{subject}.", d.class.id()),
     }
 }
@@ -117,5 +116,161 @@ fn capitalise(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+/// A recorded first run, as `explain` shows it (`db::first_runs::FirstRun`'s fields).
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    /// The forge's run id and attempt.
+    pub run: &'a str,
+    /// The commit that ran.
+    pub sha: &'a str,
+    /// `passed` or the failure class.
+    pub class: &'a str,
+    /// What the class pointed at.
+    pub subject: Option<&'a str>,
+    /// none, commit, rerun, explain, blocked.
+    pub action: &'a str,
+    /// The adjustment (JSON) or the reason.
+    pub detail: Option<&'a str>,
+}
+
+/// Most runs `explain` lists (the latest).
+const MAX_RUNS_SHOWN: usize = 20;
+
+/// A table cell as a code span: it cannot close early, break the row or the line.
+fn code_cell(text: &str) -> String {
+    code(text).replace('|', "\\|")
+}
+
+/// The first CI runs of a pull request and what pipewright did about each (`explain`);
+/// empty when none was recorded.
+pub fn history(forge: Forge, runs: &[Recorded<'_>]) -> String {
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "### The first CI runs of this {}\n\n| run | commit | result | what pipewright did |\n| --- | --- | --- | --- |\n",
+        pr_word(forge)
+    );
+    let skip = runs.len().saturating_sub(MAX_RUNS_SHOWN);
+    if skip > 0 {
+        s.push_str(&format!("| … | | | {skip} earlier runs not shown |\n"));
+    }
+    for r in &runs[skip..] {
+        let result = match (r.class, r.subject) {
+            ("passed", _) => "passed".to_owned(),
+            (class, Some(subject)) => format!("**{}** ({})", code_cell(class), code_cell(subject)),
+            (class, None) => format!("**{}**", code_cell(class)),
+        };
+        let change = || {
+            r.detail
+                .and_then(|d| serde_json::from_str::<crate::plan::Adjustment>(d).ok())
+                .map(|a| a.describe())
+        };
+        let did = match r.action {
+            "none" => "nothing to do".to_owned(),
+            "commit" => match change() {
+                Some(c) => format!("pushed a fix: {c}"),
+                None => "pushed a fix".to_owned(),
+            },
+            "blocked" => match change() {
+                Some(c) => format!("would {c}, but could not push"),
+                None => "decided a fix, but could not push".to_owned(),
+            },
+            "rerun" => "re-ran the failed jobs".to_owned(),
+            "explain" => match r.detail {
+                Some(why) => format!("changed nothing: {}", crate::bot::replies::plain(why)),
+                None => "changed nothing".to_owned(),
+            },
+            other => crate::bot::replies::plain(other),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {result} | {} |\n",
+            code_cell(r.run),
+            code_cell(&r.sha.chars().take(10).collect::<String>()),
+            did.replace('|', "\\|").replace('\n', " ")
+        ));
+    }
+    s.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>(
+        class: &'a str,
+        subject: Option<&'a str>,
+        action: &'a str,
+        detail: Option<&'a str>,
+    ) -> Recorded<'a> {
+        Recorded {
+            run: "8901234567#1",
+            sha: "9f3c1e7a2b5d4c6e8f0a",
+            class,
+            subject,
+            action,
+            detail,
+        }
+    }
+
+    #[test]
+    fn history_says_what_happened_to_each_run() {
+        assert_eq!(history(Forge::Github, &[]), "");
+        let h = history(
+            Forge::Gitlab,
+            &[
+                rec(
+                    "missing-executable",
+                    Some("ruff"),
+                    "commit",
+                    Some(r#"{"action":"install-tool","tool":"ruff"}"#),
+                ),
+                rec(
+                    "tests-failing",
+                    None,
+                    "explain",
+                    Some("the tests | fail <b>@team</b>"),
+                ),
+                rec("passed", None, "none", None),
+            ],
+        );
+        assert!(
+            h.starts_with("### The first CI runs of this merge request"),
+            "{h}"
+        );
+        assert!(
+            h.contains("pushed a fix: install `ruff` before it is used"),
+            "{h}"
+        );
+        assert!(h.contains("| passed | nothing to do |"), "{h}");
+        // Text from logs and forges cannot break the table, inject HTML or notify anyone.
+        assert!(
+            h.contains("the tests \\| fail &lt;b&gt;@\u{200b}team"),
+            "{h}"
+        );
+        // Heading, blank line, table head and rule, one row per run.
+        assert_eq!(h.lines().count(), 7, "{h}");
+    }
+
+    #[test]
+    fn what_failed_neutralises_log_text() {
+        let d = Diagnosis {
+            class: crate::diagnose::FailureClass::MissingExecutable,
+            rule: "x",
+            subject: Some("ru`ff\nnext".into()),
+            step: None,
+            excerpt: vec!["```".into(), "ruff: command not found".into()],
+        };
+        let body = explained(Forge::Github, &d, Some("te`st"), "why", 12);
+        assert!(body.contains("The job `te'st` failed"), "{body}");
+        assert!(body.contains("(`ru'ff next`)"), "{body}");
+        // The fence is longer than any backtick run of the quoted lines.
+        assert!(
+            body.contains("````text\n```\nruff: command not found\n````"),
+            "{body}"
+        );
     }
 }

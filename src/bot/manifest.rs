@@ -54,6 +54,9 @@ mod tests {
         assert_eq!(m["name"], "acme-pipewright");
         assert_eq!(m["default_permissions"]["workflows"], "write");
         assert_eq!(m["default_permissions"]["contents"], "write");
+        // Reading a failed job's log needs `actions: read`; re-running it, `write`.
+        assert_eq!(m["default_permissions"]["actions"], "write");
+        assert_eq!(m["default_permissions"]["checks"], "read");
         let events: Vec<&str> = m["default_events"]
             .as_array()
             .unwrap()
@@ -66,6 +69,7 @@ mod tests {
             "issue_comment",
             "pull_request",
             "pull_request_review_comment",
+            "workflow_run",
         ] {
             assert!(events.contains(&e), "{e}");
         }

@@ -263,7 +263,7 @@ fn help_line(name: &str, w: Words) -> Option<(&'static str, String, bool)> {
         ),
         "explain" => (
             "explain",
-            "the detection evidence and what each proposed file does".to_owned(),
+            format!("the detection evidence, what each proposed file does, and how the {pr}'s first CI runs went"),
             true,
         ),
         "regenerate" => (

@@ -14,7 +14,8 @@ pub struct FirstRun {
     pub pr_number: i64,
     /// The commit that ran.
     pub head_sha: String,
-    /// The forge's run id.
+    /// The forge's run id, with the attempt when the forge re-runs in place
+    /// (`CiRun::key`: `1234#2`).
     pub run_id: String,
     /// `passed` or the failure class.
     pub class: String,
@@ -28,6 +29,20 @@ pub struct FirstRun {
     pub detail: Option<String>,
     /// When it was recorded (ms).
     pub created_at: i64,
+}
+
+impl FirstRun {
+    /// The row as `explain` shows it.
+    pub fn view(&self) -> crate::bot::first_run::Recorded<'_> {
+        crate::bot::first_run::Recorded {
+            run: &self.run_id,
+            sha: &self.head_sha,
+            class: &self.class,
+            subject: self.subject.as_deref(),
+            action: &self.action,
+            detail: self.detail.as_deref(),
+        }
+    }
 }
 
 /// A new row (see [`FirstRun`] for the fields).
@@ -76,6 +91,30 @@ pub async fn record(db: &Db, row: &NewFirstRun<'_>, now: Millis) -> Result<bool,
         .execute(pool)
         .await
         .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// Changes the recorded action of a run (a decided fix that could not be pushed becomes
+/// `blocked`).
+pub async fn set_action(
+    db: &Db,
+    repository_id: i64,
+    run_id: &str,
+    head_sha: &str,
+    action: &str,
+) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "UPDATE first_run_outcomes SET action = $1 \
+             WHERE repository_id = $2 AND run_id = $3 AND head_sha = $4",
+        )
+        .bind(action)
+        .bind(repository_id)
+        .bind(run_id)
+        .bind(head_sha)
+        .execute(pool)
+        .await
+        .map(|_| ())
     })
 }
 

@@ -419,13 +419,74 @@ pub fn log_tail(bytes: &[u8], max: usize) -> Vec<u8> {
     if bytes.len() <= max {
         return bytes.to_vec();
     }
-    let tail = &bytes[bytes.len() - max..];
+    cut_at_line(&bytes[bytes.len() - max..])
+}
+
+/// A tail that starts mid-line without its first, partial line (when a line start is
+/// within the first 4 KiB).
+fn cut_at_line(tail: &[u8]) -> Vec<u8> {
     let start = tail
         .iter()
         .take(4096)
         .position(|b| *b == b'\n')
         .map_or(0, |i| i + 1);
     tail[start..].to_vec()
+}
+
+/// The end of a body that streams in, in bounded memory: at most twice `max` bytes are
+/// held at any time, and [`TailBuffer::finish`] gives what [`log_tail`] would give for
+/// the whole body.
+#[derive(Debug)]
+pub struct TailBuffer {
+    buf: Vec<u8>,
+    max: usize,
+    /// Bytes seen in all: whether the body was longer than `max` decides the cut.
+    total: usize,
+}
+
+impl TailBuffer {
+    /// Keeps the last `max` bytes.
+    pub fn new(max: usize) -> TailBuffer {
+        TailBuffer {
+            buf: Vec::new(),
+            max,
+            total: 0,
+        }
+    }
+
+    /// Adds a chunk.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.total = self.total.saturating_add(chunk.len());
+        if chunk.len() >= self.max {
+            self.buf.clear();
+            self.buf.extend_from_slice(&chunk[chunk.len() - self.max..]);
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() > 2 * self.max {
+            let cut = self.buf.len() - self.max;
+            self.buf.drain(..cut);
+        }
+    }
+
+    /// The tail, cut at a line start as [`log_tail`] does.
+    pub fn finish(self) -> Vec<u8> {
+        if self.total <= self.max {
+            return self.buf;
+        }
+        // The buffer holds at least the last `max` bytes of the body.
+        cut_at_line(&self.buf[self.buf.len() - self.max..])
+    }
+}
+
+/// The last `max` bytes of a response body (cut at a line start), read chunk by chunk
+/// in bounded memory.
+pub async fn read_tail(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut kept = TailBuffer::new(max);
+    while let Some(chunk) = resp.chunk().await? {
+        kept.push(&chunk);
+    }
+    Ok(kept.finish())
 }
 
 /// Counts a client's calls, and feeds the process-wide per-operation counters.
@@ -606,6 +667,27 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_streamed_tail_is_the_tail_of_the_whole() {
+        let whole: Vec<u8> = (0..3000)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 37)).into_bytes())
+            .collect();
+        for max in [1, 10, 100, 4096, 10_000, whole.len(), whole.len() + 5] {
+            for chunk in [1, 7, 64, 1000, 100_000] {
+                let mut t = TailBuffer::new(max);
+                for c in whole.chunks(chunk) {
+                    t.push(c);
+                    assert!(t.buf.len() <= 2 * max.max(1));
+                }
+                assert_eq!(
+                    t.finish(),
+                    log_tail(&whole, max),
+                    "max {max}, chunk {chunk}"
+                );
+            }
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -131,8 +131,14 @@ pub struct CiRun {
     /// The commit it ran on.
     pub sha: CommitSha,
     /// The forge's id of the run: GitHub workflow run id, GitLab pipeline id, Bitbucket
-    /// pipeline UUID (from the status URL) or status key.
+    /// pipeline build number (from the status URL) or status key.
     pub run_id: String,
+    /// Which completion of that run this is, when the forge re-runs in place: GitHub's
+    /// `run_attempt`; on GitLab the newest job id of the pipeline (a retried job is a new
+    /// job, the pipeline keeps its id). Empty on Bitbucket, where a re-run is a new
+    /// pipeline. With `run_id` it tells a redelivery (same key) from a re-run's result.
+    #[serde(default)]
+    pub attempt: String,
     /// Name of the workflow or status, for messages.
     pub name: String,
     /// How it ended.
@@ -142,6 +148,18 @@ pub struct CiRun {
     /// Failed jobs the payload already names (GitLab lists its builds); empty when the
     /// forge must be asked.
     pub failed_jobs: Vec<CiJobRef>,
+}
+
+impl CiRun {
+    /// The run and its attempt (`1234`, `1234#2`): one completion of one run. Redelivered
+    /// events share it; a re-run's result has its own.
+    pub fn key(&self) -> String {
+        if self.attempt.is_empty() {
+            self.run_id.clone()
+        } else {
+            format!("{}#{}", self.run_id, self.attempt)
+        }
+    }
 }
 
 /// How a CI run ended.

@@ -6,7 +6,7 @@
 //! pushed through the same path as every update (a fast-forward commit on the branch).
 
 use anyhow::Context as _;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::analyze_repo::{same_commit, sync_repository, Outcome};
 use super::follow_up::CiRunCompleted;
@@ -15,8 +15,8 @@ use crate::bot::proposal::RepoSettings;
 use crate::db::first_runs::{self, NewFirstRun};
 use crate::db::{installations, pull_requests};
 use crate::diagnose::{self, Diagnosis, LogFormat};
-use crate::forge::client::{ForgeClient, RepoHandle};
-use crate::forge::event::{CiConclusion, CommentTarget};
+use crate::forge::client::{ApiError, ForgeClient, RepoHandle};
+use crate::forge::event::{CiConclusion, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 use crate::plan::heal::{self, Decision, Failure, History};
 use crate::queue::registry::JobRun;
@@ -75,7 +75,10 @@ pub(super) async fn run(
         debug!(sha = %ci.sha, "run of a commit pipewright did not write: ignored");
         return Ok(());
     }
-    if first_runs::seen(db, repo_row.id, &ci.run_id, ci.sha.as_str())
+    // One completion of one run (a re-run's result has its own key; a redelivery not).
+    let key = ci.key();
+    let run_key = key.as_str();
+    if first_runs::seen(db, repo_row.id, run_key, ci.sha.as_str())
         .await
         .context("cannot read first-run outcomes")?
     {
@@ -94,7 +97,7 @@ pub(super) async fn run(
                     repository_id: repo_row.id,
                     pr_number: pr.number as u64,
                     head_sha: ci.sha.as_str(),
-                    run_id: &ci.run_id,
+                    run_id: run_key,
                     class: &class,
                     subject: subject.as_deref(),
                     action,
@@ -124,25 +127,25 @@ pub(super) async fn run(
         id: ci.repo.id.as_str().to_owned(),
         full_name: ci.repo.full_name.clone(),
     };
-    let failed = client.failed_ci_jobs(&handle, ci).await?;
-    let (diagnosis, job_name) = match failed.first() {
-        Some(j) => {
-            let raw = client.ci_job_log(&handle, ci, j, MAX_LOG_BYTES).await?;
-            let text = diagnose::normalise(&raw, log_format(job.forge));
-            (diagnose::classify(&text), Some(j.name.clone()))
+    // A refusal (a GitHub App installed before it asked for `actions`, a token without
+    // the pipelines scope, a run the forge no longer has) still gets an explanation: the
+    // failure stays unclassified, and the comment says why. Faults and rate limits retry.
+    let read = read_failure(client.as_ref(), &handle, ci, job.forge).await;
+    let mut unreadable = None;
+    let (failed, diagnosis, job_name) = match read {
+        Ok(r) => r,
+        Err(e @ ApiError::Rejected { .. }) => {
+            warn!(repo = %repo_row.full_name, error = %e, "cannot read the failed run");
+            unreadable = Some(e.to_string());
+            (Vec::new(), diagnose::classify(""), None)
         }
-        None => (diagnose::classify(""), None),
+        Err(e) => return Err(e.into()),
     };
     let class = diagnosis.class.id().to_owned();
     // What was tried already on this pull request.
     let earlier = first_runs::for_pr(db, repo_row.id, pr.number as u64)
         .await
         .context("cannot read first-run outcomes")?;
-    let history = History {
-        fixes: earlier.iter().filter(|r| r.action == "commit").count(),
-        fix_keys: earlier.iter().filter_map(|r| r.fix_key.clone()).collect(),
-        reran: earlier.iter().any(|r| r.action == "rerun"),
-    };
     let mut settings = RepoSettings::from_json(
         pull_requests::repo_state(db, repo_row.id)
             .await
@@ -150,12 +153,32 @@ pub(super) async fn run(
             .settings
             .as_deref(),
     );
+    let history = History {
+        fixes: earlier.iter().filter(|r| r.action == "commit").count(),
+        fix_keys: earlier
+            .iter()
+            .filter(|r| r.action == "commit")
+            .filter_map(|r| r.fix_key.clone())
+            .collect(),
+        adjustments: settings.adjustments.clone(),
+        reran: earlier.iter().any(|r| r.action == "rerun"),
+    };
     let plan = current_plan(client.as_ref(), &handle, &ci.sha.0, job.forge, &settings).await?;
+    // The subject comes from the log (hostile input): it names a tool, a version or a
+    // service, and goes into comments, so only the characters those names use pass.
+    let subject = diagnosis.subject.as_deref().map(clean_subject);
     let failure = Failure {
         class: class.clone(),
-        subject: diagnosis.subject.clone(),
+        subject: subject.clone(),
     };
-    let decision = heal::decide(&failure, &plan, &pr.proposal_hash, &history);
+    let decision = match unreadable {
+        Some(e) => Decision::Explain {
+            why: format!(
+                "pipewright could not read the failed job or its log ({e}); it needs to read CI results (GitHub App permission `actions`, Bitbucket scope `pipeline`)"
+            ),
+        },
+        None => heal::decide(&failure, &plan, &pr.proposal_hash, &history),
+    };
     let key = heal::fix_key(&pr.proposal_hash, &class);
     // Claim the run before acting: a redelivery or a retried job acts once.
     let (action, detail) = match &decision {
@@ -169,7 +192,7 @@ pub(super) async fn run(
     };
     if !record(
         class.clone(),
-        diagnosis.subject.clone(),
+        subject,
         action,
         (action == "commit").then(|| key.clone()),
         detail,
@@ -181,6 +204,35 @@ pub(super) async fn run(
     let target = CommentTarget::PullRequest(pr.number as u64);
     match &decision {
         Decision::Commit { adjustment, why } => {
+            // People's commits on the branch (pushed after the run started): the fix is
+            // not pushed over them, nor stored, and this is the one comment about it
+            // (the update path would say instead that the default branch changed).
+            let tip = client.branch_head(&handle, &ctx.pr_branch).await?;
+            if !tip
+                .as_deref()
+                .is_some_and(|t| same_commit(t, ci.sha.as_str()))
+            {
+                first_runs::set_action(db, repo_row.id, run_key, ci.sha.as_str(), "blocked")
+                    .await
+                    .context("cannot record the first-run outcome")?;
+                let why_not = format!(
+                    "the `{}` branch has commits pipewright did not write, and it does not push over them",
+                    ctx.pr_branch
+                );
+                let body = crate::bot::first_run::could_not_push(
+                    job.forge,
+                    &diagnosis,
+                    job_name.as_deref(),
+                    &adjustment.describe(),
+                    &why_not,
+                    QUOTED_LINES,
+                );
+                client
+                    .comment(&handle, &target, &crate::bot::replies::signed(&body))
+                    .await?;
+                info!(repo = %repo_row.full_name, pr = pr.number, %class, "first-run fix blocked by people's commits");
+                return Ok(());
+            }
             settings.adjustments.push(adjustment.clone());
             pull_requests::set_settings(db, repo_row.id, &settings.to_json())
                 .await
@@ -196,14 +248,21 @@ pub(super) async fn run(
                     &adjustment.describe(),
                     QUOTED_LINES,
                 ),
-                other => crate::bot::first_run::could_not_push(
-                    job.forge,
-                    &diagnosis,
-                    job_name.as_deref(),
-                    &adjustment.describe(),
-                    &other.describe(job.forge),
-                    QUOTED_LINES,
-                ),
+                other => {
+                    // Nothing was pushed (people's commits on the branch, a closed pull
+                    // request, …): not a fix, so it does not count towards the two.
+                    first_runs::set_action(db, repo_row.id, run_key, ci.sha.as_str(), "blocked")
+                        .await
+                        .context("cannot record the first-run outcome")?;
+                    crate::bot::first_run::could_not_push(
+                        job.forge,
+                        &diagnosis,
+                        job_name.as_deref(),
+                        &adjustment.describe(),
+                        &other.describe(job.forge),
+                        QUOTED_LINES,
+                    )
+                }
             };
             client
                 .comment(&handle, &target, &crate::bot::replies::signed(&body))
@@ -240,6 +299,23 @@ pub(super) async fn run(
     Ok(())
 }
 
+/// The failed jobs of a run, and the diagnosis of the first one's log (its tail).
+async fn read_failure(
+    client: &dyn ForgeClient,
+    handle: &RepoHandle,
+    ci: &CiRun,
+    forge: Forge,
+) -> Result<(Vec<CiJobRef>, Diagnosis, Option<String>), ApiError> {
+    let failed = client.failed_ci_jobs(handle, ci).await?;
+    let Some(first) = failed.first() else {
+        return Ok((Vec::new(), diagnose::classify(""), None));
+    };
+    let raw = client.ci_job_log(handle, ci, first, MAX_LOG_BYTES).await?;
+    let text = diagnose::normalise(&raw, log_format(forge));
+    let name = first.name.clone();
+    Ok((failed, diagnose::classify(&text), Some(name)))
+}
+
 /// The plan the failed commit carries, rebuilt from the repository at that commit with
 /// the stored settings (healing reads the plan's jobs, tools and matrix).
 async fn current_plan(
@@ -271,6 +347,17 @@ async fn current_plan(
         &crate::analyze::analyze(&snapshot.tree),
         &target,
     ))
+}
+
+/// A subject as healing and comments may use it: the characters of tool names,
+/// versions, hosts and file names, at most 100 of them.
+fn clean_subject(s: &str) -> String {
+    s.chars()
+        .filter(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '+' | ' ')
+        })
+        .take(100)
+        .collect()
 }
 
 /// The diagnosis' quoted lines (for messages and tests).

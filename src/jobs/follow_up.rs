@@ -159,7 +159,10 @@ impl Job for CiRunCompleted {
     fn dedupe_key(&self) -> Option<String> {
         Some(format!(
             "ci-run:{}:{}:{}:{}",
-            self.forge, self.run.repo.id, self.run.run_id, self.run.sha
+            self.forge,
+            self.run.repo.id,
+            self.run.key(),
+            self.run.sha
         ))
     }
 

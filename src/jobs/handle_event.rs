@@ -120,7 +120,11 @@ async fn apply(
     };
 
     // Events the bot caused itself (its own comments, PR updates) are not reactions to people.
-    if let Some(sender) = &event.sender {
+    // A finished CI run is the exception: its sender is whoever pushed the commit, which
+    // for the first run of pipewright's proposal is pipewright itself — exactly the run
+    // it watches.
+    let ci_result = matches!(event.kind, EventKind::CiRunCompleted(_));
+    if let (Some(sender), false) = (&event.sender, ci_result) {
         if ctx.forges.is_own_account(forge, &sender.login) {
             debug!(sender = %sender.login, "event caused by pipewright itself: ignored");
             return Ok(());

@@ -583,7 +583,30 @@ impl Session<'_> {
             }
             Err(why) => replies::explain("", forge, &Verdict::NotAnalysed(why), None),
         };
-        Ok(Step::done(body))
+        let runs = self.first_runs().await?;
+        let history = crate::bot::first_run::history(
+            forge,
+            &runs.iter().map(|r| r.view()).collect::<Vec<_>>(),
+        );
+        if history.is_empty() {
+            return Ok(Step::done(body));
+        }
+        Ok(Step::done(format!("{body}\n\n{history}")))
+    }
+
+    /// The first CI runs recorded for the repository's pull request (the latest one).
+    async fn first_runs(&self) -> Result<Vec<crate::db::first_runs::FirstRun>, JobError> {
+        let Some(pr) = crate::db::pull_requests::latest(self.db, self.repo_row.id)
+            .await
+            .context("cannot read the pull request")?
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(
+            crate::db::first_runs::for_pr(self.db, self.repo_row.id, pr.number as u64)
+                .await
+                .context("cannot read first-run outcomes")?,
+        )
     }
 
     /// `add` / `remove`: store the choice; the re-analysis runs after all commands.

@@ -165,6 +165,16 @@ pub fn install_steps(tool: &str, spec: Option<&str>, tc: Option<&Toolchain>) -> 
     None
 }
 
+/// Does `step` call the executable `tool`? Also through the project's environment
+/// (`venv:tool`, whose runners fall back to `PATH`) or the job's interpreter
+/// (`py:tool`, which a `pip install` of the tool provides): an installed `tool` serves
+/// those calls too.
+pub fn calls(step: &Step, tool: &str) -> bool {
+    step.needs.iter().any(|n| {
+        n == tool || n.strip_prefix("venv:") == Some(tool) || n.strip_prefix("py:") == Some(tool)
+    })
+}
+
 /// Does a lint command run `tool`?
 fn lint_runs(step: &Step, tool: &str) -> bool {
     step.role == Role::Lint
@@ -190,9 +200,9 @@ pub fn apply(plan: &mut Plan, adjustments: &[Adjustment]) {
         match a {
             Adjustment::InstallTool { tool } => {
                 for job in project_jobs(plan) {
-                    let calls = job.steps.iter().any(|s| s.needs.iter().any(|n| n == tool));
+                    let called = job.steps.iter().any(|s| calls(s, tool));
                     if let (true, Some(steps)) =
-                        (calls, install_steps(tool, None, job.toolchain.as_ref()))
+                        (called, install_steps(tool, None, job.toolchain.as_ref()))
                     {
                         let at = job
                             .steps

@@ -30,6 +30,9 @@ pub struct History {
     pub fixes: usize,
     /// Keys of fixes made (proposal hash + class).
     pub fix_keys: Vec<String>,
+    /// The changes already made (stored with the repository): a change is never made
+    /// twice, even when the plan it would go into has a new hash.
+    pub adjustments: Vec<Adjustment>,
     /// A run of this pull request was re-run already.
     pub reran: bool,
 }
@@ -97,39 +100,80 @@ fn matrix_versions(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// The executable a "missing" subject names, as the plan's steps call it: Cargo reports
+/// `no such command: nextest` for the `cargo-nextest` executable.
+fn missing_tool(subject: &str, plan: &Plan) -> String {
+    let cargo = format!("cargo-{subject}");
+    let needed = |t: &str| {
+        plan.jobs()
+            .flat_map(|j| j.steps.iter())
+            .any(|s| super::adjust::calls(s, t))
+    };
+    if !needed(subject) && needed(&cargo) {
+        cargo
+    } else {
+        subject.to_owned()
+    }
+}
+
+/// Does `adjustment` change `plan`? A change that alters nothing is no fix.
+fn changes(plan: &Plan, adjustment: &Adjustment) -> bool {
+    let mut after = plan.clone();
+    super::adjust::apply(&mut after, std::slice::from_ref(adjustment));
+    after.workflows != plan.workflows
+}
+
 /// Decides what to do about `failure` of the proposal with `proposal_hash`.
 pub fn decide(failure: &Failure, plan: &Plan, proposal_hash: &str, history: &History) -> Decision {
     let key = fix_key(proposal_hash, &failure.class);
     let subject = failure.subject.clone().unwrap_or_default();
     let can_fix = history.fixes < MAX_FIXES && !history.fix_keys.contains(&key);
-    let out_of_fixes = || Decision::Explain {
-        why: if history.fixes >= MAX_FIXES {
-            format!(
-                "pipewright already changed this proposal {MAX_FIXES} times; the rest is up to people"
-            )
-        } else {
-            "pipewright already tried this fix on this proposal; it will not repeat it".to_owned()
-        },
+    // A fix is committed only when it is new, allowed and changes the plan.
+    let commit = |adjustment: Adjustment, why: String| {
+        if history.adjustments.contains(&adjustment) {
+            return Decision::Explain {
+                why: format!(
+                    "pipewright already made this change ({}) and the run still fails; it will not repeat it, the rest is up to people",
+                    adjustment.describe()
+                ),
+            };
+        }
+        if !can_fix {
+            return Decision::Explain {
+                why: if history.fixes >= MAX_FIXES {
+                    format!(
+                        "pipewright already changed this proposal {MAX_FIXES} times; the rest is up to people"
+                    )
+                } else {
+                    "pipewright already tried a fix for this failure on this proposal; it will not repeat it".to_owned()
+                },
+            };
+        }
+        if !changes(plan, &adjustment) {
+            return Decision::Explain {
+                why: format!(
+                    "pipewright would {}, but no job of the proposal would change; the failure needs a person",
+                    adjustment.describe()
+                ),
+            };
+        }
+        Decision::Commit { adjustment, why }
     };
     match failure.class.as_str() {
         "missing-executable" => {
-            if subject.is_empty() || install_steps(&subject, None, None).is_none() {
+            let tool = missing_tool(&subject, plan);
+            if tool.is_empty() || install_steps(&tool, None, None).is_none() {
                 return Decision::Explain {
                     why: format!(
                         "a step calls `{}`, which pipewright does not know how to install; add its installation to the workflow (or to `.pipewright.yml` `extra-steps`)",
-                        if subject.is_empty() { "a tool" } else { &subject }
+                        if tool.is_empty() { "a tool" } else { &tool }
                     ),
                 };
             }
-            if !can_fix {
-                return out_of_fixes();
-            }
-            Decision::Commit {
-                adjustment: Adjustment::InstallTool {
-                    tool: subject.clone(),
-                },
-                why: format!("a step calls `{subject}`, which nothing installed"),
-            }
+            commit(
+                Adjustment::InstallTool { tool: tool.clone() },
+                format!("a step calls `{tool}`, which nothing installed"),
+            )
         }
         "lint-findings" => {
             let tools = lint_tools(plan);
@@ -139,13 +183,12 @@ pub fn decide(failure: &Failure, plan: &Plan, proposal_hash: &str, history: &His
                 .cloned()
                 .or_else(|| (tools.len() == 1).then(|| tools[0].clone()));
             match tool {
-                Some(t) if can_fix => Decision::Commit {
-                    adjustment: Adjustment::LintNonBlocking { tool: t.clone() },
-                    why: format!(
+                Some(t) => commit(
+                    Adjustment::LintNonBlocking { tool: t.clone() },
+                    format!(
                         "`{t}` reports findings in code this pull request did not touch; it now reports without failing the job (`/pipewright add strict-lint` makes lints gate again)"
                     ),
-                },
-                Some(_) => out_of_fixes(),
+                ),
                 None => Decision::Explain {
                     why: "a lint or format check failed on code this pull request did not touch".to_owned(),
                 },
@@ -158,11 +201,10 @@ pub fn decide(failure: &Failure, plan: &Plan, proposal_hash: &str, history: &His
                 .find(|v| !subject.is_empty() && (subject == **v || subject.starts_with(&format!("{v}."))))
                 .cloned();
             match drop {
-                Some(v) if can_fix => Decision::Commit {
-                    adjustment: Adjustment::DropVersion { version: v.clone() },
-                    why: format!("the project cannot run on version {v}; it leaves the test matrix"),
-                },
-                Some(_) => out_of_fixes(),
+                Some(v) => commit(
+                    Adjustment::DropVersion { version: v.clone() },
+                    format!("the project cannot run on version {v}; it leaves the test matrix"),
+                ),
                 None => Decision::Explain {
                     why: format!(
                         "a toolchain version is not supported{}; declare the versions the project supports (requires-python, engines, rust-version) and pipewright follows them",
@@ -186,14 +228,13 @@ pub fn decide(failure: &Failure, plan: &Plan, proposal_hash: &str, history: &His
                 });
             let has = |name: &str| plan.jobs().any(|j| j.services.iter().any(|s| s.name == name));
             match svc {
-                Some(s) if !has(s) && can_fix => Decision::Commit {
-                    adjustment: Adjustment::AddService { name: s.to_owned() },
-                    why: format!("the tests connect to {s}, which the job did not start"),
-                },
                 Some(s) if has(s) => Decision::Explain {
                     why: format!("the tests could not reach {s} although the job starts it: check the connection settings the tests expect (host, port, credentials)"),
                 },
-                Some(_) => out_of_fixes(),
+                Some(s) => commit(
+                    Adjustment::AddService { name: s.to_owned() },
+                    format!("the tests connect to {s}, which the job did not start"),
+                ),
                 None => Decision::Explain {
                     why: "the tests need a service pipewright could not identify".to_owned(),
                 },
@@ -244,23 +285,42 @@ mod tests {
 
     #[test]
     fn a_missing_known_tool_is_installed_once() {
-        let plan = plan_for(&[("Cargo.toml", "[package]\nname='x'\nversion='0.1.0'\n")]);
+        let plan = plan_for(&[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"x\"\nversion = \"0.1.0\"\nrequires-python = \">=3.12\"\n\n[dependency-groups]\ndev = [\"pytest>=8\", \"ruff>=0.6\"]\n\n[tool.ruff]\nline-length = 100\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+        ]);
         let d = decide(
-            &fail("missing-executable", "just"),
+            &fail("missing-executable", "ruff"),
             &plan,
             "h1",
             &History::default(),
         );
         assert!(
-            matches!(d, Decision::Commit { adjustment: Adjustment::InstallTool { ref tool }, .. } if tool == "just")
+            matches!(d, Decision::Commit { adjustment: Adjustment::InstallTool { ref tool }, .. } if tool == "ruff"),
+            "{d:?}"
         );
         let again = History {
             fixes: 1,
             fix_keys: vec![fix_key("h1", "missing-executable")],
-            reran: false,
+            ..History::default()
         };
         assert_eq!(
-            decide(&fail("missing-executable", "just"), &plan, "h1", &again).action(),
+            decide(&fail("missing-executable", "ruff"), &plan, "h1", &again).action(),
+            "explain"
+        );
+        // The same change made before (under another proposal hash) is not made again.
+        let made = History {
+            fixes: 1,
+            adjustments: vec![Adjustment::InstallTool {
+                tool: "ruff".into(),
+            }],
+            ..History::default()
+        };
+        assert_eq!(
+            decide(&fail("missing-executable", "ruff"), &plan, "h2", &made).action(),
             "explain"
         );
         let unknown = decide(
@@ -270,6 +330,18 @@ mod tests {
             &History::default(),
         );
         assert_eq!(unknown.action(), "explain");
+        // A known tool that no step of the plan calls: installing it would change
+        // nothing, so it is no fix.
+        let d = decide(
+            &fail("missing-executable", "just"),
+            &plan,
+            "h1",
+            &History::default(),
+        );
+        assert!(
+            matches!(&d, Decision::Explain { why } if why.contains("no job of the proposal would change")),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -306,8 +378,7 @@ mod tests {
         );
         let two = History {
             fixes: 2,
-            fix_keys: vec![],
-            reran: false,
+            ..History::default()
         };
         assert_eq!(
             decide(&fail("missing-executable", "just"), &plan, "h", &two).action(),

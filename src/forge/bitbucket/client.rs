@@ -107,6 +107,17 @@ impl BitbucketClient {
         op: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
+        self.send_bounded(op, req, None).await
+    }
+
+    /// [`Self::send`], keeping only the last `tail` bytes of a successful answer while it
+    /// streams in (step logs can be far larger than what is read of them).
+    async fn send_bounded(
+        &self,
+        op: &'static str,
+        req: reqwest::RequestBuilder,
+        tail: Option<usize>,
+    ) -> Result<Answer, ApiError> {
         let req = match &self.api.email {
             Some(email) => req.basic_auth(email, Some(self.api.token.expose())),
             None => req.bearer_auth(self.api.token.expose()),
@@ -126,7 +137,13 @@ impl BitbucketClient {
         self.counter
             .record(Forge::Bitbucket, op, outcome_label(status));
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| ApiError::Transient {
+        let read = match tail {
+            Some(max) if (200..300).contains(&status) => crate::forge::client::read_tail(resp, max)
+                .await
+                .map(bytes::Bytes::from),
+            _ => resp.bytes().await,
+        };
+        let body = read.map_err(|e| ApiError::Transient {
             forge: Forge::Bitbucket,
             operation: op,
             detail: format!("reading the response: {e}"),
@@ -464,6 +481,13 @@ pub const HOOK_EVENTS: &[HookEvent] = &[
         scope: "repository",
         api_token_scope: "read:repository:bitbucket",
         purpose: "pushes to the default branch re-analyse the repository",
+        optional: false,
+    },
+    HookEvent {
+        event: "repo:commit_status_updated",
+        scope: "repository",
+        api_token_scope: "read:repository:bitbucket",
+        purpose: "the first CI run of pipewright's pull request is watched, healed or explained",
         optional: false,
     },
     HookEvent {
@@ -1172,8 +1196,19 @@ impl ForgeClient for BitbucketClient {
             seg(pipeline),
             seg(step)
         )));
-        let a = self.call("read step log", req).await?;
-        Ok(crate::forge::client::log_tail(&a.body, max_bytes))
+        let op = "read step log";
+        let a = self.send_bounded(op, req, Some(max_bytes)).await?;
+        if !(200..300).contains(&a.status) {
+            return Err(classify(
+                Forge::Bitbucket,
+                op,
+                a.status,
+                &a.headers,
+                &String::from_utf8_lossy(&a.body),
+                self.api.clock.now(),
+            ));
+        }
+        Ok(a.body.to_vec())
     }
 
     async fn rerun_ci(

@@ -360,6 +360,8 @@ fn parse_commit_status(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Paylo
         branch,
         sha: CommitSha(st.commit.hash),
         run_id: st.url.as_deref().and_then(build_number).unwrap_or(st.key),
+        // A re-run is a new pipeline with its own build number.
+        attempt: String::new(),
         name: st.name.unwrap_or_default(),
         conclusion,
         url: st.url,

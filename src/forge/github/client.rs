@@ -108,6 +108,19 @@ impl GithubClient {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(u16, HeaderMap, Bytes), ApiError> {
+        self.send_bounded(op, method, url, body, None).await
+    }
+
+    /// [`Self::send`], keeping only the last `tail` bytes of a successful answer's body
+    /// while it streams in (job logs can be far larger than what is read of them).
+    async fn send_bounded(
+        &self,
+        op: &'static str,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        tail: Option<usize>,
+    ) -> Result<(u16, HeaderMap, Bytes), ApiError> {
         let token = self
             .api
             .tokens
@@ -156,12 +169,25 @@ impl GithubClient {
         self.counter
             .record(Forge::Github, op, outcome_label(status));
         let headers = resp.headers().clone();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| transient(format!("reading the response: {e}")))?
-            .to_bytes();
+        let mut body = resp.into_body();
+        let bytes = match tail {
+            Some(max) if (200..300).contains(&status) => {
+                let mut kept = crate::forge::client::TailBuffer::new(max);
+                while let Some(frame) = body.frame().await {
+                    let frame =
+                        frame.map_err(|e| transient(format!("reading the response: {e}")))?;
+                    if let Ok(data) = frame.into_data() {
+                        kept.push(&data);
+                    }
+                }
+                Bytes::from(kept.finish())
+            }
+            _ => body
+                .collect()
+                .await
+                .map_err(|e| transient(format!("reading the response: {e}")))?
+                .to_bytes(),
+        };
         Ok((status, headers, bytes))
     }
 
@@ -810,11 +836,20 @@ impl ForgeClient for GithubClient {
         if !run.failed_jobs.is_empty() {
             return Ok(run.failed_jobs.clone());
         }
-        let url = format!(
-            "/repos/{}/actions/runs/{}/jobs?filter=latest&per_page=100",
-            repo_path(repo),
-            seg(&run.run_id)
-        );
+        // The jobs of the attempt the event reported (a later re-run has its own); an
+        // event without an attempt number gets the latest attempt's jobs.
+        let url = match run.attempt.parse::<u64>() {
+            Ok(n) if n > 0 => format!(
+                "/repos/{}/actions/runs/{}/attempts/{n}/jobs?per_page=100",
+                repo_path(repo),
+                seg(&run.run_id)
+            ),
+            _ => format!(
+                "/repos/{}/actions/runs/{}/jobs?filter=latest&per_page=100",
+                repo_path(repo),
+                seg(&run.run_id)
+            ),
+        };
         let jobs: Jobs = self.json("list run jobs", Method::GET, &url, None).await?;
         Ok(jobs
             .jobs
@@ -840,8 +875,21 @@ impl ForgeClient for GithubClient {
             repo_path(repo),
             seg(&job.id)
         );
-        let bytes = self.call("read job log", Method::GET, &url, None).await?;
-        Ok(crate::forge::client::log_tail(&bytes, max_bytes))
+        let op = "read job log";
+        let (status, headers, bytes) = self
+            .send_bounded(op, Method::GET, &url, None, Some(max_bytes))
+            .await?;
+        if !(200..300).contains(&status) {
+            return Err(classify(
+                Forge::Github,
+                op,
+                status,
+                &headers,
+                &String::from_utf8_lossy(&bytes),
+                self.api.clock.now(),
+            ));
+        }
+        Ok(bytes.to_vec())
     }
 
     async fn rerun_ci(

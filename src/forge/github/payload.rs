@@ -405,6 +405,8 @@ struct GhWorkflowRun {
     head_sha: String,
     conclusion: Option<String>,
     html_url: Option<String>,
+    /// 1 for the first run, then one more per re-run (absent in old payloads).
+    run_attempt: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -435,6 +437,7 @@ fn parse_workflow_run(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, Payloa
         branch,
         sha: CommitSha(p.workflow_run.head_sha),
         run_id: p.workflow_run.id.to_string(),
+        attempt: p.workflow_run.run_attempt.unwrap_or(1).to_string(),
         name: p.workflow_run.name.unwrap_or_default(),
         conclusion,
         url: p.workflow_run.html_url,

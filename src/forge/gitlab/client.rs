@@ -68,6 +68,8 @@ struct Op<'a> {
     api: &'a GitlabApi,
     counter: &'a CallCounter,
     name: &'static str,
+    /// Keep only the last this many bytes of a successful answer (job traces).
+    tail: Option<usize>,
 }
 
 impl gl::RestClient for Op<'_> {
@@ -108,7 +110,13 @@ impl gl::AsyncClient for Op<'_> {
         self.counter
             .record(Forge::Gitlab, self.name, outcome_label(status.as_u16()));
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| {
+        let read = match self.tail {
+            Some(max) if status.is_success() => crate::forge::client::read_tail(resp, max)
+                .await
+                .map(Bytes::from),
+            _ => resp.bytes().await,
+        };
+        let bytes = read.map_err(|e| {
             fail(ApiError::Transient {
                 forge: Forge::Gitlab,
                 operation: self.name,
@@ -167,6 +175,7 @@ impl GitlabClient {
             api: &self.api,
             counter: &self.counter,
             name,
+            tail: None,
         }
     }
 
@@ -194,8 +203,11 @@ impl GitlabClient {
         }
     }
 
-    /// Registers pipewright's webhook on a project unless one with `url` exists.
-    /// Returns whether a hook was created.
+    /// Registers pipewright's webhook on a project unless one with `url` exists; a hook
+    /// of an earlier version that lacks one of its events (pipeline events came with
+    /// first-run healing) is brought up to date. Returns whether a hook was created or
+    /// changed. Keep the events in sync with `payload.rs` `EVENTS` and
+    /// `app-manifests/README.md`.
     pub async fn ensure_hook(
         &self,
         project: u64,
@@ -204,7 +216,16 @@ impl GitlabClient {
     ) -> Result<bool, ApiError> {
         #[derive(Deserialize)]
         struct Hook {
+            id: u64,
             url: String,
+            #[serde(default)]
+            push_events: bool,
+            #[serde(default)]
+            merge_requests_events: bool,
+            #[serde(default)]
+            note_events: bool,
+            #[serde(default)]
+            pipeline_events: bool,
         }
         let hooks: Vec<Hook> = self
             .query(
@@ -218,8 +239,27 @@ impl GitlabClient {
                 ),
             )
             .await?;
-        if hooks.iter().any(|h| h.url == url) {
-            return Ok(false);
+        if let Some(h) = hooks.iter().find(|h| h.url == url) {
+            if h.push_events && h.merge_requests_events && h.note_events && h.pipeline_events {
+                return Ok(false);
+            }
+            let edit = gl::projects::hooks::EditHook::builder()
+                .project(project)
+                .hook_id(h.id)
+                .url(url)
+                .push_events(true)
+                .merge_requests_events(true)
+                .note_events(true)
+                .pipeline_events(true)
+                .enable_ssl_verification(true)
+                .token(secret.expose())
+                .build()
+                .map_err(|e| ApiError::Config(e.to_string()))?;
+            gl::ignore(edit)
+                .query_async(&self.op("update hook"))
+                .await
+                .map_err(|e| unwrap_err("update hook", e))?;
+            return Ok(true);
         }
         let create = gl::projects::hooks::CreateHook::builder()
             .project(project)
@@ -228,6 +268,7 @@ impl GitlabClient {
             .push_events(true)
             .merge_requests_events(true)
             .note_events(true)
+            .pipeline_events(true)
             .enable_ssl_verification(true)
             .token(secret.expose())
             .build()
@@ -752,8 +793,14 @@ impl ForgeClient for GitlabClient {
                 .job(id)
                 .build(),
         )?;
+        // Traces can be far larger than what is read of them: only the tail is kept
+        // while the answer streams in.
+        let op = Op {
+            tail: Some(max_bytes),
+            ..self.op("read job trace")
+        };
         let bytes: Vec<u8> = gl::raw(ep)
-            .query_async(&self.op("read job trace"))
+            .query_async(&op)
             .await
             .map_err(|e| unwrap_err("read job trace", e))?;
         Ok(crate::forge::client::log_tail(&bytes, max_bytes))

@@ -395,6 +395,15 @@ fn parse_pipeline(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadErr
     }
     let inst = installation_of(&p.project.path_with_namespace);
     let repo = repo(name, p.project, None)?;
+    // A retried job is a new job (a higher id) in the same pipeline: the newest id tells
+    // a retry's result from a redelivery of the first one.
+    let attempt = p
+        .builds
+        .iter()
+        .map(|b| b.id)
+        .max()
+        .map(|id| id.to_string())
+        .unwrap_or_default();
     let failed_jobs = p
         .builds
         .into_iter()
@@ -409,6 +418,7 @@ fn parse_pipeline(name: &str, body: &[u8]) -> Result<Vec<ForgeEvent>, PayloadErr
         branch,
         sha: CommitSha(p.object_attributes.sha),
         run_id: p.object_attributes.id.to_string(),
+        attempt,
         name: p
             .object_attributes
             .name

@@ -196,6 +196,7 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, tail: &[&str]) -> Resp {
             Some(n) => comment(w, r, idx, *kind == "pullrequests", n),
             None => err(404, "Resource not found"),
         },
+        (_, ["pipelines", ..]) => super::ci::bitbucket(w, r, idx, tail),
         (_, ["hooks", rest @ ..]) => {
             let key = w.repos[idx].full_name.to_ascii_lowercase();
             hooks(w, r, key, rest)
@@ -248,6 +249,9 @@ fn endpoint_scopes(method: &str, rest: &[&str]) -> Need {
             ("POST", ["issues", _, "comments"]) => {
                 need(&["issue:write"], &["write:issue:bitbucket"])
             }
+            // Pipelines: "Pipelines: Read" / "Write" on access tokens.
+            ("POST", ["pipelines", ..]) => need(&["pipeline:write"], &["write:pipeline:bitbucket"]),
+            (_, ["pipelines", ..]) => need(&["pipeline"], &["read:pipeline:bitbucket"]),
             ("GET", ["hooks", ..]) => Need {
                 admin: true,
                 ..HOOK_READ

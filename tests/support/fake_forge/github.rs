@@ -68,6 +68,10 @@ pub(super) fn handle(w: &mut World, r: &Req) -> Resp {
     // GitHub accepts a ref's slashes encoded (`git/ref/heads%2Fmain`, the form its OpenAPI
     // description implies) or not: route both the same.
     let segs: Vec<&str> = r.segs.iter().flat_map(|s| s.split('/')).collect();
+    // The signed log download URL `actions/jobs/{id}/logs` redirects to (no credentials).
+    if let (true, ["_fake", "actions-logs", token]) = (r.method == "GET", segs.as_slice()) {
+        return super::ci::github_download(w, token);
+    }
     if let ["app", "installations", id, "access_tokens"] = segs.as_slice() {
         if r.method != "POST" {
             return not_found();
@@ -148,6 +152,7 @@ fn access_token(w: &mut World, r: &Req, id: &str) -> Resp {
     if workflows {
         permissions["workflows"] = json!("write");
     }
+    super::ci::github_token_permissions(w, id, &mut permissions);
     Resp::json(
         201,
         json!({
@@ -242,6 +247,7 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, rest: &[&str]) -> Resp {
             Err(_) => not_found(),
         },
         ("GET", ["collaborators", user, "permission"]) => permission(w, idx, user),
+        (_, ["actions", ..]) => super::ci::github(w, r, idx, rest),
         _ => not_found(),
     }
 }

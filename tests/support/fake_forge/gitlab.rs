@@ -137,7 +137,8 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
                     json!({"id": h.id, "url": h.url, "project_id": w.repos[idx].id,
                     "push_events": h.events.iter().any(|e| e == "push"),
                     "merge_requests_events": h.events.iter().any(|e| e == "merge_requests"),
-                    "note_events": h.events.iter().any(|e| e == "note")})
+                    "note_events": h.events.iter().any(|e| e == "note"),
+                    "pipeline_events": h.events.iter().any(|e| e == "pipeline")})
                 })
                 .collect();
             Resp::json(200, Value::Array(hooks))
@@ -147,11 +148,7 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
                 return msg(400, "url is missing or invalid");
             };
             let mut events = Vec::new();
-            for (param, name) in [
-                ("push_events", "push"),
-                ("merge_requests_events", "merge_requests"),
-                ("note_events", "note"),
-            ] {
+            for (param, name) in HOOK_EVENT_PARAMS {
                 match p.flag(param) {
                     Ok(Some(true)) => events.push(name.to_owned()),
                     Ok(_) => {}
@@ -172,6 +169,7 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
                 json!({"id": id, "url": url, "project_id": w.repos[idx].id}),
             )
         }
+        ("PUT", ["hooks", id]) => edit_hook(w, p, idx, id),
         ("GET", ["merge_requests"]) => list_mrs(w, r, p, idx),
         ("POST", ["merge_requests"]) => create_mr(w, p, idx),
         ("GET", ["merge_requests", n]) => match num(n).and_then(|n| w.repos[idx].pr(n)) {
@@ -193,8 +191,50 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
             }
         }
         ("GET", ["members", "all"]) => members(w, r, p, idx),
+        (_, ["pipelines", ..] | ["jobs", ..]) => super::ci::gitlab(w, r, idx, tail),
         _ => msg(404, "404 Not Found"),
     }
+}
+
+/// Hook event parameters (`push_events=true`) and the names the fake records.
+const HOOK_EVENT_PARAMS: [(&str, &str); 4] = [
+    ("push_events", "push"),
+    ("merge_requests_events", "merge_requests"),
+    ("note_events", "note"),
+    ("pipeline_events", "pipeline"),
+];
+
+/// `PUT /projects/:id/hooks/:hook_id`: `url` is required; events given are set, the
+/// others keep their value; a `token` given replaces the secret.
+fn edit_hook(w: &mut World, p: &Params, idx: usize, id: &str) -> Resp {
+    let Some(url) = p.get("url").filter(|u| u.starts_with("http")) else {
+        return param_error("url is missing");
+    };
+    let key = w.repos[idx].id.to_string();
+    let project_id = w.repos[idx].id;
+    let Some(h) = w
+        .hooks
+        .get_mut(&key)
+        .and_then(|l| l.iter_mut().find(|h| h.id.to_string() == id))
+    else {
+        return msg(404, "404 Not found");
+    };
+    for (param, name) in HOOK_EVENT_PARAMS {
+        match p.flag(param) {
+            Ok(Some(true)) if !h.events.iter().any(|e| e == name) => h.events.push(name.to_owned()),
+            Ok(Some(false)) => h.events.retain(|e| e != name),
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+    }
+    h.url = url.to_owned();
+    if let Some(t) = p.get("token") {
+        h.secret = t.to_owned();
+    }
+    Resp::json(
+        200,
+        json!({"id": h.id, "url": h.url, "project_id": project_id}),
+    )
 }
 
 // --- JSON shapes -------------------------------------------------------------------------

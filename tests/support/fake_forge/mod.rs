@@ -27,8 +27,12 @@
 #![allow(dead_code)]
 
 mod bitbucket;
+mod ci;
 mod github;
 mod gitlab;
+
+#[allow(unused_imports)] // not every test binary uses every helper
+pub use ci::{CiJob, CiRun, JobSpec, JobState};
 
 #[allow(unused_imports)] // not every test binary uses every helper
 pub use bitbucket::{account_id as bitbucket_account_id, uuid_of as bitbucket_uuid};
@@ -557,6 +561,8 @@ pub struct World {
     /// Webhooks registered through the API: GitLab per project (key: project id),
     /// Bitbucket per workspace (key: slug) and per repository (key: `workspace/slug`).
     pub hooks: BTreeMap<String, Vec<HookRec>>,
+    /// CI runs, jobs and logs (`ci.rs`).
+    pub ci: ci::Ci,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
     holds: Vec<Hold>,
@@ -587,6 +593,7 @@ impl World {
             users: BTreeSet::new(),
             quirks: Vec::new(),
             hooks: BTreeMap::new(),
+            ci: ci::Ci::default(),
             log: Vec::new(),
             faults: Vec::new(),
             holds: Vec::new(),
