@@ -12,6 +12,7 @@ pub mod bot;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod forge;
 pub mod generate;
