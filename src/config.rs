@@ -212,7 +212,8 @@ pub struct ConfigArgs {
     /// File holding the credentials key(s).
     #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true)]
     pub credentials_key_file: Option<PathBuf>,
-    /// Propose continuous delivery to repositories that have CI but no CD (true/false).
+    /// Deploy targets proposed to repositories that have CI but no CD, comma-separated
+    /// (e.g. `fly`); unset: never.
     #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
     pub propose_cd: Option<String>,
 }
@@ -255,7 +256,7 @@ struct FileConfig {
     public_url: Option<String>,
     credentials_key: Option<String>,
     credentials_key_file: Option<PathBuf>,
-    propose_cd: Option<bool>,
+    propose_cd: Option<String>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -342,8 +343,8 @@ pub struct BotConfig {
     pub outbox: PathBuf,
     /// Public base URL of this deployment, for registering webhooks.
     pub public_url: Option<String>,
-    /// Propose CD to repositories that have CI but no CD (off by default).
-    pub propose_cd: bool,
+    /// Deploy targets proposed to repositories that have CI but no CD (none by default).
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
 }
 
 impl Default for BotConfig {
@@ -364,7 +365,7 @@ impl Default for BotConfig {
             dry_run: false,
             outbox: PathBuf::from("pipewright-outbox"),
             public_url: None,
-            propose_cd: false,
+            propose_cd: Vec::new(),
         }
     }
 }
@@ -414,7 +415,15 @@ impl BotConfig {
             self.reconcile_secs,
             self.public_url.as_deref().unwrap_or("(not set)"),
             self.outbox.display(),
-            self.propose_cd,
+            if self.propose_cd.is_empty() {
+                "(none: repositories with CI get no CD proposal)".to_owned()
+            } else {
+                self.propose_cd
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         )
     }
 }
@@ -829,19 +838,23 @@ impl ConfigArgs {
                 Some(u) => Some(http_url("PIPEWRIGHT_PUBLIC_URL", u)?),
                 None => None,
             },
-            propose_cd: match &self.propose_cd {
-                Some(t) => match t.trim().to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => {
-                        return Err(ConfigError::Invalid {
+            propose_cd: self
+                .propose_cd
+                .clone()
+                .or(file.propose_cd.take())
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<crate::deploy::DeployTarget>().map_err(|message| {
+                        ConfigError::Invalid {
                             key: "PIPEWRIGHT_PROPOSE_CD",
-                            message: format!("`{t}` is not true or false"),
-                        })
-                    }
-                },
-                None => file.propose_cd.unwrap_or(false),
-            },
+                            message,
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 }

@@ -15,6 +15,28 @@ pub struct RepoSettings {
     /// Features switched on or off, in the order they were chosen.
     #[serde(default)]
     pub features: Vec<(Feature, bool)>,
+    /// Deploy targets added (`add deploy fly …`) or removed (`remove deploy fly`): they
+    /// win over `.pipewright.yml` for their target.
+    #[serde(default)]
+    pub deploy: Vec<DeployChoice>,
+}
+
+/// A deploy target chosen with a slash command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeployChoice {
+    /// Target id.
+    pub target: String,
+    /// On (`add deploy`) or off (`remove deploy`).
+    pub on: bool,
+    /// Environments (empty: both).
+    #[serde(default)]
+    pub environments: Vec<crate::deploy::Environment>,
+    /// Strategy.
+    #[serde(default)]
+    pub strategy: Option<crate::deploy::Strategy>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 impl RepoSettings {
@@ -28,6 +50,39 @@ impl RepoSettings {
     pub fn set(&mut self, f: Feature, on: bool) {
         self.features.retain(|(x, _)| *x != f);
         self.features.push((f, on));
+    }
+
+    /// Records a deploy choice, replacing an earlier one for the same target.
+    pub fn set_deploy(&mut self, choice: DeployChoice) {
+        self.deploy.retain(|d| d.target != choice.target);
+        self.deploy.push(choice);
+    }
+
+    /// The deploy settings in force: the file's entries, then the commands' choices on
+    /// top (an `add` replaces the file's entry for its target, a `remove` drops it).
+    pub fn deploy_settings(
+        &self,
+        config: Option<&repo_config::RepoConfig>,
+    ) -> Vec<crate::deploy::DeploySettings> {
+        let mut out: Vec<crate::deploy::DeploySettings> = config
+            .map(|c| c.deploy.iter().map(|d| d.settings()).collect())
+            .unwrap_or_default();
+        for c in &self.deploy {
+            let Ok(target) = c.target.parse::<crate::deploy::DeployTarget>() else {
+                continue;
+            };
+            out.retain(|s| s.target != target);
+            if c.on {
+                let mut s = crate::deploy::DeploySettings::new(target);
+                if !c.environments.is_empty() {
+                    s.environments = c.environments.clone();
+                }
+                s.strategy = c.strategy;
+                s.region = c.region.clone();
+                out.push(s);
+            }
+        }
+        out
     }
 
     /// As stored.
@@ -46,6 +101,20 @@ pub enum Skip {
     },
     /// Nothing buildable was found (empty or unsupported repository).
     NothingToBuild,
+}
+
+/// What continuous delivery needs beyond the snapshot: the repository's name (apps are
+/// named after it) and the installation's opt-in for repositories that have CI already.
+#[derive(Debug, Clone, Default)]
+pub struct CdOptions {
+    /// `owner/name`.
+    pub repo_name: String,
+    /// Forge (the PR body's setup steps differ).
+    pub forge: Option<crate::forge::Forge>,
+    /// Targets proposed to repositories with CI but no CD (`PIPEWRIGHT_PROPOSE_CD`).
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
+    /// Credential names already stored for this repository, per target.
+    pub stored: Vec<(crate::deploy::DeployTarget, String)>,
 }
 
 impl std::fmt::Display for Skip {
@@ -72,23 +141,46 @@ pub struct Proposal {
     pub command_word: String,
     /// [`pr_body::files_hash`] of `files`: unchanged hash, untouched PR.
     pub hash: String,
+    /// The delivery section of the body (secrets, setup), empty without CD.
+    pub delivery: String,
+    /// Deploy targets in the proposal.
+    pub deploy_targets: Vec<crate::deploy::DeployTarget>,
 }
 
 impl Proposal {
     /// The bot's region of the PR body, with its state (`head` = the commit carrying it).
     pub fn body_region(&self, head: Option<&str>) -> String {
-        pr_body::render(
+        let region = pr_body::render(
             &self.analysis,
             &self.files,
             self.provider,
             &self.command_word,
             head,
-        )
+        );
+        // The delivery section goes before "Customise", inside the bot's region.
+        match region.find("\n### Customise") {
+            Some(i) if !self.delivery.is_empty() => {
+                format!("{}{}{}", &region[..i], self.delivery, &region[i..])
+            }
+            _ => region,
+        }
     }
 
-    /// A plain title naming the CI system.
+    /// A plain title naming the CI system (and the deploy targets).
     pub fn title(&self) -> String {
-        format!("Add CI with {}", provider_name(self.provider))
+        let has_ci = self
+            .files
+            .iter()
+            .any(|f| crate::deploy::is_ci_path(&f.path));
+        match (has_ci, self.deploy_targets.as_slice()) {
+            (_, []) => format!("Add CI with {}", provider_name(self.provider)),
+            (true, t) => format!(
+                "Add CI with {} and deploys to {}",
+                provider_name(self.provider),
+                names(t)
+            ),
+            (false, t) => format!("Add deploys to {}", names(t)),
+        }
     }
 
     /// The commit message: what and why, briefly.
@@ -112,6 +204,13 @@ impl Proposal {
             }
         )
     }
+}
+
+fn names(t: &[crate::deploy::DeployTarget]) -> String {
+    t.iter()
+        .map(|t| t.spec().name)
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// Display name of a CI provider.
@@ -177,6 +276,29 @@ pub fn propose(
     command_word: &str,
     settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
+    propose_with_cd(
+        tree,
+        forge_provider,
+        default_branch,
+        command_word,
+        settings,
+        &CdOptions::default(),
+    )
+}
+
+/// [`propose`], with continuous delivery: the deploy targets of `.pipewright.yml` and of
+/// slash commands add their files (config files, a Dockerfile when there is none) and a
+/// delivery section to the body. A repository with CI gets a CD-only proposal when it
+/// asked for a target, or when the installation opted in (`cd.propose_cd`) and it has
+/// no CD yet; never by default.
+pub fn propose_with_cd(
+    tree: &RepoTree,
+    forge_provider: Provider,
+    default_branch: &str,
+    command_word: &str,
+    settings: &RepoSettings,
+    cd: &CdOptions,
+) -> Result<Decision, ProposalError> {
     let config = repo_config::load(tree)?.map(|(_, c)| c);
     let analysis = analyze(tree);
     let ci: Vec<String> = analysis
@@ -185,11 +307,55 @@ pub fn propose(
         .filter(|c| c.kind == "ci")
         .map(|c| c.path.clone())
         .collect();
-    if !ci.is_empty() {
-        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
+    let has_cd = analysis.existing_ci.iter().any(|c| c.kind == "cd");
+    let mut deploy = settings.deploy_settings(config.as_ref());
+    if deploy.is_empty() && !ci.is_empty() && !has_cd {
+        deploy = cd
+            .propose_cd
+            .iter()
+            .map(|t| crate::deploy::DeploySettings::new(*t))
+            .collect();
     }
     let target = effective_target(forge_provider, default_branch, config.as_ref(), settings);
-    let files = generate(&analysis, &target)?;
+    let mut files = if ci.is_empty() {
+        generate(&analysis, &target)?
+    } else if deploy.is_empty() {
+        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
+    } else {
+        Vec::new()
+    };
+    let repo_name = if cd.repo_name.is_empty() {
+        "app"
+    } else {
+        cd.repo_name.as_str()
+    };
+    let mut contexts = Vec::new();
+    let mut delivery = String::new();
+    if !deploy.is_empty() {
+        match crate::deploy::deploy_files(&analysis, tree.files(), repo_name, &deploy) {
+            Ok(extra) => {
+                files.extend(extra);
+                for s in &deploy {
+                    if let Ok(ctx) = crate::deploy::context(&analysis, repo_name, s) {
+                        contexts.push((s.target, ctx));
+                    }
+                }
+                let stored = |t: crate::deploy::DeployTarget, n: &str| {
+                    cd.stored.iter().any(|(st, sn)| *st == t && sn == n)
+                };
+                delivery = crate::deploy::pr_section(
+                    &contexts,
+                    cd.forge.unwrap_or(crate::forge::Forge::Github),
+                    repo_name,
+                    &stored,
+                );
+            }
+            // A repository with nothing to deploy gets its CI alone; the command's reply
+            // says why (see `run_command`).
+            Err(_) if !files.is_empty() => {}
+            Err(_) => return Ok(Decision::Skip(Skip::NothingToBuild)),
+        }
+    }
     if files.is_empty() {
         return Ok(Decision::Skip(Skip::NothingToBuild));
     }
@@ -200,6 +366,8 @@ pub fn propose(
         provider: target.provider,
         command_word: command_word.to_owned(),
         hash,
+        delivery,
+        deploy_targets: contexts.iter().map(|(t, _)| *t).collect(),
     })))
 }
 

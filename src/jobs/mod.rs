@@ -53,9 +53,9 @@ pub struct JobsContext {
     pub gitlab_hook: Option<(String, crate::config::Secret)>,
     /// Keys of the stored deploy credentials (written to the forge by `add deploy`).
     pub credentials_key: Option<crate::crypto::Keyring>,
-    /// Propose continuous delivery to repositories that have CI but no CD
-    /// (`PIPEWRIGHT_PROPOSE_CD`); off by default.
-    pub propose_cd: bool,
+    /// Deploy targets proposed to repositories that have CI but no CD
+    /// (`PIPEWRIGHT_PROPOSE_CD`); none by default.
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
 }
 
 impl JobsContext {
@@ -70,7 +70,7 @@ impl JobsContext {
             outbox: None,
             gitlab_hook: None,
             credentials_key: None,
-            propose_cd: false,
+            propose_cd: Vec::new(),
         }
     }
 
@@ -94,7 +94,7 @@ impl JobsContext {
                 _ => None,
             },
             credentials_key: config.credentials_key.clone(),
-            propose_cd: config.bot.propose_cd,
+            propose_cd: config.bot.propose_cd.clone(),
         }
     }
 
