@@ -770,41 +770,38 @@ async fn credentials(config: &Config, command: CredentialsCommand) -> anyhow::Re
             format,
         } => creds::list(&db, forge, installation.as_deref())
             .await
-            .and_then(|rows| {
-                match format {
-                    Format::Json => println!(
-                        "{}",
-                        serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
-                    ),
-                    Format::Text => {
+            .map(|rows| match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+                ),
+                Format::Text => {
+                    println!(
+                        "{:<24}  {:<28}  {:<13}  {:<32}  {:<10}  UPDATED",
+                        "INSTALLATION", "SCOPE", "TARGET", "NAME", "KEY"
+                    );
+                    for r in &rows {
+                        let scope = if r.repository.is_empty() {
+                            "(installation default)".to_owned()
+                        } else {
+                            r.repository_name
+                                .clone()
+                                .unwrap_or_else(|| r.repository.clone())
+                        };
                         println!(
                             "{:<24}  {:<28}  {:<13}  {:<32}  {:<10}  {}",
-                            "INSTALLATION", "SCOPE", "TARGET", "NAME", "KEY", "UPDATED"
+                            r.installation,
+                            scope,
+                            r.target,
+                            r.name,
+                            r.key_id,
+                            ago(now, r.updated_at)
                         );
-                        for r in &rows {
-                            let scope = if r.repository.is_empty() {
-                                "(installation default)".to_owned()
-                            } else {
-                                r.repository_name
-                                    .clone()
-                                    .unwrap_or_else(|| r.repository.clone())
-                            };
-                            println!(
-                                "{:<24}  {:<28}  {:<13}  {:<32}  {:<10}  {}",
-                                r.installation,
-                                scope,
-                                r.target,
-                                r.name,
-                                r.key_id,
-                                ago(now, r.updated_at)
-                            );
-                        }
-                        if rows.is_empty() {
-                            println!("(no credentials)");
-                        }
+                    }
+                    if rows.is_empty() {
+                        println!("(no credentials)");
                     }
                 }
-                Ok(())
             }),
         CredentialsCommand::Delete { scope } => creds::delete(
             &db,

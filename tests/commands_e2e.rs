@@ -540,7 +540,7 @@ async fn add_deploy_fly(forge: Forge) {
         .file(&full, BRANCH, "Dockerfile")
         .expect("a Dockerfile");
     assert!(
-        docker.contains("uv sync --frozen") && docker.contains("USER app"),
+        docker.contains("uv sync --frozen") && docker.contains("USER 10001"),
         "{docker}"
     );
     let body = h.prs("inventory").last().unwrap().body.clone();

@@ -253,6 +253,8 @@ fn good_release_switches_bad_release_rolls_back() {
     let repo = repo_with_ssh_files();
     let public = free_port_triple();
     std::fs::create_dir_all(host.dir.path().join("srv/demo")).unwrap();
+    // Everything the deploy job prints, searched for the private key at the end.
+    let mut printed = String::new();
 
     // First release: nothing ran before; blue starts, passes, the proxy serves it.
     let out = deploy(
@@ -263,6 +265,7 @@ fn good_release_switches_bad_release_rolls_back() {
         "r1",
         &host.known_hosts,
     );
+    printed.push_str(&text(&out));
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
         get(public).as_deref(),
@@ -278,6 +281,7 @@ fn good_release_switches_bad_release_rolls_back() {
         "r2",
         &host.known_hosts,
     );
+    printed.push_str(&text(&out));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("release r2 is live"),
@@ -304,6 +308,7 @@ fn good_release_switches_bad_release_rolls_back() {
         "r3",
         &host.known_hosts,
     );
+    printed.push_str(&text(&out));
     assert!(!out.status.success(), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -339,6 +344,7 @@ fn good_release_switches_bad_release_rolls_back() {
         "r4",
         &host.known_hosts,
     );
+    printed.push_str(&text(&out));
     assert!(!out.status.success(), "{}", text(&out));
     assert_eq!(
         get(public).as_deref(),
@@ -372,6 +378,7 @@ fn good_release_switches_bad_release_rolls_back() {
         "r5",
         &wrong,
     );
+    printed.push_str(&text(&out));
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Host key verification failed"),
@@ -393,14 +400,18 @@ fn good_release_switches_bad_release_rolls_back() {
         "r6",
         &host.known_hosts,
     );
+    printed.push_str(&text(&out));
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("IMAGE is not valid"),
         "{}",
         text(&out)
     );
-    // The private key never appears in the output.
-    for o in [&out] {
-        assert!(!text(o).contains(&host.key_b64[..40]));
-    }
+    // The private key never appears in what the job printed.
+    let key = std::fs::read_to_string(host.dir.path().join("user_key")).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(
+        !printed.contains(&host.key_b64[..40]) && !printed.contains(key_body),
+        "{printed}"
+    );
 }

@@ -77,7 +77,7 @@ fn has(files: &[String], dir: &str, name: &str) -> bool {
     } else {
         format!("{dir}/{name}")
     };
-    files.iter().any(|f| *f == p)
+    files.contains(&p)
 }
 
 /// The port the service listens on and whether it is known.
@@ -175,7 +175,8 @@ fn node(project: &Project, files: &[String], port: u16, health: Option<&str>) ->
          ENV NODE_ENV=production\n\
          WORKDIR /app\n\
          COPY --from=build --chown=node:node /app /app\n\
-         USER node\n\
+         # uid 1000 is the image's `node` user.\n\
+         USER 1000\n\
          {expose}{healthcheck}CMD [\"{run}\", \"start\"]\n",
         expose = expose(port),
     )
@@ -241,8 +242,8 @@ fn python(project: &Project, files: &[String], port: u16, health: Option<&str>) 
             "COPY --from=ghcr.io/astral-sh/uv:0.5 /uv /usr/local/bin/uv\n\
              ENV UV_PROJECT_ENVIRONMENT=/venv UV_LINK_MODE=copy\n\
              COPY pyproject.toml uv.lock ./\n\
-             RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project\n\
-             RUN --mount=type=cache,target=/root/.cache/uv uv pip install --python /venv/bin/python \"{server}>=21,<24\"\n"
+             RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-install-project \\\n    \
+             && uv pip install --python /venv/bin/python \"{server}>=21,<24\"\n"
         ),
         Some(PackageManager::Poetry) if has(files, dir, "poetry.lock") => format!(
             "RUN --mount=type=cache,target=/root/.cache/pip pip install \"poetry>=1.8,<3\" \"poetry-plugin-export>=1.8,<2\"\n\
@@ -279,7 +280,7 @@ fn python(project: &Project, files: &[String], port: u16, health: Option<&str>) 
          WORKDIR /app\n\
          COPY --from=build /venv /venv\n\
          COPY --chown=app:app . .\n\
-         USER app\n\
+         USER 10001\n\
          {expose}{healthcheck}CMD {cmd}\n",
         expose = expose(port),
         cmd = python_cmd(project, files, port),
@@ -298,7 +299,8 @@ fn go(port: u16) -> String {
          # Distroless: no shell, no package manager; the platform probes health.\n\
          FROM gcr.io/distroless/static-debian12:nonroot\n\
          COPY --from=build /out/app /app\n\
-         USER nonroot:nonroot\n\
+         # uid 65532 is distroless's `nonroot` user.\n\
+         USER 65532:65532\n\
          {expose}ENTRYPOINT [\"/app\"]\n",
         expose = expose(port),
     )
@@ -322,7 +324,8 @@ fn rust(port: u16) -> String {
          # Distroless with glibc: no shell, no package manager; the platform probes health.\n\
          FROM gcr.io/distroless/cc-debian12:nonroot\n\
          COPY --from=build /out/app /app\n\
-         USER nonroot:nonroot\n\
+         # uid 65532 is distroless's `nonroot` user.\n\
+         USER 65532:65532\n\
          {expose}ENTRYPOINT [\"/app\"]\n",
         expose = expose(port),
     )
@@ -358,7 +361,7 @@ fn ruby(files: &[String], dir: &str, port: u16, health: Option<&str>) -> String 
          WORKDIR /app\n\
          COPY --from=build /usr/local/bundle /usr/local/bundle\n\
          COPY --from=build --chown=app:app /app /app\n\
-         USER app\n\
+         USER 10001\n\
          {expose}{healthcheck}CMD [\"bin/rails\", \"server\", \"-b\", \"0.0.0.0\", \"-p\", \"{port}\"]\n",
         expose = expose(port),
     )
@@ -399,7 +402,7 @@ fn jvm(pm: Option<PackageManager>, port: u16, health: Option<&str>) -> String {
          RUN useradd --create-home --uid 10001 app\n\
          WORKDIR /app\n\
          COPY --from=build /app.jar /app/app.jar\n\
-         USER app\n\
+         USER 10001\n\
          {expose}{healthcheck}ENTRYPOINT [\"java\", \"-XX:MaxRAMPercentage=75\", \"-jar\", \"/app/app.jar\"]\n",
         expose = expose(port),
     )

@@ -802,6 +802,14 @@ impl ForgeClient for BitbucketClient {
     }
 }
 
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,13 +817,5 @@ mod tests {
     #[test]
     fn query_strings_are_escaped() {
         assert_eq!(bbql_string(r#"a"b\c"#), r#""a\"b\\c""#);
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
