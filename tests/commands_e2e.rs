@@ -429,8 +429,10 @@ fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = LogSink(buf.clone());
+        // pipewright's own events at every level (trace carries payloads); dependencies
+        // at info, so the HTTP and SQL stacks' trace firehose does not slow the run.
         let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("pipewright=trace,info"))
             .with_ansi(false)
             .with_writer(move || sink.clone())
             .try_init();
@@ -457,7 +459,7 @@ async fn add_deploy_fly(forge: Forge) {
     };
     h.add_repo(
         id,
-        "inventory",
+        "Hello-World",
         &[
             (
                 "pyproject.toml",
@@ -471,7 +473,7 @@ async fn add_deploy_fly(forge: Forge) {
         ],
     );
     {
-        let full = h.full("inventory");
+        let full = h.full("Hello-World");
         let write = match forge {
             Forge::Gitlab => "30",
             _ => "write",
@@ -480,10 +482,10 @@ async fn add_deploy_fly(forge: Forge) {
     }
     h.install().await;
     h.drain().await;
-    let pr = assert_bot_pr(&h, "inventory").number;
+    let pr = assert_bot_pr(&h, "Hello-World").number;
     let r = Repo {
         id,
-        name: "inventory",
+        name: "Hello-World",
         pr,
     };
     // An operator stores the installation's Fly token through the CLI's code path.
@@ -524,14 +526,14 @@ async fn add_deploy_fly(forge: Forge) {
     );
 
     // The PR gained the deploy files and says which secret it reads.
-    let full = h.full("inventory");
+    let full = h.full("Hello-World");
     let fly = h
         .fake
         .world()
         .file(&full, BRANCH, "fly.toml")
         .expect("fly.toml on the branch");
     assert!(
-        fly.contains("app = \"inventory\"") && fly.contains("internal_port = 8000"),
+        fly.contains("app = \"hello-world\"") && fly.contains("internal_port = 8000"),
         "{fly}"
     );
     let docker = h
@@ -543,7 +545,7 @@ async fn add_deploy_fly(forge: Forge) {
         docker.contains("uv sync --frozen") && docker.contains("USER 10001"),
         "{docker}"
     );
-    let body = h.prs("inventory").last().unwrap().body.clone();
+    let body = h.prs("Hello-World").last().unwrap().body.clone();
     assert!(
         body.contains("### Continuous delivery") && body.contains("`FLY_API_TOKEN`"),
         "{body}"

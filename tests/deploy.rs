@@ -252,3 +252,105 @@ fn hadolint_passes_on_generated_dockerfiles_when_installed() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Every target's deploy job, for both environments: it reads only names from its
+/// schema, asks for OIDC exactly when the target is an OIDC one, and its commands are a
+/// valid POSIX shell script (`sh -n`; shellcheck too when installed) that reads
+/// credentials from the environment instead of embedding them.
+#[test]
+fn deploy_jobs_are_valid_shell_reading_their_schema() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/python-uv-fastapi");
+    let tree = load_local(&dir, &Limits::default()).unwrap();
+    let analysis = analyze(&tree);
+    let shellcheck = std::process::Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let tmp = tempfile::tempdir().unwrap();
+    for target in TARGETS {
+        let mut settings = DeploySettings::new(target);
+        if target == DeployTarget::Gcp {
+            settings.strategy = Some(deploy::Strategy::Canary);
+        }
+        let ctx = deploy::context(&analysis, "acme/inventory", &settings).unwrap();
+        for env in deploy::Environment::ALL {
+            let job = target.deploy_job(&ctx, env);
+            assert_eq!(job.oidc, target.spec().oidc, "{target}");
+            for name in &job.credentials {
+                assert!(
+                    target.spec().field(name).is_some(),
+                    "{target}: {name} not in its schema"
+                );
+            }
+            assert!(!job.commands.is_empty());
+            let mut script = String::from("#!/bin/sh\nset -eu\n");
+            script.push_str(": \"${IMAGE_TAG:?}\" \"${OIDC_TOKEN:=}\"\n");
+            for name in &job.credentials {
+                script.push_str(&format!(": \"${{{name}:?}}\"\n"));
+            }
+            for (k, v) in &job.env {
+                assert!(!v.contains('\''), "{target}: {k}");
+                script.push_str(&format!("{k}='{v}'\n"));
+            }
+            for c in &job.commands {
+                script.push_str(c);
+                script.push('\n');
+            }
+            let path = tmp.path().join(format!("{target}-{}.sh", env.as_str()));
+            std::fs::write(&path, &script).unwrap();
+            let o = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{target}: {}\n{script}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if shellcheck {
+                let o = std::process::Command::new("shellcheck")
+                    .args(["-s", "sh", "-e", "SC2034"])
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                assert!(
+                    o.status.success(),
+                    "{target}:\n{}\n{script}",
+                    String::from_utf8_lossy(&o.stdout)
+                );
+            }
+        }
+    }
+}
+
+/// The SSH target's scripts pass shellcheck (when installed; `.ci/run` installs it).
+#[test]
+fn ssh_scripts_pass_shellcheck() {
+    if std::process::Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: shellcheck is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("ssh-deploy.sh", deploy::ssh::SSH_DEPLOY_SH),
+        ("remote-deploy.sh", deploy::ssh::REMOTE_DEPLOY_SH),
+    ] {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let o = std::process::Command::new("shellcheck")
+            .args(["-s", "sh"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}:\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+}
