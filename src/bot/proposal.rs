@@ -406,6 +406,111 @@ mod tests {
         );
     }
 
+    fn fastapi(extra: &[(&'static str, &'static str)]) -> RepoTree {
+        let mut files = vec![
+            (
+                "pyproject.toml",
+                "[project]\nname = \"svc\"\nversion = \"0.1.0\"\ndependencies = [\"fastapi>=0.110\"]\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+            ("main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ];
+        files.extend_from_slice(extra);
+        tree(&files)
+    }
+
+    fn cd(targets: &[crate::deploy::DeployTarget]) -> CdOptions {
+        CdOptions {
+            repo_name: "acme/svc".into(),
+            forge: Some(crate::forge::Forge::Github),
+            propose_cd: targets.to_vec(),
+            stored: vec![(crate::deploy::DeployTarget::Aws, "AWS_ROLE_ARN".into())],
+        }
+    }
+
+    #[test]
+    fn cd_only_when_asked_or_opted_in() {
+        use crate::deploy::DeployTarget;
+        let ci = (
+            ".github/workflows/ci.yml",
+            "on: push\njobs:\n  t:\n    steps:\n      - run: pytest\n",
+        );
+        let settings = RepoSettings::default();
+        let go = |t: &RepoTree, cd: &CdOptions, s: &RepoSettings| {
+            propose_with_cd(t, Provider::Github, "main", "pipewright", s, cd).unwrap()
+        };
+        // CI, no CD, no opt-in: nothing, as before.
+        assert!(matches!(
+            go(&fastapi(&[ci]), &cd(&[]), &settings),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // Opted in: a CD-only proposal (no CI file), named after the target.
+        let Decision::Propose(p) = go(&fastapi(&[ci]), &cd(&[DeployTarget::Fly]), &settings) else {
+            panic!("no CD proposal")
+        };
+        let paths: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["fly.toml", "Dockerfile", ".dockerignore"]);
+        assert_eq!(p.title(), "Add deploys to Fly.io");
+        assert!(p.body_region(None).contains("### Continuous delivery"));
+        // A repository that deploys already is left alone even when opted in.
+        let deploys = (
+            ".github/workflows/release.yml",
+            "on: {push: {tags: ['v*']}}\njobs:\n  p:\n    steps:\n      - run: flyctl deploy\n",
+        );
+        assert!(matches!(
+            go(
+                &fastapi(&[ci, deploys]),
+                &cd(&[DeployTarget::Fly]),
+                &settings
+            ),
+            Decision::Skip(_)
+        ));
+        // `add deploy aws` on a repository without CI: CI and deploy files together, the
+        // body lists the stored and missing names and the role's trust policy.
+        let mut s = RepoSettings::default();
+        s.set_deploy(DeployChoice {
+            target: "aws".into(),
+            on: true,
+            environments: vec![],
+            strategy: None,
+            region: Some("eu-west-1".into()),
+        });
+        let Decision::Propose(p) = go(&fastapi(&[]), &cd(&[]), &s) else {
+            panic!()
+        };
+        assert!(p.files.iter().any(|f| f.path == ".github/workflows/ci.yml"));
+        assert!(p
+            .files
+            .iter()
+            .any(|f| f.path == ".aws/task-definition.json"));
+        assert_eq!(
+            p.title(),
+            "Add CI with GitHub Actions and deploys to AWS ECS (Fargate)"
+        );
+        let body = p.body_region(Some("abc"));
+        assert!(
+            body.contains("| `AWS_ROLE_ARN` | variable | stored; written to the forge |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("| `ECS_CLUSTER` | variable | **missing** |"),
+            "{body}"
+        );
+        assert!(body.contains("repo:acme/svc:environment:*"), "{body}");
+        assert!(body.contains("Region: eu-west-1."), "{body}");
+        // The state block still parses after the inserted section.
+        assert_eq!(pr_body::parse_state(&body).unwrap().hash, p.hash);
+        // `remove deploy aws` wins over an earlier add.
+        s.set_deploy(DeployChoice {
+            target: "aws".into(),
+            on: false,
+            environments: vec![],
+            strategy: None,
+            region: None,
+        });
+        assert!(s.deploy_settings(None).is_empty());
+    }
+
     #[test]
     fn existing_ci_or_nothing_to_build_means_no_pr() {
         let t = tree(&[
