@@ -506,6 +506,31 @@ async fn add_deploy_fly(forge: Forge) {
     .await
     .unwrap();
 
+    if forge == Forge::Github {
+        // An App installed without `secrets: write`: GitHub answers 403, the reply says
+        // what is missing, nothing is written and the job does not retry.
+        h.fake.world().fail_next(
+            "GET",
+            "/actions/secrets/public-key",
+            403,
+            vec![],
+            r#"{"message":"Resource not accessible by integration","status":"403"}"#,
+        );
+        h.say(&r, pr, true, "/pipewright add deploy fly", MAINTAINER)
+            .await;
+        let reply = h.replies(&r, pr).last().cloned().unwrap();
+        assert!(
+            reply.contains("refused to store the secrets (HTTP 403)"),
+            "{reply}"
+        );
+        assert!(h
+            .fake
+            .world()
+            .repo(&h.full("Hello-World"))
+            .unwrap()
+            .ci_vars
+            .is_empty());
+    }
     h.say(
         &r,
         pr,

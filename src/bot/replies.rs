@@ -507,6 +507,11 @@ pub enum SecretsOutcome {
     },
     /// Stored values cannot be opened (wrong key or altered rows): operators must look.
     Unreadable,
+    /// The forge refused the write (HTTP status): a missing permission or scope.
+    Refused {
+        /// The forge's status.
+        status: u16,
+    },
 }
 
 /// `add deploy <target>` done: what was stored, what is written, what is missing.
@@ -577,6 +582,15 @@ pub fn deploy_added(
             " The stored credentials could not be decrypted (a key is wrong or missing); \
              nothing was written, and the operators have been told in the log.",
         ),
+        SecretsOutcome::Refused { status } => {
+            let _ = write!(
+                s,
+                " The forge refused to store the secrets (HTTP {status}): pipewright needs \
+                 permission to write CI secrets here (GitHub App: `secrets: write`, accepted \
+                 by an owner; GitLab: a Maintainer token with `api`; Bitbucket: a token with \
+                 pipeline variable write). Nothing was written."
+            );
+        }
     }
     s
 }

@@ -705,10 +705,27 @@ impl Session<'_> {
         } else {
             choice.environments.iter().map(|e| e.as_str()).collect()
         };
-        let writes = self
+        let writes = match self
             .client
             .write_ci_secrets(self.handle, &envs, &secrets)
-            .await?;
+            .await
+        {
+            Ok(w) => w,
+            // The forge refused (the App lacks `secrets: write`, the token lacks the
+            // scope): a person must fix the installation; retrying changes nothing.
+            Err(
+                e @ crate::forge::client::ApiError::Rejected {
+                    status: 401 | 403 | 404,
+                    ..
+                },
+            ) => {
+                tracing::warn!(repo = %self.handle.full_name, error = %e, "the forge refused the deploy secrets");
+                return Ok(replies::SecretsOutcome::Refused {
+                    status: e.status().unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
         let unmasked: Vec<String> = writes
             .iter()
