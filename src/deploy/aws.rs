@@ -125,6 +125,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             "aws ecs update-service --cluster \"$ECS_CLUSTER\" --service \"$ECS_SERVICE\" --task-definition \"$revision\" >/dev/null".into(),
             "aws ecs wait services-stable --cluster \"$ECS_CLUSTER\" --services \"$ECS_SERVICE\"".into(),
         ],
+        needs_published_image: false,
+        needs_docker: true,
+        gate: env.gate(),
     }
 }
 

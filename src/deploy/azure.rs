@@ -86,6 +86,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             "az account set --subscription \"$AZURE_SUBSCRIPTION_ID\"".into(),
             "az containerapp up --name \"$CONTAINER_APP\" --resource-group \"$AZURE_RESOURCE_GROUP\" --location \"$AZURE_LOCATION\" --source \"$CONTEXT_DIR\" --ingress external --target-port \"$PORT\" --output none".into(),
         ],
+        needs_published_image: false,
+        needs_docker: false,
+        gate: env.gate(),
     }
 }
 

@@ -97,6 +97,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             "sed -e \"s|@APP@|$DO_APP|\" -e \"s|@REGISTRY@|$DOCR_REGISTRY|\" -e \"s|@TAG@|$IMAGE_TAG|\" \"$DO_SPEC\" > app.rendered.yaml".into(),
             "doctl apps create --spec app.rendered.yaml --upsert --wait".into(),
         ],
+        needs_published_image: false,
+        needs_docker: true,
+        gate: env.gate(),
     }
 }
 

@@ -107,6 +107,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             // The token is read from the environment (FLY_API_TOKEN), never a flag.
             "flyctl deploy --remote-only --config \"$FLY_CONFIG\" --app \"$FLY_APP\" --strategy \"$FLY_STRATEGY\" --image-label \"$IMAGE_TAG\" --wait-timeout 10m".into(),
         ],
+        needs_published_image: false,
+        needs_docker: false,
+        gate: env.gate(),
     }
 }
 

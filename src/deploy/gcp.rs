@@ -116,6 +116,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             ("PORT".into(), ctx.port.to_string()),
         ],
         commands,
+        needs_published_image: false,
+        needs_docker: false,
+        gate: env.gate(),
     }
 }
 

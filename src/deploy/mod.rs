@@ -348,6 +348,51 @@ pub enum DeployError {
     Invalid(String),
 }
 
+/// What starts a deploy job. Deploys never run for pull requests, and never from forks
+/// (a fork's pushes do not reach the upstream's default branch or tags; renderers also
+/// guard on the repository where the forge allows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployTrigger {
+    /// Pushes to the default branch (staging).
+    DefaultBranch,
+    /// Version tags `v*` (production).
+    VersionTags,
+}
+
+/// The plan-level decisions of a deploy job that do not depend on the target: when it
+/// runs, whether a person approves it, and how deploys of one environment queue.
+/// Renderers map them: GitHub `environment:` + `concurrency:` + `permissions: id-token:
+/// write` (this job only); GitLab `environment:` + `when: manual` (production) +
+/// `resource_group:` + `id_tokens:`; Bitbucket `deployment:` + `trigger: manual` +
+/// `oidc: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeployGate {
+    /// When it runs.
+    pub trigger: DeployTrigger,
+    /// Waits for a person's approval (production).
+    pub approval: bool,
+    /// One deploy per environment at a time: the group's name.
+    pub concurrency_group: String,
+    /// Never cancel a deploy that has started (a half-done deploy is worse than a late one).
+    pub cancel_in_progress: bool,
+}
+
+impl Environment {
+    /// When this environment deploys, and how.
+    pub fn gate(self) -> DeployGate {
+        DeployGate {
+            trigger: match self {
+                Environment::Staging => DeployTrigger::DefaultBranch,
+                Environment::Production => DeployTrigger::VersionTags,
+            },
+            approval: self == Environment::Production,
+            concurrency_group: format!("deploy-{}", self.as_str()),
+            cancel_in_progress: false,
+        }
+    }
+}
+
 /// The deploy job of one target and environment, provider-neutral: renderers (and the
 /// plan) lay it out per forge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -366,9 +411,18 @@ pub struct DeployJob {
     pub credentials: Vec<&'static str>,
     /// Non-secret environment for the commands.
     pub env: Vec<(String, String)>,
-    /// Shell commands, in order; they read only the variables above and `IMAGE_TAG`
-    /// (the commit SHA the renderer sets).
+    /// Shell commands, in order, run as one script; they read only the variables above,
+    /// `IMAGE_TAG` (the commit SHA) and, for OIDC targets, `OIDC_TOKEN` (the forge's
+    /// token: GitHub's from `ACTIONS_ID_TOKEN_REQUEST_URL`, GitLab's `id_tokens`,
+    /// Bitbucket's `BITBUCKET_STEP_OIDC_TOKEN`).
     pub commands: Vec<String>,
+    /// Runs the image the forge's registry published for this commit (`IMAGE`): the
+    /// plan adds the image-publish job before it. Other targets build on the platform.
+    pub needs_published_image: bool,
+    /// Needs a Docker daemon (builds and pushes to the cloud's registry itself).
+    pub needs_docker: bool,
+    /// When it runs and how it queues.
+    pub gate: DeployGate,
 }
 
 /// Web frameworks that make a project a long-running service, with the port their
@@ -771,6 +825,17 @@ mod tests {
             "Cloud-Run".parse::<DeployTarget>().unwrap(),
             DeployTarget::Gcp
         );
+    }
+
+    #[test]
+    fn staging_deploys_the_default_branch_production_tags_after_approval() {
+        let s = Environment::Staging.gate();
+        assert_eq!(s.trigger, DeployTrigger::DefaultBranch);
+        assert!(!s.approval && !s.cancel_in_progress);
+        let p = Environment::Production.gate();
+        assert_eq!(p.trigger, DeployTrigger::VersionTags);
+        assert!(p.approval && !p.cancel_in_progress);
+        assert_ne!(s.concurrency_group, p.concurrency_group);
     }
 
     #[test]

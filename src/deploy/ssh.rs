@@ -185,6 +185,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             "command -v ssh >/dev/null || { apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null; }".into(),
             "RELEASE=\"$IMAGE_TAG\" sh deploy/pipewright/ssh-deploy.sh".into(),
         ],
+        needs_published_image: true,
+        needs_docker: false,
+        gate: env.gate(),
     }
 }
 
