@@ -205,6 +205,22 @@ pub struct ConfigArgs {
     /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Keys that encrypt stored credentials: `id:base64` entries (32 random bytes each),
+    /// comma- or newline-separated; the first encrypts, all decrypt (rotation).
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_CREDENTIALS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub credentials_key: Option<String>,
+    /// File holding the credentials key(s).
+    #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true)]
+    pub credentials_key_file: Option<PathBuf>,
+    /// Deploy targets proposed to repositories that have CI but no CD, comma-separated
+    /// (e.g. `fly`); unset: never.
+    #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
+    pub propose_cd: Option<String>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -244,6 +260,9 @@ struct FileConfig {
     reconcile_secs: Option<u64>,
     outbox: Option<PathBuf>,
     public_url: Option<String>,
+    credentials_key: Option<String>,
+    credentials_key_file: Option<PathBuf>,
+    propose_cd: Option<String>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -269,6 +288,9 @@ pub struct Config {
     pub command_word: String,
     /// Forge credentials and the bot's behaviour.
     pub bot: BotConfig,
+    /// Keys for credentials stored encrypted in the database (`None`: storing or using
+    /// credentials fails with a message naming `PIPEWRIGHT_CREDENTIALS_KEY`).
+    pub credentials_key: Option<crate::crypto::Keyring>,
 }
 
 /// Default GitHub API root.
@@ -329,6 +351,8 @@ pub struct BotConfig {
     pub outbox: PathBuf,
     /// Public base URL of this deployment, for registering webhooks.
     pub public_url: Option<String>,
+    /// Deploy targets proposed to repositories that have CI but no CD (none by default).
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
 }
 
 impl Default for BotConfig {
@@ -350,6 +374,7 @@ impl Default for BotConfig {
             dry_run: false,
             outbox: PathBuf::from("pipewright-outbox"),
             public_url: None,
+            propose_cd: Vec::new(),
         }
     }
 }
@@ -377,7 +402,7 @@ impl BotConfig {
              bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_email = {}\n\
              bitbucket_workspaces = {}\n\
              pr_branch = {}\nprs_per_hour = {}\nreconcile_secs = {}\npublic_url = {}\n\
-             outbox = {}\n",
+             outbox = {}\npropose_cd = {}\n",
             self.github_app.as_ref().map_or(
                 "(not set: GitHub deliveries are recorded, not acted on)".to_owned(),
                 |a| a.app_id.to_string()
@@ -403,6 +428,15 @@ impl BotConfig {
             self.reconcile_secs,
             self.public_url.as_deref().unwrap_or("(not set)"),
             self.outbox.display(),
+            if self.propose_cd.is_empty() {
+                "(none: repositories with CI get no CD proposal)".to_owned()
+            } else {
+                self.propose_cd
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         )
     }
 }
@@ -510,6 +544,8 @@ impl ConfigArgs {
             &mut a.prs_per_hour,
             &mut a.reconcile_secs,
             &mut a.public_url,
+            &mut a.credentials_key,
+            &mut a.propose_cd,
         ] {
             if v.as_deref().is_some_and(|x| x.trim().is_empty()) {
                 *v = None;
@@ -524,6 +560,7 @@ impl ConfigArgs {
             &mut a.gitlab_token_file,
             &mut a.bitbucket_token_file,
             &mut a.outbox,
+            &mut a.credentials_key_file,
             &mut a.config,
         ] {
             if p.as_ref().is_some_and(|x| x.as_os_str().is_empty()) {
@@ -636,8 +673,25 @@ impl ConfigArgs {
                 message: format!("`{command_word}` must be letters, digits, `-` or `_`"),
             });
         }
+        let credentials_key =
+            match one_secret(
+                "PIPEWRIGHT_CREDENTIALS_KEY",
+                self.credentials_key.clone().or(file.credentials_key.take()),
+                self.credentials_key_file
+                    .clone()
+                    .or(file.credentials_key_file.take()),
+            )? {
+                Some(text) => Some(crate::crypto::Keyring::parse(&text).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "PIPEWRIGHT_CREDENTIALS_KEY",
+                        message: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         Ok(Config {
             bot,
+            credentials_key,
             database_url: Secret::new(database_url),
             listen,
             workers,
@@ -814,6 +868,23 @@ impl ConfigArgs {
                 Some(u) => Some(http_url("PIPEWRIGHT_PUBLIC_URL", u)?),
                 None => None,
             },
+            propose_cd: self
+                .propose_cd
+                .clone()
+                .or(file.propose_cd.take())
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<crate::deploy::DeployTarget>().map_err(|message| {
+                        ConfigError::Invalid {
+                            key: "PIPEWRIGHT_PROPOSE_CD",
+                            message,
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 }
@@ -902,7 +973,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\n{}",
+             log_format = {}\ncommand_word = {}\ncredentials_key = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -915,6 +986,14 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
+            match &self.credentials_key {
+                Some(k) => format!(
+                    "[redacted] ids {} (new values sealed with `{}`)",
+                    k.ids().collect::<Vec<_>>().join(", "),
+                    k.primary_id()
+                ),
+                None => "(not set: deploy credentials cannot be stored)".to_owned(),
+            },
             self.bot.render(),
         )
     }
@@ -932,6 +1011,7 @@ impl Config {
             log_format: LogFormat::Text,
             command_word: "pipewright".into(),
             bot: BotConfig::default(),
+            credentials_key: None,
         }
     }
 }
@@ -1117,5 +1197,53 @@ mod tests {
         assert_eq!(c.bot.bitbucket_workspaces, ["acme", "other"]);
         assert_eq!(c.bot.github_api_url, "https://ghe.example.com/api/v3");
         assert!(!format!("{:?}", c.bot).contains("\"t\""));
+    }
+
+    #[test]
+    fn credentials_key_is_validated_once_and_never_printed() {
+        use base64::Engine as _;
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let c = base.resolve().unwrap();
+        assert!(c.credentials_key.is_none());
+        let new = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let old = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+        let c = ConfigArgs {
+            credentials_key: Some(format!("2026:{new}, 2025:{old}")),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        let ring = c.credentials_key.as_ref().unwrap();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), ["2026", "2025"]);
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(!shown.contains(&new) && !shown.contains(&old), "{shown}");
+        assert!(shown.contains("ids 2026, 2025"), "{shown}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("# current\nk1:{new}\n")).unwrap();
+        let c = ConfigArgs {
+            credentials_key_file: Some(path),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.credentials_key.unwrap().primary_id(), "k1");
+
+        let e = ConfigArgs {
+            credentials_key: Some("k1:dG9vIHNob3J0".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid PIPEWRIGHT_CREDENTIALS_KEY: key `k1`"),
+            "{e}"
+        );
+        assert!(!e.contains("dG9vIHNob3J0"), "{e}");
     }
 }

@@ -54,6 +54,8 @@ mod tests {
         assert_eq!(m["name"], "acme-pipewright");
         assert_eq!(m["default_permissions"]["workflows"], "write");
         assert_eq!(m["default_permissions"]["contents"], "write");
+        // Deploy credentials become Actions secrets (issue 13).
+        assert_eq!(m["default_permissions"]["secrets"], "write");
         let events: Vec<&str> = m["default_events"]
             .as_array()
             .unwrap()

@@ -214,6 +214,38 @@ pub enum Permission {
     Admin,
 }
 
+/// A value the repository's CI reads: a secret (encrypted or masked, never shown) or an
+/// identifier. Its `Debug` never prints the value.
+#[derive(Debug, Clone)]
+pub struct CiSecret {
+    /// Name, as the CI reads it (`FLY_API_TOKEN`).
+    pub name: String,
+    /// The value, as the forge must hold it.
+    pub value: crate::config::Secret,
+    /// A secret (mask it where the forge can) rather than an identifier.
+    pub secret: bool,
+}
+
+/// What writing CI secrets did, per name, for the audit trail and the PR body (no values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretWrite {
+    /// Name.
+    pub name: String,
+    /// Where: `repository`, or the deployment environment's name.
+    pub scope: String,
+    /// Masked in job logs by the forge.
+    pub masked: bool,
+}
+
+/// GitLab masks a variable only when its value is one line of at least 8 characters from
+/// the Base64 alphabet and `@ : . ~ - _ / = +`.
+pub fn gitlab_maskable(value: &str) -> bool {
+    value.len() >= 8
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=@:.~-_".contains(c))
+}
+
 /// How an API call failed, in the terms the job queue acts on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -412,6 +444,17 @@ pub trait ForgeClient: Send + Sync {
         run: &CiRun,
         jobs: &[CiJobRef],
     ) -> Result<(), ApiError>;
+
+    /// Creates or replaces values the repository's CI reads, as the forge keeps secrets:
+    /// GitHub Actions secrets (sealed to the repository's public key), GitLab CI/CD
+    /// variables (protected; masked when the value allows), Bitbucket secured variables
+    /// of each deployment environment in `environments`. Never logs a value.
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        environments: &[&str],
+        secrets: &[CiSecret],
+    ) -> Result<Vec<SecretWrite>, ApiError>;
 }
 
 /// The last `max` bytes of a log (cut at a line start when one is near).

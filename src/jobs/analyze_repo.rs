@@ -227,12 +227,20 @@ pub async fn sync_repository(
         ));
     };
     let tree = &snapshot.tree;
-    let decision = match proposal::propose(
+    let cd = proposal::CdOptions {
+        repo_name: handle.full_name.clone(),
+        propose_cd: ctx.propose_cd.clone(),
+        stored: crate::credentials::stored_names(db, repo_row.id)
+            .await
+            .context("cannot read the stored credential names")?,
+    };
+    let decision = match proposal::propose_with_cd(
         tree,
         client.forge(),
         &default_branch,
         &ctx.command_word,
         &proposal::RepoSettings::from_json(bot_state.settings.as_deref()),
+        &cd,
     ) {
         Ok(d) => d,
         Err(e) => return Ok(Outcome::ConfigError(e.to_string())),

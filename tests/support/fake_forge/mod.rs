@@ -258,8 +258,28 @@ pub struct Repo {
     pub created: i64,
     /// Last push, seconds.
     pub pushed: Option<i64>,
+    /// CI secrets and variables by (scope, name): scope `repository` on GitHub, `*` (the
+    /// environment scope) on GitLab, the deployment environment's UUID on Bitbucket. The
+    /// value is the plaintext the forge's runners would see (GitHub's after the fake
+    /// opened the sealed box with its key).
+    pub ci_vars: BTreeMap<(String, String), CiVar>,
+    /// GitHub: the repository's Actions secrets key pair (key id, secret, public; base64).
+    pub secrets_key: (String, String, String),
     next_pr: u64,
     next_issue: u64,
+}
+
+/// A CI secret or variable as the forge holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiVar {
+    /// The value runners see.
+    pub value: String,
+    /// GitLab: protected; Bitbucket: (unused).
+    pub protected: bool,
+    /// GitLab: masked; Bitbucket: secured; GitHub: always.
+    pub masked: bool,
+    /// Bitbucket: the variable's UUID.
+    pub uuid: String,
 }
 
 impl Repo {
@@ -663,6 +683,15 @@ impl World {
             permissions: BTreeMap::new(),
             created: now,
             pushed: None,
+            ci_vars: BTreeMap::new(),
+            secrets_key: {
+                let (sk, pk) = pipewright::crypto::generate_box_keypair();
+                (
+                    format!("{}", 3380204578043523366u64.wrapping_add(spec.id)),
+                    sk,
+                    pk,
+                )
+            },
             next_pr: 1,
             next_issue: 1,
         };
