@@ -29,6 +29,9 @@
 mod bitbucket;
 mod github;
 mod gitlab;
+mod oauth;
+
+pub use oauth::OAuthWorld;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -530,6 +533,8 @@ pub struct World {
     /// Webhooks registered through the API: GitLab per project (key: project id),
     /// Bitbucket per workspace (key: slug).
     pub hooks: BTreeMap<String, Vec<HookRec>>,
+    /// Sign-in with the forge (OAuth clients, users, roles) and the App manifest flow.
+    pub oauth: OAuthWorld,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
     holds: Vec<Hold>,
@@ -558,6 +563,7 @@ impl World {
             users: BTreeSet::new(),
             quirks: Vec::new(),
             hooks: BTreeMap::new(),
+            oauth: OAuthWorld::default(),
             log: Vec::new(),
             faults: Vec::new(),
             holds: Vec::new(),
@@ -1281,10 +1287,13 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
             headers: f.headers,
             body: f.body.into_bytes(),
         },
-        None => match w.kind {
-            Kind::Github => github::handle(&mut w, &r),
-            Kind::Gitlab => gitlab::handle(&mut w, &r),
-            Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+        None => match oauth::handle(&mut w, &r) {
+            Some(resp) => resp,
+            None => match w.kind {
+                Kind::Github => github::handle(&mut w, &r),
+                Kind::Gitlab => gitlab::handle(&mut w, &r),
+                Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+            },
         },
     };
     drop(w);
