@@ -121,6 +121,12 @@ pub enum Command {
         #[command(subcommand)]
         command: PinsCommand,
     },
+    /// The audit trail: who changed what (credentials, deploy setup, console actions).
+    Audit {
+        /// Audit subcommand.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Configuration tools.
     Config {
         /// Config subcommand.
@@ -234,6 +240,29 @@ pub enum PinsCommand {
         /// Name of an environment variable holding a token (raises the rate limit).
         #[arg(long, default_value = "GITHUB_TOKEN")]
         token_env: String,
+    },
+}
+
+/// `pipewright audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recorded actions, newest first.
+    List {
+        /// Only this forge.
+        #[arg(long)]
+        forge: Option<crate::forge::Forge>,
+        /// Only this installation (GitHub installation id, GitLab group, Bitbucket workspace).
+        #[arg(long)]
+        installation: Option<String>,
+        /// Only actions starting with this (e.g. `credentials.`).
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -356,6 +385,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
+        Command::Audit { command } => return audit(&config, command).await,
         Command::Analyze { .. }
         | Command::Generate { .. }
         | Command::Pins { .. }
@@ -527,6 +557,69 @@ async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<ExitCode>
     };
     db.close().await;
     Ok(code)
+}
+
+async fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let db = Db::connect_and_migrate(config.database_url.expose())
+        .await
+        .with_context(|| format!("database {}", config.database_url_redacted()))?;
+    let now = Clock::System.now();
+    match command {
+        AuditCommand::List {
+            forge,
+            installation,
+            action,
+            limit,
+            format,
+        } => {
+            let filter = crate::db::audit::AuditFilter {
+                forge: forge.map(|f| f.as_str().to_owned()),
+                installation,
+                action_prefix: action,
+                limit,
+                ..Default::default()
+            };
+            let rows = crate::db::audit::list(&db, &filter).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Text => print!("{}", render_audit(&rows, now)),
+            }
+        }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_audit(rows: &[crate::db::audit::AuditRow], now: i64) -> String {
+    let mut out = format!(
+        "{:>6}  {:<9}  {:<22}  {:<24}  {:<40}  {}\n",
+        "ID", "WHEN", "WHO", "ACTION", "ON", "DETAILS"
+    );
+    for r in rows {
+        let on = [
+            r.forge.as_deref(),
+            r.installation.as_deref(),
+            r.repository_name.as_deref().or(r.repository.as_deref()),
+            r.target.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" / ");
+        out.push_str(&format!(
+            "{:>6}  {:<9}  {:<22}  {:<24}  {:<40}  {}\n",
+            r.id,
+            ago(now, r.at),
+            format!("{}:{}", r.actor.kind.as_str(), r.actor.name),
+            r.action,
+            on,
+            r.details
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(no entries)\n");
+    }
+    out
 }
 
 fn ago(now: i64, then: i64) -> String {

@@ -266,6 +266,21 @@ pub struct ConfigArgs {
     /// Directory whose `console/*.html` files override the console's built-in templates.
     #[arg(long, env = "PIPEWRIGHT_CONSOLE_TEMPLATES", global = true)]
     pub console_templates: Option<PathBuf>,
+    /// Keys that encrypt stored credentials: `id:base64` entries (32 random bytes each),
+    /// comma- or newline-separated; the first encrypts, all decrypt (rotation).
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_CREDENTIALS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub credentials_key: Option<String>,
+    /// File holding the credentials key(s).
+    #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true)]
+    pub credentials_key_file: Option<PathBuf>,
+    /// Propose continuous delivery to repositories that have CI but no CD (true/false).
+    #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
+    pub propose_cd: Option<String>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -318,6 +333,9 @@ struct FileConfig {
     bitbucket_client_secret_file: Option<PathBuf>,
     bitbucket_web_url: Option<String>,
     console_templates: Option<PathBuf>,
+    credentials_key: Option<String>,
+    credentials_key_file: Option<PathBuf>,
+    propose_cd: Option<bool>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -343,6 +361,9 @@ pub struct Config {
     pub command_word: String,
     /// Forge credentials and the bot's behaviour.
     pub bot: BotConfig,
+    /// Keys for credentials stored encrypted in the database (`None`: storing or using
+    /// credentials fails with a message naming `PIPEWRIGHT_CREDENTIALS_KEY`).
+    pub credentials_key: Option<crate::crypto::Keyring>,
     /// The operator console: who may sign in, and how.
     pub console: ConsoleConfig,
 }
@@ -444,6 +465,8 @@ pub struct BotConfig {
     pub outbox: PathBuf,
     /// Public base URL of this deployment, for registering webhooks.
     pub public_url: Option<String>,
+    /// Propose CD to repositories that have CI but no CD (off by default).
+    pub propose_cd: bool,
 }
 
 impl Default for BotConfig {
@@ -464,6 +487,7 @@ impl Default for BotConfig {
             dry_run: false,
             outbox: PathBuf::from("pipewright-outbox"),
             public_url: None,
+            propose_cd: false,
         }
     }
 }
@@ -490,7 +514,7 @@ impl BotConfig {
              github_api_url = {}\ngitlab_url = {}\ngitlab_token = {}\ngitlab_groups = {}\n\
              bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_workspaces = {}\n\
              pr_branch = {}\nprs_per_hour = {}\nreconcile_secs = {}\npublic_url = {}\n\
-             outbox = {}\n",
+             outbox = {}\npropose_cd = {}\n",
             self.github_app.as_ref().map_or(
                 "(not set: GitHub deliveries are recorded, not acted on)".to_owned(),
                 |a| a.app_id.to_string()
@@ -513,6 +537,7 @@ impl BotConfig {
             self.reconcile_secs,
             self.public_url.as_deref().unwrap_or("(not set)"),
             self.outbox.display(),
+            self.propose_cd,
         )
     }
 }
@@ -628,6 +653,8 @@ impl ConfigArgs {
             &mut a.bitbucket_client_id,
             &mut a.bitbucket_client_secret,
             &mut a.bitbucket_web_url,
+            &mut a.credentials_key,
+            &mut a.propose_cd,
         ] {
             if v.as_deref().is_some_and(|x| x.trim().is_empty()) {
                 *v = None;
@@ -642,6 +669,7 @@ impl ConfigArgs {
             &mut a.gitlab_token_file,
             &mut a.bitbucket_token_file,
             &mut a.outbox,
+            &mut a.credentials_key_file,
             &mut a.config,
             &mut a.admin_token_file,
             &mut a.github_client_secret_file,
@@ -760,9 +788,26 @@ impl ConfigArgs {
                 message: format!("`{command_word}` must be letters, digits, `-` or `_`"),
             });
         }
+        let credentials_key =
+            match one_secret(
+                "PIPEWRIGHT_CREDENTIALS_KEY",
+                self.credentials_key.clone().or(file.credentials_key.take()),
+                self.credentials_key_file
+                    .clone()
+                    .or(file.credentials_key_file.take()),
+            )? {
+                Some(text) => Some(crate::crypto::Keyring::parse(&text).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "PIPEWRIGHT_CREDENTIALS_KEY",
+                        message: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         Ok(Config {
             bot,
             console,
+            credentials_key,
             database_url: Secret::new(database_url),
             listen,
             workers,
@@ -1027,6 +1072,19 @@ impl ConfigArgs {
                 Some(u) => Some(http_url("PIPEWRIGHT_PUBLIC_URL", u)?),
                 None => None,
             },
+            propose_cd: match &self.propose_cd {
+                Some(t) => match t.trim().to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            key: "PIPEWRIGHT_PROPOSE_CD",
+                            message: format!("`{t}` is not true or false"),
+                        })
+                    }
+                },
+                None => file.propose_cd.unwrap_or(false),
+            },
         })
     }
 }
@@ -1115,7 +1173,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\nadmin_token = {}\nconsole_sign_in = {}\n{}",
+             log_format = {}\ncommand_word = {}\ncredentials_key = {}\nadmin_token = {}\nconsole_sign_in = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -1128,6 +1186,14 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
+            match &self.credentials_key {
+                Some(k) => format!(
+                    "[redacted] ids {} (new values sealed with `{}`)",
+                    k.ids().collect::<Vec<_>>().join(", "),
+                    k.primary_id()
+                ),
+                None => "(not set: deploy credentials cannot be stored)".to_owned(),
+            },
             if self.console.admin_token.is_some() {
                 "[redacted]"
             } else {
@@ -1172,6 +1238,7 @@ impl Config {
                 bitbucket_web_url: DEFAULT_BITBUCKET_WEB_URL.into(),
                 ..ConsoleConfig::default()
             },
+            credentials_key: None,
         }
     }
 }
@@ -1394,5 +1461,53 @@ mod tests {
         assert_eq!(c.bot.bitbucket_workspaces, ["acme", "other"]);
         assert_eq!(c.bot.github_api_url, "https://ghe.example.com/api/v3");
         assert!(!format!("{:?}", c.bot).contains("\"t\""));
+    }
+
+    #[test]
+    fn credentials_key_is_validated_once_and_never_printed() {
+        use base64::Engine as _;
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let c = base.resolve().unwrap();
+        assert!(c.credentials_key.is_none());
+        let new = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let old = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+        let c = ConfigArgs {
+            credentials_key: Some(format!("2026:{new}, 2025:{old}")),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        let ring = c.credentials_key.as_ref().unwrap();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), ["2026", "2025"]);
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(!shown.contains(&new) && !shown.contains(&old), "{shown}");
+        assert!(shown.contains("ids 2026, 2025"), "{shown}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("# current\nk1:{new}\n")).unwrap();
+        let c = ConfigArgs {
+            credentials_key_file: Some(path),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.credentials_key.unwrap().primary_id(), "k1");
+
+        let e = ConfigArgs {
+            credentials_key: Some("k1:dG9vIHNob3J0".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid PIPEWRIGHT_CREDENTIALS_KEY: key `k1`"),
+            "{e}"
+        );
+        assert!(!e.contains("dG9vIHNob3J0"), "{e}");
     }
 }

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod crypto;
 pub mod db;
 pub mod forge;
 pub mod generate;

@@ -294,7 +294,7 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
         .await
         .unwrap();
         assert!(
-            trail.iter().any(|e| e.action == "job.retry" && e.actor == "admin:admin"),
+            trail.iter().any(|e| e.action == "job.retry" && e.actor.name == "admin:admin"),
             "{trail:?}"
         );
 

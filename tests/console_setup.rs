@@ -19,7 +19,7 @@ use pipewright::clock::Clock;
 use pipewright::config::{Config, GithubAppConfig, Secret};
 use pipewright::console::{self, setup::GithubAppSlot, ConsoleState};
 use pipewright::crypto::Keyring;
-use pipewright::forge::{Forge, ForgeClient, Forges};
+use pipewright::forge::{Forge, Forges};
 use pipewright::metrics::Metrics;
 use pipewright::server::{self, AppState, Intake};
 use sha2::Sha256;

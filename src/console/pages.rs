@@ -767,7 +767,13 @@ async fn repository_view(
     let settings = crate::bot::proposal::RepoSettings::from_json(repository.settings.as_deref())
         .features
         .into_iter()
-        .map(|(f, on)| (f.to_string(), on))
+        .map(|(f, on)| {
+            let name = serde_json::to_value(f)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (name, on)
+        })
         .collect();
     let (jobs, _) = q::list_jobs(
         &state.db,

@@ -481,6 +481,7 @@ impl CallCounter {
         CallCounter {
             job: Arc::new(AtomicU64::new(0)),
             totals,
+            rate: Arc::default(),
         }
     }
 

@@ -51,6 +51,11 @@ pub struct JobsContext {
     pub outbox: Option<PathBuf>,
     /// Webhook to register on GitLab projects the reconcile pass discovers (URL, token).
     pub gitlab_hook: Option<(String, crate::config::Secret)>,
+    /// Keys of the stored deploy credentials (written to the forge by `add deploy`).
+    pub credentials_key: Option<crate::crypto::Keyring>,
+    /// Propose continuous delivery to repositories that have CI but no CD
+    /// (`PIPEWRIGHT_PROPOSE_CD`); off by default.
+    pub propose_cd: bool,
 }
 
 impl JobsContext {
@@ -64,6 +69,8 @@ impl JobsContext {
             prs_per_hour: crate::config::DEFAULT_PRS_PER_HOUR,
             outbox: None,
             gitlab_hook: None,
+            credentials_key: None,
+            propose_cd: false,
         }
     }
 
@@ -86,6 +93,8 @@ impl JobsContext {
                 }
                 _ => None,
             },
+            credentials_key: config.credentials_key.clone(),
+            propose_cd: config.bot.propose_cd,
         }
     }
 
