@@ -274,7 +274,7 @@ fn log_forges(config: &Config) {
         (
             "github",
             !config.github_webhook_secrets.is_empty(),
-            "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET",
+            "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET, or create the App at /setup/github",
         ),
         (
             "gitlab",

@@ -417,9 +417,8 @@ async fn overview_view(state: &ConsoleState, me: &Principal) -> Result<OverviewV
         forges: forges.into_values().collect(),
         queue,
         prs_per_hour: state.config.bot.prs_per_hour,
-        // FIRST-RUN OUTCOMES (issue 11): wire `db::…first_run_outcomes` here once the
-        // lead's table lands on main; the overview template already shows this field.
-        first_runs: None,
+        // First-run outcomes (issue 11): shown once the `first_run_outcomes` table exists.
+        first_runs: q::first_run_classes(&state.db, &me.scope).await?,
     })
 }
 

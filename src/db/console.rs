@@ -931,6 +931,58 @@ pub async fn purge_api_usage(db: &Db, before: Millis) -> Result<u64, sqlx::Error
 }
 
 // ---------------------------------------------------------------------------------------
+// First-run outcomes (issue 11)
+
+/// First CI runs of pipewright's pull requests by outcome class (`passed` or the failure
+/// class), counting each PR's first run once; `None` while this database has no
+/// `first_run_outcomes` table (a version before issue 11's migration).
+pub async fn first_run_classes(
+    db: &Db,
+    scope: &Scope,
+) -> Result<Option<Vec<(String, i64)>>, sqlx::Error> {
+    let exists: i64 = match db {
+        Db::Sqlite(p) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name = 'first_run_outcomes'",
+            )
+            .fetch_one(p)
+            .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = 'first_run_outcomes' AND table_schema = current_schema()",
+            )
+            .fetch_one(p)
+            .await?
+        }
+    };
+    if exists == 0 {
+        return Ok(None);
+    }
+    let rows: Vec<(String, Option<i64>, i64)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT f.class, r.installation_id, COUNT(*) FROM first_run_outcomes f \
+             JOIN repositories r ON r.id = f.repository_id \
+             WHERE f.id IN (SELECT MIN(id) FROM first_run_outcomes GROUP BY repository_id, pr_number) \
+             GROUP BY f.class, r.installation_id",
+        )
+        .fetch_all(pool)
+        .await
+    })?;
+    let mut by_class: std::collections::BTreeMap<String, i64> = Default::default();
+    for (class, inst, n) in rows {
+        if inst.is_some_and(|i| scope.allows(i)) {
+            *by_class.entry(class).or_default() += n;
+        }
+    }
+    let mut v: Vec<(String, i64)> = by_class.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Some(v))
+}
+
+// ---------------------------------------------------------------------------------------
 // Reconcile progress (`pipewright reconcile --wait`)
 
 /// Analyses queued for an installation since `since`: (total, finished, dead).
