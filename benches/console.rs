@@ -40,7 +40,8 @@ async fn bench(t: TestDb) {
     let started = Instant::now();
     let inst = seed::installation(&t.db, Forge::Github, "77", "bigcorp", NOW).await;
     seed::bulk_repositories(&t.db, Forge::Github, inst, "bigcorp", 1_000_000, REPOS, NOW).await;
-    let repo = seed::detailed_repository(&t.db, Forge::Github, inst, "5001", "bigcorp/api", NOW).await;
+    let repo =
+        seed::detailed_repository(&t.db, Forge::Github, inst, "5001", "bigcorp/api", NOW).await;
     seed::bulk_jobs(&t.db, Forge::Github, "77", 1_000_000, REPOS, JOBS, NOW).await;
     let dead = seed::dead_job(&t.db, Forge::Github, "77", "5001", NOW).await;
     if let pipewright::Db::Postgres(p) = &t.db {
@@ -55,7 +56,8 @@ async fn bench(t: TestDb) {
     cfg.console.admin_token = Some(Secret::new(ADMIN));
     let cfg = Arc::new(cfg);
     let slot = Arc::new(GithubAppSlot::from_config(&cfg));
-    let state = web::Data::new(ConsoleState::new(cfg, t.db.clone(), Clock::manual(NOW), slot).unwrap());
+    let state =
+        web::Data::new(ConsoleState::new(cfg, t.db.clone(), Clock::manual(NOW), slot).unwrap());
     let svc = test::init_service(App::new().configure(console::configure(state))).await;
     let login = test::call_service(
         &svc,
@@ -77,28 +79,59 @@ async fn bench(t: TestDb) {
     let cursor = {
         use base64::Engine as _;
         let id: i64 = match &t.db {
-            pipewright::Db::Sqlite(p) => sqlx::query_scalar("SELECT id FROM repositories WHERE full_name = $1")
-                .bind(&middle).fetch_one(p).await.unwrap(),
-            pipewright::Db::Postgres(p) => sqlx::query_scalar("SELECT id FROM repositories WHERE full_name = $1")
-                .bind(&middle).fetch_one(p).await.unwrap(),
+            pipewright::Db::Sqlite(p) => {
+                sqlx::query_scalar("SELECT id FROM repositories WHERE full_name = $1")
+                    .bind(&middle)
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
+            pipewright::Db::Postgres(p) => {
+                sqlx::query_scalar("SELECT id FROM repositories WHERE full_name = $1")
+                    .bind(&middle)
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
         };
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{id}:{middle}"))
     };
     let pages = [
         ("overview", "/console/".to_owned()),
-        ("installation, first page", format!("/console/installations/{inst}")),
-        ("installation, page at 5,000", format!("/console/installations/{inst}?after={cursor}")),
-        ("installation, outcome=failed", format!("/console/installations/{inst}?outcome=failed")),
-        ("installation, name + stack filter", format!("/console/installations/{inst}?name=service-07&stack=pnpm")),
+        (
+            "installation, first page",
+            format!("/console/installations/{inst}"),
+        ),
+        (
+            "installation, page at 5,000",
+            format!("/console/installations/{inst}?after={cursor}"),
+        ),
+        (
+            "installation, outcome=failed",
+            format!("/console/installations/{inst}?outcome=failed"),
+        ),
+        (
+            "installation, name + stack filter",
+            format!("/console/installations/{inst}?name=service-07&stack=pnpm"),
+        ),
         ("repository", format!("/console/repositories/{repo}")),
         ("jobs, newest", "/console/jobs".to_owned()),
         ("jobs, dead", "/console/jobs?state=dead".to_owned()),
-        ("jobs, kind=handle_event", "/console/jobs?kind=handle_event".to_owned()),
+        (
+            "jobs, kind=handle_event",
+            "/console/jobs?kind=handle_event".to_owned(),
+        ),
         ("job", format!("/console/jobs/{dead}")),
         ("API overview (bearer)", "/api/v1/overview".to_owned()),
-        ("API repositories page", format!("/api/v1/installations/{inst}/repositories?limit=100")),
+        (
+            "API repositories page",
+            format!("/api/v1/installations/{inst}/repositories?limit=100"),
+        ),
     ];
-    println!("{:<36} {:>10} {:>10} {:>10}", "page", "p50 ms", "p99 ms", "bytes");
+    println!(
+        "{:<36} {:>10} {:>10} {:>10}",
+        "page", "p50 ms", "p99 ms", "bytes"
+    );
     for (name, uri) in &pages {
         let mut times = Vec::with_capacity(rounds);
         let mut bytes = 0;
@@ -111,7 +144,10 @@ async fn bench(t: TestDb) {
             } else {
                 test::TestRequest::get()
                     .uri(uri)
-                    .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, cookie.clone()))
+                    .cookie(actix_web::cookie::Cookie::new(
+                        console::auth::SESSION_COOKIE,
+                        cookie.clone(),
+                    ))
                     .to_request()
             };
             let t0 = Instant::now();

@@ -12,13 +12,13 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::console::setup::GithubAppSlot;
 use crate::db::deliveries::{self, DELIVERY_RETENTION_MS};
 use crate::db::Db;
 use crate::forge::Forges;
 use crate::jobs::{self, JobsContext};
 use crate::metrics::Metrics;
 use crate::queue::{store, WorkerOptions, WorkerPool};
-use crate::console::setup::GithubAppSlot;
 use crate::server::{self, AppState, Intake};
 
 /// How long succeeded jobs are kept for `jobs list`, in milliseconds (7 days).
@@ -361,7 +361,8 @@ async fn sweep_loop(db: Db, clock: Clock, forges: Arc<Forges>, reconcile_secs: u
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot sweep console sessions"),
         }
-        if let Err(e) = crate::db::console::purge_api_usage(&db, now - API_USAGE_RETENTION_MS).await {
+        if let Err(e) = crate::db::console::purge_api_usage(&db, now - API_USAGE_RETENTION_MS).await
+        {
             warn!(error = %e, "cannot sweep API usage");
         }
         match store::purge_succeeded(&db, now - SUCCEEDED_JOB_RETENTION_MS).await {

@@ -867,7 +867,9 @@ impl ConfigArgs {
         let github = client(
             "PIPEWRIGHT_GITHUB_CLIENT_ID",
             "PIPEWRIGHT_GITHUB_CLIENT_SECRET",
-            self.github_client_id.clone().or(file.github_client_id.take()),
+            self.github_client_id
+                .clone()
+                .or(file.github_client_id.take()),
             self.github_client_secret
                 .clone()
                 .or(file.github_client_secret.take()),
@@ -878,7 +880,9 @@ impl ConfigArgs {
         let gitlab = client(
             "PIPEWRIGHT_GITLAB_CLIENT_ID",
             "PIPEWRIGHT_GITLAB_CLIENT_SECRET",
-            self.gitlab_client_id.clone().or(file.gitlab_client_id.take()),
+            self.gitlab_client_id
+                .clone()
+                .or(file.gitlab_client_id.take()),
             self.gitlab_client_secret
                 .clone()
                 .or(file.gitlab_client_secret.take()),
@@ -1397,8 +1401,14 @@ mod tests {
         .unwrap();
         assert_eq!(c.console.github_web_url, "https://ghe.example.com");
         let shown = format!("{c:?}\n{}", c.render_redacted());
-        assert!(!shown.contains("a-long-enough") && !shown.contains("shh-secret"), "{shown}");
-        assert_eq!(github_web_url_for("https://api.github.com/"), "https://github.com");
+        assert!(
+            !shown.contains("a-long-enough") && !shown.contains("shh-secret"),
+            "{shown}"
+        );
+        assert_eq!(
+            github_web_url_for("https://api.github.com/"),
+            "https://github.com"
+        );
     }
 
     #[test]

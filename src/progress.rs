@@ -120,9 +120,9 @@ impl Progress {
                 bar.set_message(message.to_owned());
             }
             (None, Mode::Lines) => {
-                let due = st.last_line.is_none_or(|t| {
-                    t.elapsed() >= Duration::from_millis(PLAIN_LINE_INTERVAL_MS)
-                });
+                let due = st
+                    .last_line
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(PLAIN_LINE_INTERVAL_MS));
                 if due {
                     st.last_line = Some(Instant::now());
                     let line = format!("{}: {}{}", self.label, counts(&st), suffix(message));

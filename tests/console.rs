@@ -5,10 +5,10 @@
 //! against the fakes, where an org / group / workspace admin sees their installation and
 //! not another's, and a plain member is refused.
 
-#[path = "support/console_seed.rs"]
-mod seed;
 #[path = "support/fake_forge/mod.rs"]
 mod fake_forge;
+#[path = "support/console_seed.rs"]
+mod seed;
 #[path = "support/db.rs"]
 mod testdb;
 
@@ -102,7 +102,10 @@ fn get(uri: &str, cookie: &str) -> actix_http::Request {
 }
 
 fn csrf_of(html: &str) -> String {
-    let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field") + 19;
+    let i = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a CSRF field")
+        + 19;
     html[i..i + html[i..].find('"').unwrap()].to_owned()
 }
 
@@ -118,10 +121,17 @@ struct World {
 async fn world(db: &pipewright::Db) -> World {
     let inst_a = seed::installation(db, Forge::Github, "101", "acme", NOW).await;
     let inst_b = seed::installation(db, Forge::Github, "202", "globex", NOW).await;
-    let repo_a = seed::detailed_repository(db, Forge::Github, inst_a, "5001", "acme/api", NOW).await;
-    let repo_b =
-        seed::detailed_repository(db, Forge::Github, inst_b, "6001", "globex/secret-plans", NOW)
-            .await;
+    let repo_a =
+        seed::detailed_repository(db, Forge::Github, inst_a, "5001", "acme/api", NOW).await;
+    let repo_b = seed::detailed_repository(
+        db,
+        Forge::Github,
+        inst_b,
+        "6001",
+        "globex/secret-plans",
+        NOW,
+    )
+    .await;
     let dead_a = seed::dead_job(db, Forge::Github, "101", "5001", NOW).await;
     let dead_b = seed::dead_job(db, Forge::Github, "202", "6001", NOW).await;
     World {
@@ -172,7 +182,11 @@ async fn nothing_answers_without_a_session_or_the_token() {
                     .to_request(),
             )
             .await;
-            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{a} with a wrong token");
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{a} with a wrong token"
+            );
             let r = test::call_service(
                 &svc,
                 test::TestRequest::get()
@@ -189,7 +203,10 @@ async fn nothing_answers_without_a_session_or_the_token() {
         ] {
             let r = test::call_service(
                 &svc,
-                test::TestRequest::post().uri(&uri).set_payload(body).to_request(),
+                test::TestRequest::post()
+                    .uri(&uri)
+                    .set_payload(body)
+                    .to_request(),
             )
             .await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{uri}");
@@ -225,20 +242,46 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
         assert!(html.contains("acme") && html.contains("globex"), "{html}");
         assert!(html.contains("id=\"first-run-outcomes\""));
 
-        let r = test::call_service(&svc, get(&format!("/console/installations/{}", w.inst_a), &s)).await;
+        let r = test::call_service(
+            &svc,
+            get(&format!("/console/installations/{}", w.inst_a), &s),
+        )
+        .await;
         let html = body_text(r).await;
         // minijinja's HTML escaping writes `/` as `&#x2f;`.
-        assert!(html.contains("acme&#x2f;api") && !html.contains("secret-plans"), "{html}");
+        assert!(
+            html.contains("acme&#x2f;api") && !html.contains("secret-plans"),
+            "{html}"
+        );
 
-        let r = test::call_service(&svc, get(&format!("/console/repositories/{}", w.repo_a), &s)).await;
+        let r = test::call_service(
+            &svc,
+            get(&format!("/console/repositories/{}", w.repo_a), &s),
+        )
+        .await;
         let html = body_text(r).await;
-        assert!(html.contains("rust.cargo: Cargo.toml"), "explain shown: {html}");
-        assert!(html.contains(".github&#x2f;workflows&#x2f;ci.yml"), "{html}");
-        assert!(html.contains("<span class=\"del\">-      - run: cargo test</span>"), "{html}");
+        assert!(
+            html.contains("rust.cargo: Cargo.toml"),
+            "explain shown: {html}"
+        );
+        assert!(
+            html.contains(".github&#x2f;workflows&#x2f;ci.yml"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"del\">-      - run: cargo test</span>"),
+            "{html}"
+        );
         assert!(html.contains("<span class=\"add\">+      - run: cargo test --locked</span>"));
-        assert!(html.contains("features:\n  coverage: true"), "repo config shown");
+        assert!(
+            html.contains("features:\n  coverage: true"),
+            "repo config shown"
+        );
         assert!(html.contains("add coverage"), "settings shown");
-        assert!(html.contains(&format!("/console/jobs/{}", w.dead_a)), "the repo's jobs");
+        assert!(
+            html.contains(&format!("/console/jobs/{}", w.dead_a)),
+            "the repo's jobs"
+        );
         assert!(!html.contains(&format!("/console/jobs/{}\"", w.dead_b)));
 
         // Retry without the CSRF token: refused, nothing changes.
@@ -246,7 +289,10 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
             &svc,
             test::TestRequest::post()
                 .uri(&format!("/console/jobs/{}/retry", w.dead_a))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .set_form([("csrf", "")])
                 .to_request(),
         )
@@ -261,7 +307,10 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
             &svc,
             test::TestRequest::post()
                 .uri(&format!("/api/v1/jobs/{}/retry", w.dead_a))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .to_request(),
         )
         .await;
@@ -270,13 +319,19 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
         // With the token from the page: queued again, attempts reset, audited.
         let r = test::call_service(&svc, get(&format!("/console/jobs/{}", w.dead_a), &s)).await;
         let html = body_text(r).await;
-        assert!(html.contains("HTTP 502 Bad Gateway from the forge"), "last error shown");
+        assert!(
+            html.contains("HTTP 502 Bad Gateway from the forge"),
+            "last error shown"
+        );
         let csrf = csrf_of(&html);
         let r = test::call_service(
             &svc,
             test::TestRequest::post()
                 .uri(&format!("/console/jobs/{}/retry", w.dead_a))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .set_form([("csrf", csrf.as_str())])
                 .to_request(),
         )
@@ -295,7 +350,9 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
         .await
         .unwrap();
         assert!(
-            trail.iter().any(|e| e.action == "job.retry" && e.actor.name == "admin:admin"),
+            trail
+                .iter()
+                .any(|e| e.action == "job.retry" && e.actor.name == "admin:admin"),
             "{trail:?}"
         );
 
@@ -304,7 +361,10 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
             &svc,
             test::TestRequest::post()
                 .uri(&format!("/console/repositories/{}/reanalyse", w.repo_a))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .set_form([("csrf", csrf.as_str())])
                 .to_request(),
         )
@@ -321,7 +381,9 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
         .await
         .unwrap();
         assert!(
-            queued.iter().any(|j| j.payload.contains("\"5001\"") && j.payload.contains("\"101\"")),
+            queued
+                .iter()
+                .any(|j| j.payload.contains("\"5001\"") && j.payload.contains("\"101\"")),
             "{queued:?}"
         );
 
@@ -352,7 +414,10 @@ async fn operator_pages_csrf_retry_and_reanalyse() {
             &svc,
             test::TestRequest::post()
                 .uri("/console/logout")
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .set_form([("csrf", csrf.as_str())])
                 .to_request(),
         )
@@ -400,16 +465,24 @@ async fn pagination_and_filters_over_10000_repositories() {
         assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), N);
 
         // Each outcome filter returns exactly its class.
-        for outcome in ["pr_open", "merged", "closed", "ignored", "skipped", "failed", "pending"] {
+        for outcome in [
+            "pr_open", "merged", "closed", "ignored", "skipped", "failed", "pending",
+        ] {
             let expected = (0..N)
                 .filter(|i| seed::outcome_for(*i).unwrap_or("pending") == outcome)
                 .count();
             let v: Value = test::call_and_read_body_json(
                 &svc,
-                api(format!("/api/v1/installations/{inst}/repositories?outcome={outcome}&limit=100")),
+                api(format!(
+                    "/api/v1/installations/{inst}/repositories?outcome={outcome}&limit=100"
+                )),
             )
             .await;
-            assert_eq!(v["page"]["total"], expected as i64, "{outcome} on {}", t.name);
+            assert_eq!(
+                v["page"]["total"], expected as i64,
+                "{outcome} on {}",
+                t.name
+            );
             for r in v["page"]["rows"].as_array().unwrap() {
                 assert_eq!(r["outcome"].as_str().unwrap_or("pending"), outcome);
             }
@@ -417,7 +490,9 @@ async fn pagination_and_filters_over_10000_repositories() {
         // Name and stack filters, combined with an outcome, paged backwards too.
         let v: Value = test::call_and_read_body_json(
             &svc,
-            api(format!("/api/v1/installations/{inst}/repositories?name=SERVICE-012&stack=pnpm")),
+            api(format!(
+                "/api/v1/installations/{inst}/repositories?name=SERVICE-012&stack=pnpm"
+            )),
         )
         .await;
         let expected: Vec<String> = (0..N)
@@ -430,39 +505,73 @@ async fn pagination_and_filters_over_10000_repositories() {
             .map(|i| seed::repo_name("bigcorp", i))
             .collect();
         assert_eq!(v["page"]["total"], expected.len() as i64);
-        let got: Vec<&str> = v["page"]["rows"].as_array().unwrap().iter().map(|r| r["full_name"].as_str().unwrap()).collect();
+        let got: Vec<&str> = v["page"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["full_name"].as_str().unwrap())
+            .collect();
         assert_eq!(got, expected.iter().map(String::as_str).collect::<Vec<_>>());
 
         let first: Value = test::call_and_read_body_json(
             &svc,
-            api(format!("/api/v1/installations/{inst}/repositories?outcome=failed&limit=50")),
+            api(format!(
+                "/api/v1/installations/{inst}/repositories?outcome=failed&limit=50"
+            )),
         )
         .await;
-        let second: Value =
-            test::call_and_read_body_json(&svc, api(first["next_url"].as_str().unwrap().to_owned())).await;
+        let second: Value = test::call_and_read_body_json(
+            &svc,
+            api(first["next_url"].as_str().unwrap().to_owned()),
+        )
+        .await;
         assert_ne!(first["page"]["rows"][0], second["page"]["rows"][0]);
-        let back: Value =
-            test::call_and_read_body_json(&svc, api(second["prev_url"].as_str().unwrap().to_owned())).await;
-        assert_eq!(back["page"]["rows"], first["page"]["rows"], "previous page is the first");
+        let back: Value = test::call_and_read_body_json(
+            &svc,
+            api(second["prev_url"].as_str().unwrap().to_owned()),
+        )
+        .await;
+        assert_eq!(
+            back["page"]["rows"], first["page"]["rows"],
+            "previous page is the first"
+        );
         assert!(back["prev_url"].is_null());
 
         // A bad cursor or outcome is a 400, not a 500.
         for bad in ["after=%%%", "outcome=nonsense"] {
-            let r = test::call_service(&svc, api(format!("/api/v1/installations/{inst}/repositories?{bad}"))).await;
+            let r = test::call_service(
+                &svc,
+                api(format!("/api/v1/installations/{inst}/repositories?{bad}")),
+            )
+            .await;
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         }
         // Jobs: keyset pages by id, state and kind filters.
         seed::bulk_jobs(&t.db, Forge::Github, "77", 1_000_000, N, 3_000, NOW).await;
-        let v: Value = test::call_and_read_body_json(&svc, api("/api/v1/jobs?state=dead&limit=500".into())).await;
+        let v: Value =
+            test::call_and_read_body_json(&svc, api("/api/v1/jobs?state=dead&limit=500".into()))
+                .await;
         assert_eq!(v["jobs"].as_array().unwrap().len(), 30);
-        assert!(v["jobs"].as_array().unwrap().iter().all(|j| j["state"] == "dead"));
-        let v: Value = test::call_and_read_body_json(&svc, api("/api/v1/jobs?kind=handle_event&limit=100".into())).await;
+        assert!(v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["state"] == "dead"));
+        let v: Value = test::call_and_read_body_json(
+            &svc,
+            api("/api/v1/jobs?kind=handle_event&limit=100".into()),
+        )
+        .await;
         assert_eq!(v["jobs"].as_array().unwrap().len(), 100);
         let next = v["next_url"].as_str().unwrap().to_owned();
         let v2: Value = test::call_and_read_body_json(&svc, api(next)).await;
         let last_id = v["jobs"][99]["id"].as_i64().unwrap();
         assert!(v2["jobs"][0]["id"].as_i64().unwrap() < last_id);
-        assert!(v2["jobs"].as_array().unwrap().iter().all(|j| j["kind"] == "handle_event"));
+        assert!(v2["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["kind"] == "handle_event"));
     }
 }
 
@@ -482,14 +591,46 @@ async fn oauth_case(forge: Forge) -> OAuthCase {
     };
     {
         let mut w = fake.world();
-        w.oauth.add_client("console-client", "console-secret", Some("http://localhost/console/auth/bitbucket/callback"));
+        w.oauth.add_client(
+            "console-client",
+            "console-secret",
+            Some("http://localhost/console/auth/bitbucket/callback"),
+        );
         // Ada owns org/group/workspace "acme"; Bob is a plain member of it; Eve owns
         // "globex" only.
-        w.oauth.set_role("acme", "ada", if forge == Forge::Github { "admin" } else { "owner" });
-        w.oauth.set_role("acme", "bob", if forge == Forge::Gitlab { "developer" } else { "member" });
-        w.oauth.set_role("globex", "eve", if forge == Forge::Github { "admin" } else { "owner" });
-        w.oauth.accounts.insert("101".into(), ("acme".into(), "Organization".into()));
-        w.oauth.accounts.insert("202".into(), ("globex".into(), "Organization".into()));
+        w.oauth.set_role(
+            "acme",
+            "ada",
+            if forge == Forge::Github {
+                "admin"
+            } else {
+                "owner"
+            },
+        );
+        w.oauth.set_role(
+            "acme",
+            "bob",
+            if forge == Forge::Gitlab {
+                "developer"
+            } else {
+                "member"
+            },
+        );
+        w.oauth.set_role(
+            "globex",
+            "eve",
+            if forge == Forge::Github {
+                "admin"
+            } else {
+                "owner"
+            },
+        );
+        w.oauth
+            .accounts
+            .insert("101".into(), ("acme".into(), "Organization".into()));
+        w.oauth
+            .accounts
+            .insert("202".into(), ("globex".into(), "Organization".into()));
     }
     OAuthCase { forge, fake }
 }
@@ -526,15 +667,26 @@ async fn forge_world(db: &pipewright::Db, forge: Forge) -> World {
     let (a, b) = match forge {
         Forge::Github => ("101", "202"),
         Forge::Gitlab => ("acme", "globex"),
-        Forge::Bitbucket => ("{aaaaaaaa-0000-0000-0000-000000000001}", "{bbbbbbbb-0000-0000-0000-000000000002}"),
+        Forge::Bitbucket => (
+            "{aaaaaaaa-0000-0000-0000-000000000001}",
+            "{bbbbbbbb-0000-0000-0000-000000000002}",
+        ),
     };
     let inst_a = seed::installation(db, forge, a, "acme", NOW).await;
     let inst_b = seed::installation(db, forge, b, "globex", NOW).await;
     let repo_a = seed::detailed_repository(db, forge, inst_a, "5001", "acme/api", NOW).await;
-    let repo_b = seed::detailed_repository(db, forge, inst_b, "6001", "globex/secret-plans", NOW).await;
+    let repo_b =
+        seed::detailed_repository(db, forge, inst_b, "6001", "globex/secret-plans", NOW).await;
     let dead_a = seed::dead_job(db, forge, a, "5001", NOW).await;
     let dead_b = seed::dead_job(db, forge, b, "6001", NOW).await;
-    World { inst_a, inst_b, repo_a, repo_b, dead_a, dead_b }
+    World {
+        inst_a,
+        inst_b,
+        repo_a,
+        repo_b,
+        dead_a,
+        dead_b,
+    }
 }
 
 /// Runs the browser's side of a sign-in as `login`: start → the forge's consent → the
@@ -554,7 +706,10 @@ where
     .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to_forge = location(&r);
-    assert!(!to_forge.contains("console-secret"), "the secret never travels in a URL");
+    assert!(
+        !to_forge.contains("console-secret"),
+        "the secret never travels in a URL"
+    );
     let state_cookie = r
         .response()
         .cookies()
@@ -569,12 +724,17 @@ where
     let consent = browser.get(&to_forge).send().await.unwrap();
     assert_eq!(consent.status().as_u16(), 302, "{forge} consent");
     let back = consent.headers()["location"].to_str().unwrap().to_owned();
-    let path = back.strip_prefix("http://localhost").expect("back to pipewright");
+    let path = back
+        .strip_prefix("http://localhost")
+        .expect("back to pipewright");
     test::call_service(
         svc,
         test::TestRequest::get()
             .uri(path)
-            .cookie(actix_web::cookie::Cookie::new(console::auth::OAUTH_STATE_COOKIE, state_cookie))
+            .cookie(actix_web::cookie::Cookie::new(
+                console::auth::OAUTH_STATE_COOKIE,
+                state_cookie,
+            ))
             .to_request(),
     )
     .await
@@ -584,7 +744,12 @@ async fn oauth_isolation(forge: Forge) {
     for t in TestDb::all().await {
         let case = oauth_case(forge).await;
         let w = forge_world(&t.db, forge).await;
-        let svc = app(console_state(&t, oauth_config(&t, &case), Clock::manual(NOW))).await;
+        let svc = app(console_state(
+            &t,
+            oauth_config(&t, &case),
+            Clock::manual(NOW),
+        ))
+        .await;
 
         // The admin of acme: a session that sees acme only.
         let r = oauth_sign_in(&svc, &case, "ada").await;
@@ -592,7 +757,12 @@ async fn oauth_isolation(forge: Forge) {
         assert_eq!(location(&r), "/console/");
         let s = session_cookie(&r).expect("a session");
         let v: Value = test::call_and_read_body_json(&svc, get("/api/v1/overview", &s)).await;
-        let names: Vec<&str> = v["installations"].as_array().unwrap().iter().map(|i| i["account"].as_str().unwrap()).collect();
+        let names: Vec<&str> = v["installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["account"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["acme"], "{forge}");
         assert!(v["queue"].is_null(), "queue totals are for operators");
         let html = body_text(test::call_service(&svc, get("/console/", &s)).await).await;
@@ -618,28 +788,47 @@ async fn oauth_isolation(forge: Forge) {
             assert_eq!(r.status(), StatusCode::OK, "{uri} ({forge})");
         }
         let v: Value = test::call_and_read_body_json(&svc, get("/api/v1/jobs", &s)).await;
-        let ids: Vec<i64> = v["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_i64().unwrap()).collect();
+        let ids: Vec<i64> = v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["id"].as_i64().unwrap())
+            .collect();
         assert_eq!(ids, [w.dead_a], "only acme's jobs ({forge})");
         // Another tenant's job cannot be retried either, even with a valid CSRF token.
-        let html = body_text(test::call_service(&svc, get(&format!("/console/jobs/{}", w.dead_a), &s)).await).await;
+        let html = body_text(
+            test::call_service(&svc, get(&format!("/console/jobs/{}", w.dead_a), &s)).await,
+        )
+        .await;
         let csrf = csrf_of(&html);
         let r = test::call_service(
             &svc,
             test::TestRequest::post()
                 .uri(&format!("/console/jobs/{}/retry", w.dead_b))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::SESSION_COOKIE, s.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::SESSION_COOKIE,
+                    s.clone(),
+                ))
                 .set_form([("csrf", csrf.as_str())])
                 .to_request(),
         )
         .await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
-        assert_eq!(store::get(&t.db, w.dead_b).await.unwrap().unwrap().state, store::JobState::Dead);
+        assert_eq!(
+            store::get(&t.db, w.dead_b).await.unwrap().unwrap().state,
+            store::JobState::Dead
+        );
 
         // The admin of globex sees globex and not acme.
         let r = oauth_sign_in(&svc, &case, "eve").await;
         let s2 = session_cookie(&r).expect("a session");
         let v: Value = test::call_and_read_body_json(&svc, get("/api/v1/overview", &s2)).await;
-        let names: Vec<&str> = v["installations"].as_array().unwrap().iter().map(|i| i["account"].as_str().unwrap()).collect();
+        let names: Vec<&str> = v["installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["account"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["globex"], "{forge}");
 
         // A plain member is refused: no session.
@@ -652,8 +841,14 @@ async fn oauth_isolation(forge: Forge) {
         let r = test::call_service(
             &svc,
             test::TestRequest::get()
-                .uri(&format!("/console/auth/{}/callback?code=x&state=forged", forge.as_str()))
-                .cookie(actix_web::cookie::Cookie::new(console::auth::OAUTH_STATE_COOKIE, "other /console/"))
+                .uri(&format!(
+                    "/console/auth/{}/callback?code=x&state=forged",
+                    forge.as_str()
+                ))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::auth::OAUTH_STATE_COOKIE,
+                    "other /console/",
+                ))
                 .to_request(),
         )
         .await;
@@ -687,11 +882,18 @@ async fn forge_access_is_confirmed_again_after_a_while() {
     let r = oauth_sign_in(&svc, &case, "ada").await;
     let s = session_cookie(&r).unwrap();
     let uri = format!("/console/installations/{}", w.inst_a);
-    assert_eq!(test::call_service(&svc, get(&uri, &s)).await.status(), StatusCode::OK);
+    assert_eq!(
+        test::call_service(&svc, get(&uri, &s)).await.status(),
+        StatusCode::OK
+    );
     clock.advance(console::auth::ACCESS_TTL_MS + 1);
     let r = test::call_service(&svc, get(&uri, &s)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(location(&r).starts_with("/console/auth/github/start?next="), "{}", location(&r));
+    assert!(
+        location(&r).starts_with("/console/auth/github/start?next="),
+        "{}",
+        location(&r)
+    );
     let r = test::call_service(&svc, get("/api/v1/overview", &s)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Ada lost ownership meanwhile: the re-check refuses her.
@@ -741,6 +943,80 @@ async fn first_run_outcomes_by_class_appear_once_recorded() {
             t.name
         );
         let html = body_text(test::call_service(&svc, get("/console/", &s)).await).await;
-        assert!(html.contains("<td>missing-executable</td><td>1</td>"), "{html}");
+        assert!(
+            html.contains("<td>missing-executable</td><td>1</td>"),
+            "{html}"
+        );
+    }
+}
+
+async fn exec(db: &pipewright::Db, sql: &str) {
+    match db {
+        pipewright::Db::Sqlite(p) => {
+            sqlx::query(sql).execute(p).await.unwrap();
+        }
+        pipewright::Db::Postgres(p) => {
+            sqlx::query(sql).execute(p).await.unwrap();
+        }
+    }
+}
+
+#[actix_web::test]
+async fn reconcile_wait_follows_the_pass_and_its_analyses() {
+    for t in TestDb::all().await {
+        let started = NOW;
+        let job = pipewright::jobs::ReconcileInstallation {
+            forge: Forge::Github,
+            installation: pipewright::forge::InstallationId("101".into()),
+            period: -started,
+        };
+        let id = store::enqueue(&t.db, &pipewright::queue::NewJob::of(&job), started)
+            .await
+            .unwrap()
+            .unwrap();
+        // A worker elsewhere: the pass queues two analyses and ends, then they run.
+        let db = t.db.clone();
+        let worker = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let a = seed::dead_job(&db, Forge::Github, "101", "1", NOW + 1).await;
+            let b = seed::dead_job(&db, Forge::Github, "101", "2", NOW + 2).await;
+            exec(
+                &db,
+                &format!("UPDATE jobs SET state = 'queued' WHERE id IN ({a}, {b})"),
+            )
+            .await;
+            exec(
+                &db,
+                &format!("UPDATE jobs SET state = 'succeeded' WHERE id = {id}"),
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            exec(
+                &db,
+                &format!("UPDATE jobs SET state = 'succeeded' WHERE id = {a}"),
+            )
+            .await;
+            exec(
+                &db,
+                &format!("UPDATE jobs SET state = 'dead' WHERE id = {b}"),
+            )
+            .await;
+        });
+        let code = pipewright::app::wait_for_reconcile(&t.db, id, Forge::Github, "101", started)
+            .await
+            .unwrap();
+        worker.await.unwrap();
+        // One analysis died: the command says so with its exit code.
+        assert_eq!(
+            format!("{code:?}"),
+            format!("{:?}", std::process::ExitCode::FAILURE),
+            "{}",
+            t.name
+        );
+        let (total, finished, dead) =
+            pipewright::db::console::analysis_progress(&t.db, "github", "101", started)
+                .await
+                .unwrap();
+        assert_eq!((total, finished, dead), (2, 2, 1));
     }
 }

@@ -84,11 +84,15 @@ fn start_driver() -> Option<(Driver, u16)> {
 }
 
 fn chromium() -> String {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap_or("/usr/bin/chromium")
-        .to_owned()
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).is_file())
+    .unwrap_or("/usr/bin/chromium")
+    .to_owned()
 }
 
 async fn shot(c: &fantoccini::Client, dir: &std::path::Path, name: &str) {
@@ -121,9 +125,8 @@ async fn operator_walks_the_console_in_a_real_browser() {
     cfg.console.admin_token = Some(Secret::new(ADMIN));
     let cfg = Arc::new(cfg);
     let slot = Arc::new(GithubAppSlot::from_config(&cfg));
-    let state = web::Data::new(
-        ConsoleState::new(cfg, db.clone(), Clock::manual(NOW), slot).unwrap(),
-    );
+    let state =
+        web::Data::new(ConsoleState::new(cfg, db.clone(), Clock::manual(NOW), slot).unwrap());
     let server = HttpServer::new(move || App::new().configure(console::configure(state.clone())))
         .workers(1)
         .bind("127.0.0.1:0")
@@ -154,7 +157,12 @@ async fn operator_walks_the_console_in_a_real_browser() {
     // Not signed in: the sign-in page.
     c.goto(&format!("{base}/console/")).await.unwrap();
     wait_for(&c, "#token").await;
-    assert!(c.current_url().await.unwrap().path().starts_with("/console/login"));
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .starts_with("/console/login"));
     shot(&c, &dir, "01-sign-in").await;
 
     // Sign in with the operator token: back to the overview.
@@ -208,7 +216,9 @@ async fn operator_walks_the_console_in_a_real_browser() {
     );
 
     // The dead job: its error, then Retry.
-    c.goto(&format!("{base}/console/jobs?state=dead")).await.unwrap();
+    c.goto(&format!("{base}/console/jobs?state=dead"))
+        .await
+        .unwrap();
     wait_for(&c, "#jobs").await;
     shot(&c, &dir, "05-jobs").await;
     wait_for(&c, &format!("a[href='/console/jobs/{dead}']"))
@@ -238,7 +248,9 @@ async fn operator_walks_the_console_in_a_real_browser() {
         "06-dead-job",
         "07-job-retried",
     ] {
-        let size = std::fs::metadata(dir.join(format!("{name}.png"))).unwrap().len();
+        let size = std::fs::metadata(dir.join(format!("{name}.png")))
+            .unwrap()
+            .len();
         assert!(size > 1_000, "{name}.png is {size} bytes");
     }
     eprintln!("screenshots in {}", dir.display());

@@ -36,7 +36,10 @@ fn unescape(s: &str) -> String {
 
 fn attr(html: &str, name: &str) -> String {
     let key = format!("name=\"{name}\" value=\"");
-    let i = html.find(&key).unwrap_or_else(|| panic!("{name} in {html}")) + key.len();
+    let i = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} in {html}"))
+        + key.len();
     unescape(&html[i..i + html[i..].find('"').unwrap()])
 }
 
@@ -57,8 +60,11 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
         let state = web::Data::new(
             ConsoleState::new(cfg.clone(), t.db.clone(), Clock::System, slot.clone()).unwrap(),
         );
-        let (intake, _writers) =
-            Intake::start(t.db.clone(), Clock::System, Arc::new(tokio::sync::Notify::new()));
+        let (intake, _writers) = Intake::start(
+            t.db.clone(),
+            Clock::System,
+            Arc::new(tokio::sync::Notify::new()),
+        );
         let hooks = web::Data::new(AppState {
             config: cfg.clone(),
             db: t.db.clone(),
@@ -87,7 +93,11 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
         // A fresh deployment (no App, no operator token): the setup page is open.
-        let r = test::call_service(&svc, test::TestRequest::get().uri("/setup/github").to_request()).await;
+        let r = test::call_service(
+            &svc,
+            test::TestRequest::get().uri("/setup/github").to_request(),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::OK, "{}", t.name);
         let cookie = r
             .response()
@@ -98,8 +108,14 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
             .to_owned();
         let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
         let manifest: serde_json::Value = serde_json::from_str(&attr(&html, "manifest")).unwrap();
-        assert_eq!(manifest["hook_attributes"]["url"], "http://localhost/webhooks/github");
-        assert_eq!(manifest["redirect_url"], "http://localhost/setup/github/callback");
+        assert_eq!(
+            manifest["hook_attributes"]["url"],
+            "http://localhost/webhooks/github"
+        );
+        assert_eq!(
+            manifest["redirect_url"],
+            "http://localhost/setup/github/callback"
+        );
         assert_eq!(manifest["default_permissions"]["workflows"], "write");
 
         // The browser posts it to GitHub, which creates the App and sends it back.
@@ -109,7 +125,9 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
             .unwrap();
         let base = fake.world().base_url.clone();
         let created = browser
-            .post(format!("{base}/organizations/acme/settings/apps/new?state={cookie}"))
+            .post(format!(
+                "{base}/organizations/acme/settings/apps/new?state={cookie}"
+            ))
             .form(&[("manifest", manifest.to_string())])
             .send()
             .await
@@ -126,17 +144,26 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
             &svc,
             test::TestRequest::get()
                 .uri(&path)
-                .cookie(actix_web::cookie::Cookie::new(console::setup::SETUP_STATE_COOKIE, cookie.clone()))
+                .cookie(actix_web::cookie::Cookie::new(
+                    console::setup::SETUP_STATE_COOKIE,
+                    cookie.clone(),
+                ))
                 .to_request(),
         )
         .await;
         let status = r.status();
         let html = String::from_utf8(test::read_body(r).await.to_vec()).unwrap();
         assert_eq!(status, StatusCode::OK, "{html}");
-        assert!(html.contains("pipewright") && html.contains("created and stored encrypted"), "{html}");
+        assert!(
+            html.contains("pipewright") && html.contains("created and stored encrypted"),
+            "{html}"
+        );
 
         // Stored sealed: no key material in the row, and it opens only with the keyring.
-        let row = pipewright::db::github_apps::latest(&t.db).await.unwrap().unwrap();
+        let row = pipewright::db::github_apps::latest(&t.db)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.app_id, fake_forge::APP_ID as i64);
         assert_eq!(row.key_id, "k1");
         assert_eq!(row.owner.as_deref(), Some("acme"));
@@ -144,8 +171,18 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
             assert!(!row.ciphertext.contains(leak), "{leak} in the stored row");
         }
         let raw = match &t.db {
-            pipewright::Db::Sqlite(p) => sqlx::query_scalar::<_, String>("SELECT ciphertext FROM github_apps").fetch_one(p).await.unwrap(),
-            pipewright::Db::Postgres(p) => sqlx::query_scalar::<_, String>("SELECT ciphertext FROM github_apps").fetch_one(p).await.unwrap(),
+            pipewright::Db::Sqlite(p) => {
+                sqlx::query_scalar::<_, String>("SELECT ciphertext FROM github_apps")
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
+            pipewright::Db::Postgres(p) => {
+                sqlx::query_scalar::<_, String>("SELECT ciphertext FROM github_apps")
+                    .fetch_one(p)
+                    .await
+                    .unwrap()
+            }
         };
         assert!(!raw.contains("PRIVATE KEY"));
 
@@ -153,16 +190,23 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
         let app = slot.current().expect("an App in force");
         assert!(!app.from_env);
         assert_eq!(app.app_id, fake_forge::APP_ID);
-        assert_eq!(app.private_key.expose().trim(), fake_forge::app_private_key().trim());
+        assert_eq!(
+            app.private_key.expose().trim(),
+            fake_forge::app_private_key().trim()
+        );
         let bot = slot.bot_config(&cfg.bot);
         assert_eq!(bot.github_app_slug, "pipewright");
         let forges = Forges::from_config(&bot, Clock::System).unwrap();
         let client = forges.client(Forge::Github, "101", Some("acme")).unwrap();
         fake.world().clear_requests();
-        client.list_repositories().await.expect("authenticated as the stored App");
+        client
+            .list_repositories()
+            .await
+            .expect("authenticated as the stored App");
         let reqs = fake.world().requests();
         assert!(
-            reqs.iter().any(|r| r.contains("/app/installations/101/access_tokens")),
+            reqs.iter()
+                .any(|r| r.contains("/app/installations/101/access_tokens")),
             "a real installation token request: {reqs:?}"
         );
 
@@ -199,7 +243,11 @@ async fn manifest_flow_stores_the_app_encrypted_and_the_bot_acts_as_it() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
         // Now that an App exists, the setup page is the operator's only.
-        let r = test::call_service(&svc, test::TestRequest::get().uri("/setup/github").to_request()).await;
+        let r = test::call_service(
+            &svc,
+            test::TestRequest::get().uri("/setup/github").to_request(),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
         // Another replica loads it with the keyring, and not without it or with another.
@@ -243,7 +291,11 @@ async fn setup_needs_the_credentials_key_and_the_operator_once_one_is_set() {
     let state = web::Data::new(ConsoleState::new(cfg, t.db.clone(), Clock::System, slot).unwrap());
     let svc = test::init_service(App::new().configure(console::configure(state))).await;
     // With an operator token configured, strangers are sent to sign in.
-    let r = test::call_service(&svc, test::TestRequest::get().uri("/setup/github").to_request()).await;
+    let r = test::call_service(
+        &svc,
+        test::TestRequest::get().uri("/setup/github").to_request(),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     // The operator without PIPEWRIGHT_CREDENTIALS_KEY is told to set it.
     let r = test::call_service(

@@ -96,7 +96,10 @@ pub async fn authenticate(state: &ConsoleState, req: &HttpRequest) -> Result<Pri
         let token = h
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(Denied::Unauthenticated("malformed Authorization header"))?;
         if is_admin_token(state, token) {
@@ -157,7 +160,12 @@ pub fn secure_cookies(state: &ConsoleState, req: &HttpRequest) -> bool {
 
 /// A cookie with the console's attributes: HttpOnly, SameSite=Lax, Path=/, Secure
 /// behind HTTPS.
-pub fn cookie(name: &'static str, value: String, max_age_secs: i64, secure: bool) -> Cookie<'static> {
+pub fn cookie(
+    name: &'static str,
+    value: String,
+    max_age_secs: i64,
+    secure: bool,
+) -> Cookie<'static> {
     Cookie::build(name, value)
         .path("/")
         .http_only(true)
@@ -189,8 +197,7 @@ pub async fn start_session(
         principal: principal.to_owned(),
         login: login.to_owned(),
         user_id: user_id.map(str::to_owned),
-        installations: installations
-            .map(|ids| serde_json::to_string(ids).expect("ids serialize")),
+        installations: installations.map(|ids| serde_json::to_string(ids).expect("ids serialize")),
         access_checked_at: now,
         csrf_token: random_token(),
         created_at: now,
@@ -260,7 +267,10 @@ mod tests {
 
     #[test]
     fn next_is_a_local_console_path() {
-        assert_eq!(safe_next(Some("/console/jobs?state=dead")), "/console/jobs?state=dead");
+        assert_eq!(
+            safe_next(Some("/console/jobs?state=dead")),
+            "/console/jobs?state=dead"
+        );
         for bad in [
             "https://evil.example/",
             "//evil.example/console/",

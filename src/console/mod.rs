@@ -27,8 +27,8 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::forge::Forge;
 
-pub use auth::Principal;
 use auth::Denied;
+pub use auth::Principal;
 pub use templates::Templates;
 
 /// Repositories per installation page.
@@ -87,7 +87,10 @@ impl ConsoleState {
         let b = &self.config.bot;
         match forge {
             Forge::Github => {
-                let client = c.github.clone().or_else(|| self.github_app.oauth_client())?;
+                let client = c
+                    .github
+                    .clone()
+                    .or_else(|| self.github_app.oauth_client())?;
                 Some(oauth::Provider {
                     forge,
                     client,
@@ -135,7 +138,10 @@ pub fn configure(state: web::Data<ConsoleState>) -> impl FnOnce(&mut web::Servic
             .route("/console/login", web::get().to(pages::login_page))
             .route("/console/login", web::post().to(pages::login_submit))
             .route("/console/logout", web::post().to(pages::logout))
-            .route("/console/auth/{forge}/start", web::get().to(pages::oauth_start))
+            .route(
+                "/console/auth/{forge}/start",
+                web::get().to(pages::oauth_start),
+            )
             .route(
                 "/console/auth/{forge}/callback",
                 web::get().to(pages::oauth_callback),
@@ -155,7 +161,10 @@ pub fn configure(state: web::Data<ConsoleState>) -> impl FnOnce(&mut web::Servic
             )
             .route("/console/jobs", web::get().to(pages::jobs_page))
             .route("/console/jobs/{id}", web::get().to(pages::job_page))
-            .route("/console/jobs/{id}/retry", web::post().to(pages::retry_form))
+            .route(
+                "/console/jobs/{id}/retry",
+                web::post().to(pages::retry_form),
+            )
             .route("/api/v1/overview", web::get().to(pages::overview_api))
             .route(
                 "/api/v1/installations/{id}/repositories",
@@ -214,7 +223,12 @@ fn secure_headers(b: &mut actix_web::HttpResponseBuilder, form_action: &str) {
 }
 
 /// An HTML page.
-pub fn html(state: &ConsoleState, status: StatusCode, name: &str, ctx: serde_json::Value) -> HttpResponse {
+pub fn html(
+    state: &ConsoleState,
+    status: StatusCode,
+    name: &str,
+    ctx: serde_json::Value,
+) -> HttpResponse {
     match state.templates.render(name, &ctx) {
         Ok(body) => {
             let mut b = HttpResponse::build(status);
@@ -311,10 +325,9 @@ pub fn denied_page(req: &HttpRequest, d: Denied) -> HttpResponse {
         .unwrap_or_else(|| "/console/".into());
     let q = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     match d {
-        Denied::Unauthenticated(_) => auth::redirect_with(
-            &format!("/console/login?next={}", q(&next)),
-            Vec::new(),
-        ),
+        Denied::Unauthenticated(_) => {
+            auth::redirect_with(&format!("/console/login?next={}", q(&next)), Vec::new())
+        }
         Denied::Recheck(forge) => auth::redirect_with(
             &format!("/console/auth/{forge}/start?next={}", q(&next)),
             Vec::new(),

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::auth::{self, Principal};
 use super::{denied_api, denied_page, html, json_response, ConsoleError, ConsoleState};
 use crate::db::console::{
-    self as q, Direction, InstallationSummary, JobFilter, PrHistoryRow, QueueSummary,
-    RepoCursor, RepoDetail, RepoFilter, RepoPage, Scope, Snapshot, TenantKey, OUTCOMES,
+    self as q, Direction, InstallationSummary, JobFilter, PrHistoryRow, QueueSummary, RepoCursor,
+    RepoDetail, RepoFilter, RepoPage, Scope, Snapshot, TenantKey, OUTCOMES,
 };
 use crate::db::installations::InstallationRow;
 use crate::forge::Forge;
@@ -133,7 +133,11 @@ pub struct LoginForm {
 }
 
 /// `POST /console/login`
-pub async fn login_submit(state: Data, req: HttpRequest, form: web::Form<LoginForm>) -> HttpResponse {
+pub async fn login_submit(
+    state: Data,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
     if !auth::admin_login(&state, form.token.trim()) {
         tracing::warn!("console sign-in with a wrong operator token");
         return login_form(
@@ -250,7 +254,10 @@ pub async fn oauth_callback(
     };
     if let Some(e) = &query.error {
         let msg = query.error_description.as_deref().unwrap_or(e);
-        return refuse(StatusCode::UNAUTHORIZED, &format!("{} said: {msg}", provider.forge));
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            &format!("{} said: {msg}", provider.forge),
+        );
     }
     let cookie = req.cookie(auth::OAUTH_STATE_COOKIE);
     let (nonce, next) = match cookie.as_ref().and_then(|c| c.value().split_once(' ')) {
@@ -263,11 +270,17 @@ pub async fn oauth_callback(
         }
     };
     let (Some(code), Some(given)) = (query.code.as_deref(), query.state.as_deref()) else {
-        return refuse(StatusCode::BAD_REQUEST, "The forge sent no code; try again.");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The forge sent no code; try again.",
+        );
     };
     if !auth::same_secret(given, &nonce) {
         tracing::warn!(forge = %provider.forge, "OAuth callback with a state that does not match");
-        return refuse(StatusCode::BAD_REQUEST, "The sign-in state does not match; try again.");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The sign-in state does not match; try again.",
+        );
     }
     let redirect_uri = format!(
         "{}/console/auth/{}/callback",
@@ -281,7 +294,8 @@ pub async fn oauth_callback(
             return refuse(StatusCode::UNAUTHORIZED, &e.to_string());
         }
     };
-    let known = match crate::db::installations::list_installations(&state.db, provider.forge).await {
+    let known = match crate::db::installations::list_installations(&state.db, provider.forge).await
+    {
         Ok(rows) => rows
             .into_iter()
             .map(|i| (i.external_id, i.account))
@@ -296,11 +310,11 @@ pub async fn oauth_callback(
         }
     };
     drop(token);
-    let ids = match q::installations_matching(&state.db, provider.forge.as_str(), &who.admin_of).await
-    {
-        Ok(ids) => ids,
-        Err(e) => return ConsoleError::from(e).page(&state, None),
-    };
+    let ids =
+        match q::installations_matching(&state.db, provider.forge.as_str(), &who.admin_of).await {
+            Ok(ids) => ids,
+            Err(e) => return ConsoleError::from(e).page(&state, None),
+        };
     if ids.is_empty() {
         tracing::warn!(forge = %provider.forge, login = %who.login, "console sign-in refused: administers no installation");
         return refuse(
@@ -316,9 +330,12 @@ pub async fn oauth_callback(
     if let Some(c) = req.cookie(auth::SESSION_COOKIE) {
         let hash = auth::token_hash(c.value());
         if let Ok(Some(s)) = q::get_session(&state.db, &hash, state.clock.now()).await {
-            if s.principal == provider.forge.as_str() && s.user_id.as_deref() == Some(&who.user_id) {
+            if s.principal == provider.forge.as_str() && s.user_id.as_deref() == Some(&who.user_id)
+            {
                 let json = serde_json::to_string(&ids).expect("ids serialize");
-                if let Err(e) = q::refresh_session_access(&state.db, &hash, &json, state.clock.now()).await {
+                if let Err(e) =
+                    q::refresh_session_access(&state.db, &hash, &json, state.clock.now()).await
+                {
                     return ConsoleError::from(e).page(&state, None);
                 }
                 return auth::redirect_with(
@@ -620,7 +637,15 @@ pub async fn installation_page(
         Err(r) => return r,
     };
     let id = path.into_inner();
-    match installation_view(&state, &me, id, &query, &format!("/console/installations/{id}")).await {
+    match installation_view(
+        &state,
+        &me,
+        id,
+        &query,
+        &format!("/console/installations/{id}"),
+    )
+    .await
+    {
         Ok(v) => page(&state, &me, "installation.html", &v),
         Err(e) => e.page(&state, Some(&me)),
     }
@@ -700,14 +725,28 @@ pub fn diff_files(old: &[FileView], new: &[FileView]) -> Vec<(String, String)> {
     paths.dedup();
     let mut out = Vec::new();
     for path in paths {
-        let a = old.iter().find(|f| f.path == path).map(|f| f.content.as_str());
-        let b = new.iter().find(|f| f.path == path).map(|f| f.content.as_str());
+        let a = old
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.content.as_str());
+        let b = new
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.content.as_str());
         if a == b {
             continue;
         }
         let (a_name, b_name) = (
-            if a.is_some() { format!("a/{path}") } else { "/dev/null".into() },
-            if b.is_some() { format!("b/{path}") } else { "/dev/null".into() },
+            if a.is_some() {
+                format!("a/{path}")
+            } else {
+                "/dev/null".into()
+            },
+            if b.is_some() {
+                format!("b/{path}")
+            } else {
+                "/dev/null".into()
+            },
         );
         let diff = similar::TextDiff::from_lines(a.unwrap_or(""), b.unwrap_or(""));
         let text = diff
@@ -777,7 +816,10 @@ async fn repository_view(
     let (jobs, _) = q::list_jobs(
         &state.db,
         &JobFilter {
-            concurrency_key: Some(format!("repo:{}:{}", repository.forge, repository.external_id)),
+            concurrency_key: Some(format!(
+                "repo:{}:{}",
+                repository.forge, repository.external_id
+            )),
             ..JobFilter::default()
         },
         None,
@@ -828,7 +870,11 @@ pub async fn repository_api(state: Data, req: HttpRequest, path: web::Path<i64>)
     }
 }
 
-async fn reanalyse(state: &ConsoleState, me: &Principal, id: i64) -> Result<Option<i64>, ConsoleError> {
+async fn reanalyse(
+    state: &ConsoleState,
+    me: &Principal,
+    id: i64,
+) -> Result<Option<i64>, ConsoleError> {
     let (repo, inst) = visible_repository(state, me, id).await?;
     if inst.state != "active" || repo.state != "active" {
         return Err(ConsoleError::Conflict(format!(
@@ -907,7 +953,9 @@ pub async fn reanalyse_form(
     }
     let id = path.into_inner();
     match reanalyse(&state, &me, id).await {
-        Ok(Some(job)) => auth::redirect_with(&format!("/console/jobs/{job}?flash=queued"), Vec::new()),
+        Ok(Some(job)) => {
+            auth::redirect_with(&format!("/console/jobs/{job}?flash=queued"), Vec::new())
+        }
         Ok(None) => auth::redirect_with(&format!("/console/repositories/{id}"), Vec::new()),
         Err(e) => e.page(&state, Some(&me)),
     }
@@ -955,7 +1003,10 @@ pub struct JobsView {
 }
 
 /// The tenants of a person's scope, as the jobs table names them.
-async fn tenant_keys(state: &ConsoleState, me: &Principal) -> Result<Option<Vec<TenantKey>>, ConsoleError> {
+async fn tenant_keys(
+    state: &ConsoleState,
+    me: &Principal,
+) -> Result<Option<Vec<TenantKey>>, ConsoleError> {
     match &me.scope {
         Scope::All => Ok(None),
         Scope::Installations(ids) => {
@@ -973,7 +1024,12 @@ async fn tenant_keys(state: &ConsoleState, me: &Principal) -> Result<Option<Vec<
     }
 }
 
-async fn jobs_view(state: &ConsoleState, me: &Principal, query: &JobsQuery, base_path: &str) -> Result<JobsView, ConsoleError> {
+async fn jobs_view(
+    state: &ConsoleState,
+    me: &Principal,
+    query: &JobsQuery,
+    base_path: &str,
+) -> Result<JobsView, ConsoleError> {
     let job_state = match clean(&query.state) {
         Some(s) => Some(s.parse::<JobState>().map_err(ConsoleError::BadRequest)?),
         None => None,
@@ -1022,7 +1078,11 @@ fn job_states() -> Vec<&'static str> {
 }
 
 /// `GET /console/jobs`
-pub async fn jobs_page(state: Data, req: HttpRequest, query: web::Query<JobsQuery>) -> HttpResponse {
+pub async fn jobs_page(
+    state: Data,
+    req: HttpRequest,
+    query: web::Query<JobsQuery>,
+) -> HttpResponse {
     let me = match signed_in(&state, &req).await {
         Ok(m) => m,
         Err(r) => return r,
@@ -1060,7 +1120,11 @@ pub struct JobView {
     pub payload: String,
 }
 
-async fn visible_job(state: &ConsoleState, me: &Principal, id: i64) -> Result<JobRow, ConsoleError> {
+async fn visible_job(
+    state: &ConsoleState,
+    me: &Principal,
+    id: i64,
+) -> Result<JobRow, ConsoleError> {
     let job = store::get(&state.db, id)
         .await?
         .ok_or(ConsoleError::NotFound)?;
@@ -1139,10 +1203,7 @@ async fn retry(state: &ConsoleState, me: &Principal, id: i64) -> Result<(), Cons
         payload.get("forge").and_then(Value::as_str),
         payload.get("installation").and_then(Value::as_str),
     ) {
-        (Some(f), Some(i)) => f
-            .parse::<Forge>()
-            .ok()
-            .map(|f| (f, i.to_owned())),
+        (Some(f), Some(i)) => f.parse::<Forge>().ok().map(|f| (f, i.to_owned())),
         _ => None,
     };
     let row = match &inst {
@@ -1219,7 +1280,11 @@ mod tests {
             path: p.into(),
             content: c.into(),
         };
-        let old = vec![f("ci.yml", "a\nb\n"), f("gone.yml", "x\n"), f("same", "s\n")];
+        let old = vec![
+            f("ci.yml", "a\nb\n"),
+            f("gone.yml", "x\n"),
+            f("same", "s\n"),
+        ];
         let new = vec![f("ci.yml", "a\nc\n"), f("new.yml", "y\n"), f("same", "s\n")];
         let d = diff_files(&old, &new);
         let text: Vec<String> = d.iter().map(|(c, l)| format!("{c} {l}")).collect();

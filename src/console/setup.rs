@@ -149,7 +149,10 @@ impl GithubAppSlot {
         let Some(row) = github_apps::latest(db).await? else {
             return Ok(false);
         };
-        if self.current().is_some_and(|a| a.app_id == row.app_id as u64) {
+        if self
+            .current()
+            .is_some_and(|a| a.app_id == row.app_id as u64)
+        {
             return Ok(false);
         }
         let keyring = keyring.ok_or_else(|| {
@@ -192,12 +195,16 @@ fn open(keyring: &Keyring, row: &StoredApp) -> anyhow::Result<ActiveApp> {
 }
 
 /// May this request use the setup page?
-async fn may_set_up(state: &ConsoleState, req: &HttpRequest) -> Result<Option<auth::Principal>, HttpResponse> {
+async fn may_set_up(
+    state: &ConsoleState,
+    req: &HttpRequest,
+) -> Result<Option<auth::Principal>, HttpResponse> {
     match auth::authenticate(state, req).await {
         Ok(me) if me.admin => Ok(Some(me)),
         Ok(me) => Err(ConsoleError::NotFound.page(state, Some(&me))),
         Err(d) => {
-            let open = state.github_app.current().is_none() && state.config.console.admin_token.is_none();
+            let open =
+                state.github_app.current().is_none() && state.config.console.admin_token.is_none();
             if open {
                 Ok(None)
             } else {
@@ -295,10 +302,17 @@ pub async fn callback(
     };
     if !auth::same_secret(given, &expected) {
         tracing::warn!("GitHub App setup callback with a state that does not match");
-        return ConsoleError::BadRequest("the setup state does not match; start again at /setup/github".into())
-            .page(&state, me.as_ref());
+        return ConsoleError::BadRequest(
+            "the setup state does not match; start again at /setup/github".into(),
+        )
+        .page(&state, me.as_ref());
     }
-    if code.is_empty() || code.len() > 200 || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if code.is_empty()
+        || code.len() > 200
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return ConsoleError::BadRequest("malformed code".into()).page(&state, me.as_ref());
     }
     match convert_and_store(&state, &keyring, code, me.as_ref()).await {
@@ -402,7 +416,11 @@ async fn convert_and_store(
     };
     github_apps::store(&state.db, &row).await?;
     let mut entry = crate::db::audit::AuditEntry::new(
-        crate::db::audit::Actor::console(me.map_or("setup (no operator token set)".to_owned(), |m| m.login.clone())),
+        crate::db::audit::Actor::console(
+            me.map_or("setup (no operator token set)".to_owned(), |m| {
+                m.login.clone()
+            }),
+        ),
         "github_app.create",
     );
     entry.forge = Some("github".into());

@@ -9,9 +9,18 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Built-in templates and static assets: (name, source).
 const BUILTIN: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../templates/console/base.html")),
-    ("login.html", include_str!("../../templates/console/login.html")),
-    ("error.html", include_str!("../../templates/console/error.html")),
+    (
+        "base.html",
+        include_str!("../../templates/console/base.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../templates/console/login.html"),
+    ),
+    (
+        "error.html",
+        include_str!("../../templates/console/error.html"),
+    ),
     (
         "overview.html",
         include_str!("../../templates/console/overview.html"),
@@ -28,7 +37,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "job_table.html",
         include_str!("../../templates/console/job_table.html"),
     ),
-    ("jobs.html", include_str!("../../templates/console/jobs.html")),
+    (
+        "jobs.html",
+        include_str!("../../templates/console/jobs.html"),
+    ),
     ("job.html", include_str!("../../templates/console/job.html")),
     (
         "setup_github.html",
@@ -66,7 +78,10 @@ impl Templates {
         env.set_lstrip_blocks(true);
         env.add_filter("ts", format_ts);
         for (name, source) in BUILTIN {
-            let source = match dir.map(|d| d.join("console").join(name)).filter(|p| p.is_file()) {
+            let source = match dir
+                .map(|d| d.join("console").join(name))
+                .filter(|p| p.is_file())
+            {
                 Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
                     name: (*name).to_owned(),
                     message: format!("cannot read {}: {e}", path.display()),
@@ -140,7 +155,10 @@ mod tests {
                 &serde_json::json!({"status": 404, "message": "<script>alert(1)</script>"}),
             )
             .unwrap();
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{html}"
+        );
         assert!(!html.contains("<script>alert"));
     }
 

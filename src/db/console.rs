@@ -255,10 +255,7 @@ pub async fn installation_summaries(
                 state,
                 repositories,
                 outcomes,
-                prs_last_hour: budget
-                    .iter()
-                    .find(|(i, _)| *i == id)
-                    .map_or(0, |(_, n)| *n),
+                prs_last_hour: budget.iter().find(|(i, _)| *i == id).map_or(0, |(_, n)| *n),
                 api_calls_this_hour: this_hour.map_or(0, |u| u.2),
                 api_calls_last_day: mine.map(|u| u.2).sum(),
                 rate_limit: this_hour.and_then(|u| u.3.map(|r| (r, u.4, u.5))),
@@ -430,7 +427,10 @@ pub async fn list_repositories(
     let join_snapshot = filter.stack.as_deref().is_some_and(|s| !s.is_empty());
     if let Some(s) = filter.stack.as_deref().filter(|s| !s.is_empty()) {
         args.push(Arg::Text(like_pattern(s)));
-        wh.push_str(&format!(" AND LOWER(s.stack) LIKE ${} ESCAPE '\\'", args.len()));
+        wh.push_str(&format!(
+            " AND LOWER(s.stack) LIKE ${} ESCAPE '\\'",
+            args.len()
+        ));
     }
     let from = if join_snapshot {
         "repositories r JOIN repo_snapshots s ON s.repository_id = r.id"
@@ -806,8 +806,14 @@ pub async fn list_jobs(
             ));
             args.push(Arg::Text(t.forge.clone()));
             args.push(Arg::Text(t.external_id.clone()));
-            args.push(Arg::Text(format!("installation:{}:{}", t.forge, t.external_id)));
-            args.push(Arg::Text(format!("reconcile:{}:{}", t.forge, t.external_id)));
+            args.push(Arg::Text(format!(
+                "installation:{}:{}",
+                t.forge, t.external_id
+            )));
+            args.push(Arg::Text(format!(
+                "reconcile:{}:{}",
+                t.forge, t.external_id
+            )));
         }
         wh.push(format!("({})", ors.join(" OR ")));
     }

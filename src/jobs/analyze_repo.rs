@@ -260,16 +260,32 @@ pub async fn sync_repository(
         Ok(d) => d,
         Err(e) => {
             let outcome = Outcome::ConfigError(e.to_string());
-            save_console_snapshot(db, repo_row.id, &head, tree, &outcome.to_string(), None, now)
-                .await?;
+            save_console_snapshot(
+                db,
+                repo_row.id,
+                &head,
+                tree,
+                &outcome.to_string(),
+                None,
+                now,
+            )
+            .await?;
             return Ok(outcome);
         }
     };
     let proposal = match decision {
         Decision::Skip(s) => {
             let outcome = Outcome::Skipped(s.to_string());
-            save_console_snapshot(db, repo_row.id, &head, tree, &outcome.to_string(), None, now)
-                .await?;
+            save_console_snapshot(
+                db,
+                repo_row.id,
+                &head,
+                tree,
+                &outcome.to_string(),
+                None,
+                now,
+            )
+            .await?;
             return Ok(outcome);
         }
         Decision::Propose(p) => p,
@@ -698,7 +714,10 @@ async fn save_console_snapshot(
     };
     let repo_config = crate::repo_config::CONFIG_PATHS
         .iter()
-        .find_map(|p| tree.text(p).map(|t| serde_json::json!({ "path": p, "text": t })))
+        .find_map(|p| {
+            tree.text(p)
+                .map(|t| serde_json::json!({ "path": p, "text": t }))
+        })
         .map(|v| v.to_string());
     let snapshot = crate::db::console::Snapshot {
         sha: Some(head.to_owned()),
@@ -783,7 +802,11 @@ mod tests {
             Some("failed")
         );
         assert_eq!(
-            outcome_class(false, Some(("open", false)), Some(&Outcome::Opened(3).to_string())),
+            outcome_class(
+                false,
+                Some(("open", false)),
+                Some(&Outcome::Opened(3).to_string())
+            ),
             Some("pr_open")
         );
         assert_eq!(
@@ -798,7 +821,10 @@ mod tests {
             outcome_class(false, Some(("merged", false)), Some("skipped: has CI")),
             Some("merged")
         );
-        assert_eq!(outcome_class(true, Some(("open", false)), None), Some("ignored"));
+        assert_eq!(
+            outcome_class(true, Some(("open", false)), None),
+            Some("ignored")
+        );
         assert_eq!(outcome_class(false, None, None), None);
     }
 

@@ -51,7 +51,13 @@ async fn exec(db: &Db, sql: &str) {
 }
 
 /// An installation; returns its row id.
-pub async fn installation(db: &Db, forge: Forge, external_id: &str, account: &str, now: i64) -> i64 {
+pub async fn installation(
+    db: &Db,
+    forge: Forge,
+    external_id: &str,
+    account: &str,
+    now: i64,
+) -> i64 {
     installations::upsert_installation(
         db,
         forge,
@@ -177,7 +183,10 @@ pub async fn bulk_jobs(
             let (kind, payload, ckey) = if i % 5 == 0 {
                 (
                     "handle_event",
-                    format!(r#"{{"forge":"{}","delivery_id":"d{i}","event_name":"push","events":[]}}"#, forge.as_str()),
+                    format!(
+                        r#"{{"forge":"{}","delivery_id":"d{i}","event_name":"push","events":[]}}"#,
+                        forge.as_str()
+                    ),
                     format!("installation:{}:{installation}", forge.as_str()),
                 )
             } else {

@@ -62,8 +62,10 @@ impl OAuthWorld {
 
     /// Gives `login` a role in an org / group / workspace.
     pub fn set_role(&mut self, tenant: &str, login: &str, role: &str) {
-        self.roles
-            .insert((tenant.to_ascii_lowercase(), login.to_owned()), role.to_owned());
+        self.roles.insert(
+            (tenant.to_ascii_lowercase(), login.to_owned()),
+            role.to_owned(),
+        );
     }
 
     fn role(&self, tenant: &str, login: &str) -> Option<&str> {
@@ -137,7 +139,10 @@ fn authorize(w: &mut World, r: &Req, redirect_uri: Option<String>) -> Resp {
     w.oauth
         .codes
         .insert(code.clone(), (client, login, Some(to.clone())));
-    redirect(&to, &[("code", &code), ("state", r.q("state").unwrap_or(""))])
+    redirect(
+        &to,
+        &[("code", &code), ("state", r.q("state").unwrap_or(""))],
+    )
 }
 
 /// Trades a code for a user token (one use).
@@ -223,10 +228,11 @@ fn github(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
                 ),
             }
         }
-        ("POST", ["settings", "apps", "new"]) | ("POST", ["organizations", _, "settings", "apps", "new"]) => {
+        ("POST", ["settings", "apps", "new"])
+        | ("POST", ["organizations", _, "settings", "apps", "new"]) => {
             let f = r.form();
-            let Some(manifest) = form_value(&f, "manifest")
-                .and_then(|m| serde_json::from_str::<Value>(&m).ok())
+            let Some(manifest) =
+                form_value(&f, "manifest").and_then(|m| serde_json::from_str::<Value>(&m).ok())
             else {
                 return Some(Resp::text(422, "Invalid manifest"));
             };
@@ -246,7 +252,10 @@ fn github(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
             }
             let code = w.oauth.fresh("");
             w.oauth.manifests.insert(code.clone(), manifest);
-            redirect(&to, &[("code", &code), ("state", r.q("state").unwrap_or(""))])
+            redirect(
+                &to,
+                &[("code", &code), ("state", r.q("state").unwrap_or(""))],
+            )
         }
         ("POST", ["app-manifests", code, "conversions"]) => {
             let Some(m) = w.oauth.manifests.remove(*code) else {
@@ -292,7 +301,10 @@ fn github(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
         }
         ("GET", ["user"]) => {
             let login = user_token(w, r)?.clone();
-            Resp::json(200, json!({"login": login, "id": user_id(&login), "type": "User"}))
+            Resp::json(
+                200,
+                json!({"login": login, "id": user_id(&login), "type": "User"}),
+            )
         }
         ("GET", ["user", "installations"]) => {
             let login = user_token(w, r)?.clone();
@@ -429,7 +441,10 @@ fn gitlab(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
 
 fn bitbucket(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
     let bb_err = |status: u16, message: &str| {
-        Resp::json(status, json!({"type": "error", "error": {"message": message}}))
+        Resp::json(
+            status,
+            json!({"type": "error", "error": {"message": message}}),
+        )
     };
     Some(match (r.method.as_str(), segs) {
         ("GET", ["site", "oauth2", "authorize"]) => {
@@ -455,7 +470,13 @@ fn bitbucket(w: &mut World, r: &Req, segs: &[&str]) -> Option<Resp> {
                     json!({"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}),
                 ));
             }
-            match exchange(w, &client, &secret, &form_value(&f, "code").unwrap_or_default(), None) {
+            match exchange(
+                w,
+                &client,
+                &secret,
+                &form_value(&f, "code").unwrap_or_default(),
+                None,
+            ) {
                 Ok(t) => Resp::json(
                     200,
                     json!({"access_token": t, "token_type": "bearer", "expires_in": 7200, "scopes": "account repository", "refresh_token": "r"}),
