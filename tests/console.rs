@@ -847,7 +847,7 @@ async fn oauth_isolation(forge: Forge) {
                 ))
                 .cookie(actix_web::cookie::Cookie::new(
                     console::auth::OAUTH_STATE_COOKIE,
-                    "other /console/",
+                    "other.L2NvbnNvbGUv",
                 ))
                 .to_request(),
         )
@@ -1018,5 +1018,53 @@ async fn reconcile_wait_follows_the_pass_and_its_analyses() {
                 .await
                 .unwrap();
         assert_eq!((total, finished, dead), (2, 2, 1));
+    }
+}
+
+#[actix_web::test]
+async fn api_calls_and_rate_limit_headroom_per_installation() {
+    use pipewright::db::console::{record_api_usage, RateReading, HOUR_MS};
+    for t in TestDb::all().await {
+        let w = world(&t.db).await;
+        let reading = |remaining, reset_at| RateReading {
+            remaining,
+            limit: Some(5000),
+            reset_at: Some(reset_at),
+        };
+        // An hour ago (counts for the day only), then two jobs this hour.
+        record_api_usage(&t.db, w.inst_a, 40, Some(reading(100, NOW)), NOW - HOUR_MS)
+            .await
+            .unwrap();
+        record_api_usage(&t.db, w.inst_a, 9, Some(reading(4000, NOW + 1)), NOW)
+            .await
+            .unwrap();
+        record_api_usage(&t.db, w.inst_a, 5, Some(reading(3000, NOW + 2)), NOW)
+            .await
+            .unwrap();
+        record_api_usage(&t.db, w.inst_a, 2, None, NOW)
+            .await
+            .unwrap();
+        let svc = app(console_state(&t, config(&t), Clock::manual(NOW))).await;
+        let s = sign_in(&svc).await;
+        let v: Value = test::call_and_read_body_json(&svc, get("/api/v1/overview", &s)).await;
+        let acme = v["installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["account"] == "acme")
+            .unwrap()
+            .clone();
+        assert_eq!(acme["api_calls_this_hour"], 16, "{}", t.name);
+        assert_eq!(acme["api_calls_last_day"], 56);
+        assert_eq!(acme["rate_limit"], serde_json::json!([3000, 5000, NOW + 2]));
+        let globex = v["installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["account"] == "globex")
+            .unwrap()
+            .clone();
+        assert_eq!(globex["api_calls_this_hour"], 0);
+        assert!(globex["rate_limit"].is_null());
     }
 }

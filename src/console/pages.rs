@@ -219,7 +219,11 @@ pub async fn oauth_start(
         &provider.authorize_url(&nonce, &redirect_uri),
         vec![auth::cookie(
             auth::OAUTH_STATE_COOKIE,
-            format!("{nonce} {next}"),
+            // `nonce.base64(next)`: cookie-safe whatever the path holds.
+            format!(
+                "{nonce}.{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next.as_bytes())
+            ),
             auth::OAUTH_STATE_TTL_SECS,
             secure,
         )],
@@ -260,8 +264,16 @@ pub async fn oauth_callback(
         );
     }
     let cookie = req.cookie(auth::OAUTH_STATE_COOKIE);
-    let (nonce, next) = match cookie.as_ref().and_then(|c| c.value().split_once(' ')) {
-        Some((n, next)) => (n.to_owned(), next.to_owned()),
+    let parsed = cookie.as_ref().and_then(|c| {
+        let (n, next) = c.value().split_once('.')?;
+        let next = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(next)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())?;
+        Some((n.to_owned(), next))
+    });
+    let (nonce, next) = match parsed {
+        Some(p) => p,
         None => {
             return refuse(
                 StatusCode::BAD_REQUEST,
