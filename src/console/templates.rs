@@ -156,7 +156,7 @@ mod tests {
             )
             .unwrap();
         assert!(
-            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
             "{html}"
         );
         assert!(!html.contains("<script>alert"));
