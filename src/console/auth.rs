@@ -207,11 +207,12 @@ pub async fn start_session(
     Ok(token)
 }
 
-/// A local path to return to after signing in: only console pages, never another host.
+/// A local path to return to after signing in: only console pages (and the App setup),
+/// never another host.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
-            if n.starts_with("/console/")
+            if (n.starts_with("/console/") || n == "/setup/github")
                 && !n.starts_with("//")
                 && !n.contains('\\')
                 && !n.contains("://")
@@ -281,5 +282,10 @@ mod tests {
             assert_eq!(safe_next(Some(bad)), "/console/", "{bad}");
         }
         assert_eq!(safe_next(None), "/console/");
+        assert_eq!(safe_next(Some("/setup/github")), "/setup/github");
+        assert_eq!(
+            safe_next(Some("/setup/github/callback?code=x")),
+            "/console/"
+        );
     }
 }
