@@ -55,6 +55,10 @@ pub enum Command {
         /// Installation id (GitHub), top-level group (GitLab) or workspace uuid (Bitbucket).
         #[arg(long)]
         installation: String,
+        /// Wait for the pass and the analyses it queues, showing progress (the workers of
+        /// a running `serve` or `worker` do the work).
+        #[arg(long)]
+        wait: bool,
     },
     /// Run workers only (scale-out replicas sharing a PostgreSQL database).
     Worker {
@@ -452,20 +456,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile {
             forge,
             installation,
+            wait,
         } => {
             let db = Db::connect_and_migrate(config.database_url.expose()).await?;
+            let started = Clock::System.now();
             let job = crate::jobs::ReconcileInstallation {
                 forge,
-                installation: crate::forge::InstallationId(installation),
-                period: -Clock::System.now(),
+                installation: crate::forge::InstallationId(installation.clone()),
+                period: -started,
             };
-            let id =
-                store::enqueue(&db, &crate::queue::NewJob::of(&job), Clock::System.now()).await?;
-            db.close().await;
+            let id = store::enqueue(&db, &crate::queue::NewJob::of(&job), started).await?;
             match id {
                 Some(id) => println!("queued reconcile job {id}"),
                 None => println!("a reconcile pass is already queued"),
             }
+            let code = match (id, wait) {
+                (Some(id), true) => {
+                    crate::app::wait_for_reconcile(&db, id, forge, &installation, started).await?
+                }
+                _ => ExitCode::SUCCESS,
+            };
+            db.close().await;
+            return Ok(code);
         }
         Command::Worker { health_listen } => crate::app::worker(config, health_listen).await?,
         Command::Migrate => {

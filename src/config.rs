@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_WORKERS: usize = 4;
 /// Largest accepted webhook body, in bytes (GitHub and GitLab cap payloads at 25 MB).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 25 * 1024 * 1024;
+/// Shortest accepted `PIPEWRIGHT_ADMIN_TOKEN`, in characters.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// How far a Standard Webhooks `webhook-timestamp` may be from now, in seconds (replay window).
 pub const SIGNATURE_TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 
@@ -205,6 +207,70 @@ pub struct ConfigArgs {
     /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Operator token: signs in to the console (sees everything) and authenticates
+    /// `Authorization: Bearer …` on the console and `/api/v1/`.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// File holding the operator token.
+    #[arg(long, env = "PIPEWRIGHT_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
+    /// GitHub App's OAuth client id (console sign-in with GitHub).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_ID", global = true)]
+    pub github_client_id: Option<String>,
+    /// GitHub App's OAuth client secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+    /// File holding the GitHub OAuth client secret.
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET_FILE", global = true)]
+    pub github_client_secret_file: Option<PathBuf>,
+    /// GitHub web root for OAuth and the App manifest flow (default: derived from the API
+    /// URL: `https://github.com`, or the GHES host).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_WEB_URL", global = true)]
+    pub github_web_url: Option<String>,
+    /// GitLab OAuth application id (console sign-in with GitLab).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_ID", global = true)]
+    pub gitlab_client_id: Option<String>,
+    /// GitLab OAuth application secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub gitlab_client_secret: Option<String>,
+    /// File holding the GitLab OAuth application secret.
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET_FILE", global = true)]
+    pub gitlab_client_secret_file: Option<PathBuf>,
+    /// Bitbucket OAuth consumer key (console sign-in with Bitbucket).
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_ID", global = true)]
+    pub bitbucket_client_id: Option<String>,
+    /// Bitbucket OAuth consumer secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bitbucket_client_secret: Option<String>,
+    /// File holding the Bitbucket OAuth consumer secret.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET_FILE", global = true)]
+    pub bitbucket_client_secret_file: Option<PathBuf>,
+    /// Bitbucket web root for OAuth (`https://bitbucket.org`).
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEB_URL", global = true)]
+    pub bitbucket_web_url: Option<String>,
+    /// Directory whose `console/*.html` files override the console's built-in templates.
+    #[arg(long, env = "PIPEWRIGHT_CONSOLE_TEMPLATES", global = true)]
+    pub console_templates: Option<PathBuf>,
     /// Keys that encrypt stored credentials: `id:base64` entries (32 random bytes each),
     /// comma- or newline-separated; the first encrypts, all decrypt (rotation).
     #[arg(
@@ -260,6 +326,20 @@ struct FileConfig {
     reconcile_secs: Option<u64>,
     outbox: Option<PathBuf>,
     public_url: Option<String>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    github_client_id: Option<String>,
+    github_client_secret: Option<String>,
+    github_client_secret_file: Option<PathBuf>,
+    github_web_url: Option<String>,
+    gitlab_client_id: Option<String>,
+    gitlab_client_secret: Option<String>,
+    gitlab_client_secret_file: Option<PathBuf>,
+    bitbucket_client_id: Option<String>,
+    bitbucket_client_secret: Option<String>,
+    bitbucket_client_secret_file: Option<PathBuf>,
+    bitbucket_web_url: Option<String>,
+    console_templates: Option<PathBuf>,
     credentials_key: Option<String>,
     credentials_key_file: Option<PathBuf>,
     propose_cd: Option<String>,
@@ -291,6 +371,49 @@ pub struct Config {
     /// Keys for credentials stored encrypted in the database (`None`: storing or using
     /// credentials fails with a message naming `PIPEWRIGHT_CREDENTIALS_KEY`).
     pub credentials_key: Option<crate::crypto::Keyring>,
+    /// The operator console: who may sign in, and how.
+    pub console: ConsoleConfig,
+}
+
+/// An OAuth client registered on a forge (console sign-in).
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    /// Client id / consumer key.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+}
+
+/// The operator console's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// `PIPEWRIGHT_ADMIN_TOKEN`: sees everything.
+    pub admin_token: Option<Secret>,
+    /// Sign-in with GitHub (the App's user-to-server flow).
+    pub github: Option<OAuthClient>,
+    /// GitHub web root (OAuth pages, App manifest flow).
+    pub github_web_url: String,
+    /// Sign-in with GitLab.
+    pub gitlab: Option<OAuthClient>,
+    /// Sign-in with Bitbucket.
+    pub bitbucket: Option<OAuthClient>,
+    /// Bitbucket web root (OAuth pages).
+    pub bitbucket_web_url: String,
+    /// Template override directory.
+    pub templates: Option<PathBuf>,
+}
+
+/// Default Bitbucket web root.
+pub const DEFAULT_BITBUCKET_WEB_URL: &str = "https://bitbucket.org";
+
+/// GitHub's web root for an API root: `https://api.github.com` → `https://github.com`,
+/// GHES `https://HOST/api/v3` → `https://HOST`; anything else is used as is.
+pub fn github_web_url_for(api_url: &str) -> String {
+    let api = api_url.trim_end_matches('/');
+    if api == DEFAULT_GITHUB_API_URL {
+        return "https://github.com".into();
+    }
+    api.strip_suffix("/api/v3").unwrap_or(api).to_owned()
 }
 
 /// Default GitHub API root.
@@ -544,6 +667,15 @@ impl ConfigArgs {
             &mut a.prs_per_hour,
             &mut a.reconcile_secs,
             &mut a.public_url,
+            &mut a.admin_token,
+            &mut a.github_client_id,
+            &mut a.github_client_secret,
+            &mut a.github_web_url,
+            &mut a.gitlab_client_id,
+            &mut a.gitlab_client_secret,
+            &mut a.bitbucket_client_id,
+            &mut a.bitbucket_client_secret,
+            &mut a.bitbucket_web_url,
             &mut a.credentials_key,
             &mut a.propose_cd,
         ] {
@@ -562,6 +694,11 @@ impl ConfigArgs {
             &mut a.outbox,
             &mut a.credentials_key_file,
             &mut a.config,
+            &mut a.admin_token_file,
+            &mut a.github_client_secret_file,
+            &mut a.gitlab_client_secret_file,
+            &mut a.bitbucket_client_secret_file,
+            &mut a.console_templates,
         ] {
             if p.as_ref().is_some_and(|x| x.as_os_str().is_empty()) {
                 *p = None;
@@ -580,6 +717,7 @@ impl ConfigArgs {
             None => FileConfig::default(),
         };
         let bot = self.resolve_bot(&mut file)?;
+        let console = self.resolve_console(&mut file, &bot)?;
         let database_url = self
             .database_url
             .clone()
@@ -691,6 +829,7 @@ impl ConfigArgs {
             };
         Ok(Config {
             bot,
+            console,
             credentials_key,
             database_url: Secret::new(database_url),
             listen,
@@ -701,6 +840,114 @@ impl ConfigArgs {
             bitbucket_webhook_secrets,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             command_word,
+        })
+    }
+
+    fn resolve_console(
+        &self,
+        file: &mut FileConfig,
+        bot: &BotConfig,
+    ) -> Result<ConsoleConfig, ConfigError> {
+        let admin_token = one_secret(
+            "PIPEWRIGHT_ADMIN_TOKEN",
+            self.admin_token.clone().or(file.admin_token.take()),
+            self.admin_token_file
+                .clone()
+                .or(file.admin_token_file.take()),
+        )?;
+        if let Some(t) = &admin_token {
+            // A short token can be guessed over the network; 16 characters is a floor.
+            if t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "PIPEWRIGHT_ADMIN_TOKEN",
+                    message: format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+                });
+            }
+        }
+        let client = |id_key: &'static str,
+                      secret_key: &'static str,
+                      id: Option<String>,
+                      secret: Option<String>,
+                      secret_file: Option<PathBuf>|
+         -> Result<Option<OAuthClient>, ConfigError> {
+            let secret = one_secret(secret_key, secret, secret_file)?;
+            match (id, secret) {
+                (Some(client_id), Some(client_secret)) => Ok(Some(OAuthClient {
+                    client_id: client_id.trim().to_owned(),
+                    client_secret,
+                })),
+                (None, None) => Ok(None),
+                (Some(_), None) => Err(ConfigError::Invalid {
+                    key: secret_key,
+                    message: format!("{id_key} is set, so the client secret is needed too"),
+                }),
+                (None, Some(_)) => Err(ConfigError::Invalid {
+                    key: id_key,
+                    message: format!("{secret_key} is set, so the client id is needed too"),
+                }),
+            }
+        };
+        let github = client(
+            "PIPEWRIGHT_GITHUB_CLIENT_ID",
+            "PIPEWRIGHT_GITHUB_CLIENT_SECRET",
+            self.github_client_id
+                .clone()
+                .or(file.github_client_id.take()),
+            self.github_client_secret
+                .clone()
+                .or(file.github_client_secret.take()),
+            self.github_client_secret_file
+                .clone()
+                .or(file.github_client_secret_file.take()),
+        )?;
+        let gitlab = client(
+            "PIPEWRIGHT_GITLAB_CLIENT_ID",
+            "PIPEWRIGHT_GITLAB_CLIENT_SECRET",
+            self.gitlab_client_id
+                .clone()
+                .or(file.gitlab_client_id.take()),
+            self.gitlab_client_secret
+                .clone()
+                .or(file.gitlab_client_secret.take()),
+            self.gitlab_client_secret_file
+                .clone()
+                .or(file.gitlab_client_secret_file.take()),
+        )?;
+        let bitbucket = client(
+            "PIPEWRIGHT_BITBUCKET_CLIENT_ID",
+            "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET",
+            self.bitbucket_client_id
+                .clone()
+                .or(file.bitbucket_client_id.take()),
+            self.bitbucket_client_secret
+                .clone()
+                .or(file.bitbucket_client_secret.take()),
+            self.bitbucket_client_secret_file
+                .clone()
+                .or(file.bitbucket_client_secret_file.take()),
+        )?;
+        let github_web_url = match self.github_web_url.clone().or(file.github_web_url.take()) {
+            Some(u) => http_url("PIPEWRIGHT_GITHUB_WEB_URL", u)?,
+            None => github_web_url_for(&bot.github_api_url),
+        };
+        let bitbucket_web_url = http_url(
+            "PIPEWRIGHT_BITBUCKET_WEB_URL",
+            self.bitbucket_web_url
+                .clone()
+                .or(file.bitbucket_web_url.take())
+                .unwrap_or_else(|| DEFAULT_BITBUCKET_WEB_URL.to_owned()),
+        )?;
+        Ok(ConsoleConfig {
+            admin_token,
+            github,
+            github_web_url,
+            gitlab,
+            bitbucket,
+            bitbucket_web_url,
+            templates: self
+                .console_templates
+                .clone()
+                .or(file.console_templates.take()),
         })
     }
 
@@ -973,7 +1220,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\ncredentials_key = {}\n{}",
+             log_format = {}\ncommand_word = {}\ncredentials_key = {}\nadmin_token = {}\nconsole_sign_in = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -994,6 +1241,28 @@ impl Config {
                 ),
                 None => "(not set: deploy credentials cannot be stored)".to_owned(),
             },
+            if self.console.admin_token.is_some() {
+                "[redacted]"
+            } else {
+                "(not set)"
+            },
+            {
+                let mut v = Vec::new();
+                if self.console.github.is_some() {
+                    v.push("github");
+                }
+                if self.console.gitlab.is_some() {
+                    v.push("gitlab");
+                }
+                if self.console.bitbucket.is_some() {
+                    v.push("bitbucket");
+                }
+                if v.is_empty() {
+                    "(none: admin token only)".to_owned()
+                } else {
+                    v.join(", ")
+                }
+            },
             self.bot.render(),
         )
     }
@@ -1011,6 +1280,11 @@ impl Config {
             log_format: LogFormat::Text,
             command_word: "pipewright".into(),
             bot: BotConfig::default(),
+            console: ConsoleConfig {
+                github_web_url: "https://github.com".into(),
+                bitbucket_web_url: DEFAULT_BITBUCKET_WEB_URL.into(),
+                ..ConsoleConfig::default()
+            },
             credentials_key: None,
         }
     }
@@ -1135,6 +1409,49 @@ mod tests {
             "postgres://bot@db/pw"
         );
         assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn console_settings_are_validated() {
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let e = ConfigArgs {
+            admin_token: Some("short".into()),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("PIPEWRIGHT_ADMIN_TOKEN"), "{e}");
+        let e = ConfigArgs {
+            gitlab_client_id: Some("app".into()),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("PIPEWRIGHT_GITLAB_CLIENT_SECRET"), "{e}");
+        let c = ConfigArgs {
+            admin_token: Some("a-long-enough-operator-token".into()),
+            github_client_id: Some("Iv1.abc".into()),
+            github_client_secret: Some("shh-secret".into()),
+            github_api_url: Some("https://ghe.example.com/api/v3".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.console.github_web_url, "https://ghe.example.com");
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(
+            !shown.contains("a-long-enough") && !shown.contains("shh-secret"),
+            "{shown}"
+        );
+        assert_eq!(
+            github_web_url_for("https://api.github.com/"),
+            "https://github.com"
+        );
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! run through [`with_pool!`], which expands the same code for each pool type.
 
 pub mod audit;
+pub mod console;
 pub mod credentials;
 pub mod deliveries;
 pub mod first_runs;
+pub mod github_apps;
 pub mod installations;
 pub mod pull_requests;
 

@@ -343,6 +343,11 @@ pub trait ForgeClient: Send + Sync {
     /// API calls made through this client so far.
     fn calls(&self) -> u64;
 
+    /// The lowest rate-limit headroom the forge reported to this client, if any.
+    fn rate_reading(&self) -> Option<RateReading> {
+        None
+    }
+
     /// Every repository the tenant (installation, group, workspace) covers.
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError>;
 
@@ -476,6 +481,35 @@ pub fn log_tail(bytes: &[u8], max: usize) -> Vec<u8> {
 pub struct CallCounter {
     job: Arc<AtomicU64>,
     totals: Option<Arc<ApiCallTotals>>,
+    rate: Arc<std::sync::Mutex<Option<RateReading>>>,
+}
+
+/// The rate-limit headroom a forge reported (`x-ratelimit-*` on GitHub, `RateLimit-*` on
+/// GitLab; Bitbucket sends none on most answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateReading {
+    /// Requests left in the window.
+    pub remaining: i64,
+    /// Window size, if the forge says.
+    pub limit: Option<i64>,
+    /// When the window resets (ms since epoch), if the forge says.
+    pub reset_at: Option<Millis>,
+}
+
+impl RateReading {
+    /// The reading in a response's headers, if it carries one.
+    pub fn from_headers(headers: &HeaderMap) -> Option<RateReading> {
+        let remaining = header_i64(headers, "x-ratelimit-remaining")
+            .or_else(|| header_i64(headers, "ratelimit-remaining"))?;
+        Some(RateReading {
+            remaining,
+            limit: header_i64(headers, "x-ratelimit-limit")
+                .or_else(|| header_i64(headers, "ratelimit-limit")),
+            reset_at: header_i64(headers, "x-ratelimit-reset")
+                .or_else(|| header_i64(headers, "ratelimit-reset"))
+                .map(|s| s.saturating_mul(1000)),
+        })
+    }
 }
 
 /// Process-wide API call counts by (forge, operation, outcome), and calls per job by
@@ -533,6 +567,7 @@ impl CallCounter {
         CallCounter {
             job: Arc::new(AtomicU64::new(0)),
             totals,
+            rate: Arc::default(),
         }
     }
 
@@ -551,6 +586,27 @@ impl CallCounter {
     /// Calls so far.
     pub fn get(&self) -> u64 {
         self.job.load(Ordering::Relaxed)
+    }
+
+    /// Notes a response's rate-limit headers, keeping the lowest headroom seen.
+    pub fn observe_headers(&self, headers: &HeaderMap) {
+        if let Some(r) = RateReading::from_headers(headers) {
+            let mut slot = self
+                .rate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.is_none_or(|old| r.remaining <= old.remaining) {
+                *slot = Some(r);
+            }
+        }
+    }
+
+    /// The lowest rate-limit headroom seen by this client.
+    pub fn rate(&self) -> Option<RateReading> {
+        *self
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -76,6 +76,10 @@ impl ForgeClient for DryRun {
         self.inner.calls()
     }
 
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.inner.rate_reading()
+    }
+
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
         self.inner.list_repositories().await
     }

@@ -127,6 +127,7 @@ impl BitbucketClient {
         self.counter
             .record(Forge::Bitbucket, op, outcome_label(status));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let body = resp.bytes().await.map_err(|e| ApiError::Transient {
             forge: Forge::Bitbucket,
             operation: op,
@@ -725,6 +726,10 @@ impl ForgeClient for BitbucketClient {
 
     fn calls(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
     }
 
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {

@@ -157,6 +157,7 @@ impl GithubClient {
         self.counter
             .record(Forge::Github, op, outcome_label(status));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let bytes = resp
             .into_body()
             .collect()
@@ -366,6 +367,10 @@ impl ForgeClient for GithubClient {
 
     fn calls(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
     }
 
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {

@@ -109,6 +109,7 @@ impl gl::AsyncClient for Op<'_> {
         self.counter
             .record(Forge::Gitlab, self.name, outcome_label(status.as_u16()));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let bytes = resp.bytes().await.map_err(|e| {
             fail(ApiError::Transient {
                 forge: Forge::Gitlab,
@@ -350,6 +351,10 @@ impl ForgeClient for GitlabClient {
 
     fn calls(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
     }
 
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {

@@ -29,6 +29,9 @@
 mod bitbucket;
 mod github;
 mod gitlab;
+mod oauth;
+
+pub use oauth::OAuthWorld;
 
 #[allow(unused_imports)] // not every test binary uses every helper
 pub use bitbucket::{account_id as bitbucket_account_id, uuid_of as bitbucket_uuid};
@@ -577,6 +580,8 @@ pub struct World {
     /// Webhooks registered through the API: GitLab per project (key: project id),
     /// Bitbucket per workspace (key: slug) and per repository (key: `workspace/slug`).
     pub hooks: BTreeMap<String, Vec<HookRec>>,
+    /// Sign-in with the forge (OAuth clients, users, roles) and the App manifest flow.
+    pub oauth: OAuthWorld,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
     holds: Vec<Hold>,
@@ -607,6 +612,7 @@ impl World {
             users: BTreeSet::new(),
             quirks: Vec::new(),
             hooks: BTreeMap::new(),
+            oauth: OAuthWorld::default(),
             log: Vec::new(),
             faults: Vec::new(),
             holds: Vec::new(),
@@ -1354,10 +1360,13 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         None if matches!(r.method.as_str(), "GET" | "HEAD") && !r.body.is_empty() => {
             get_body_refused(w.kind)
         }
-        None => match w.kind {
-            Kind::Github => github::handle(&mut w, &r),
-            Kind::Gitlab => gitlab::handle(&mut w, &r),
-            Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+        None => match oauth::handle(&mut w, &r) {
+            Some(resp) => resp,
+            None => match w.kind {
+                Kind::Github => github::handle(&mut w, &r),
+                Kind::Gitlab => gitlab::handle(&mut w, &r),
+                Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+            },
         },
     };
     drop(w);
