@@ -52,7 +52,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let mut app_changes = github_app.subscribe();
     let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
-    let mut bot = Bot::start(&config, &github_app, &db, &clock, &notify, &metrics)?;
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
+    let mut bot = Bot::start(
+        &config,
+        &github_app,
+        &db,
+        &clock,
+        &notify,
+        &metrics,
+        &learner,
+    )?;
     let watcher = tokio::spawn(crate::console::setup::watch_stored(
         github_app.clone(),
         db.clone(),
@@ -75,8 +89,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         github_app.clone(),
     )?);
     let app_state = state.clone();
+    let learn_state = web::Data::new(learn_status);
     let http = HttpServer::new(move || {
         App::new()
+            .app_data(learn_state.clone())
             .configure(server::configure(app_state.clone()))
             .configure(crate::console::configure(console.clone()))
     })
@@ -99,7 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 // workers start acting as it without a restart of the process.
                 info!("GitHub App credentials changed: restarting the workers with them");
                 bot.stop().await;
-                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &state.metrics)?;
+                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &state.metrics, &learner)?;
             }
         }
     }
@@ -117,6 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     bot.stop().await;
     watcher.abort();
+    save_indexes(&learner);
     db.close().await;
     info!("stopped");
     Ok(())
@@ -137,13 +154,14 @@ impl Bot {
         clock: &Clock,
         notify: &Arc<Notify>,
         metrics: &Arc<Metrics>,
+        learner: &Option<Arc<crate::learn::Learner>>,
     ) -> anyhow::Result<Bot> {
         let bot = github_app.bot_config(&config.bot);
         let forges = Arc::new(Forges::from_config(&bot, clock.clone())?);
         metrics.attach_api_calls(forges.totals());
         let mut effective = config.clone();
         effective.bot = bot;
-        let workers = start_workers(&effective, db, clock, notify, metrics, &forges);
+        let workers = start_workers(&effective, db, clock, notify, metrics, &forges, learner);
         let sweeper = tokio::spawn(sweep_loop(
             db.clone(),
             clock.clone(),
@@ -183,7 +201,21 @@ pub async fn worker(
         warn!(error = %format!("{e:#}"), "cannot load the stored GitHub App");
     }
     let mut app_changes = github_app.subscribe();
-    let mut bot = Bot::start(&config, &github_app, &db, &clock, &notify, &metrics)?;
+    let (learner, learn_status) = crate::learn::start(
+        config.learn.model_dir.as_deref(),
+        &config.learn.data_dir,
+        &db,
+    )
+    .await;
+    let mut bot = Bot::start(
+        &config,
+        &github_app,
+        &db,
+        &clock,
+        &notify,
+        &metrics,
+        &learner,
+    )?;
     let watcher = tokio::spawn(crate::console::setup::watch_stored(
         github_app.clone(),
         db.clone(),
@@ -196,6 +228,7 @@ pub async fn worker(
                 db: db.clone(),
                 metrics: metrics.clone(),
                 clock: clock.clone(),
+                learning: learn_status.clone(),
             });
             let server = HttpServer::new(move || {
                 App::new()
@@ -223,7 +256,7 @@ pub async fn worker(
             Ok(()) = app_changes.changed() => {
                 info!("GitHub App credentials changed: restarting the workers with them");
                 bot.stop().await;
-                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &metrics)?;
+                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &metrics, &learner)?;
             }
         }
     }
@@ -234,8 +267,21 @@ pub async fn worker(
     }
     bot.stop().await;
     watcher.abort();
+    save_indexes(&learner);
     db.close().await;
     Ok(())
+}
+
+/// Persists the sibling indexes at shutdown, so the next start loads them instead of
+/// rebuilding from the database (a crash only costs that rebuild).
+fn save_indexes(learner: &Option<Arc<crate::learn::Learner>>) {
+    if let Some(l) = learner {
+        match l.siblings().save_all() {
+            Ok(n) if n > 0 => info!(installations = n, "sibling indexes saved"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot save the sibling indexes"),
+        }
+    }
 }
 
 /// What the worker's small HTTP endpoint reads.
@@ -243,11 +289,14 @@ struct WorkerHttp {
     db: Db,
     metrics: Arc<Metrics>,
     clock: Clock,
+    learning: crate::learn::Status,
 }
 
 async fn worker_ready(state: web::Data<WorkerHttp>) -> actix_web::HttpResponse {
     match state.db.check_ready().await {
-        Ok(()) => actix_web::HttpResponse::Ok().body("ready\n"),
+        Ok(()) => {
+            actix_web::HttpResponse::Ok().body(format!("ready\n{}\n", state.learning.describe()))
+        }
         Err(e) => actix_web::HttpResponse::ServiceUnavailable().body(format!("not ready: {e:#}\n")),
     }
 }
@@ -306,16 +355,15 @@ fn start_workers(
     notify: &Arc<Notify>,
     metrics: &Arc<Metrics>,
     forges: &Arc<Forges>,
+    learner: &Option<Arc<crate::learn::Learner>>,
 ) -> Option<crate::queue::WorkerHandle> {
     if config.workers == 0 {
         info!("PIPEWRIGHT_WORKERS=0: intake only, no jobs run in this process");
         return None;
     }
-    let registry = jobs::registry(JobsContext::from_config(
-        config,
-        clock.clone(),
-        forges.clone(),
-    ));
+    let mut ctx = JobsContext::from_config(config, clock.clone(), forges.clone());
+    ctx.learner = learner.clone();
+    let registry = jobs::registry(ctx);
     Some(
         WorkerPool::new(
             db.clone(),

@@ -165,6 +165,29 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Learned detection's vector indexes (needs PIPEWRIGHT_MODEL_DIR).
+    Index {
+        /// Index subcommand.
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
+}
+
+/// `pipewright index …`
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Per installation: vectors, model hash, size on disk; and the archetype index.
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Rebuild index files from the database (one installation row id, or all).
+    Rebuild {
+        /// Installation row id (as `index stats` shows); all when omitted.
+        #[arg(long)]
+        installation: Option<i64>,
+    },
 }
 
 /// `pipewright jobs …`
@@ -393,7 +416,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             explain,
             forge,
-        } => return analyze(path, *format, *explain, *forge),
+        } => {
+            return analyze(
+                path,
+                *format,
+                *explain,
+                *forge,
+                local_model_dir(&cli.config).as_deref(),
+            )
+        }
         Command::Generate {
             path,
             provider,
@@ -408,7 +439,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target.provider = *provider;
             target.default_branch = branch.clone();
             target.template_dir = templates.clone();
-            return generate(path, target, with, without, deploy, out.as_deref());
+            return generate(
+                path,
+                target,
+                with,
+                without,
+                deploy,
+                out.as_deref(),
+                local_model_dir(&cli.config).as_deref(),
+            );
         }
         Command::Try {
             path,
@@ -497,6 +536,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Jobs { command } => return jobs(&config, command).await,
         Command::Audit { command } => return audit(&config, command).await,
         Command::Credentials { command } => return credentials(&config, command).await,
+        Command::Index { command } => return index(&config, command).await,
         Command::Analyze { .. }
         | Command::Generate { .. }
         | Command::Try { .. }
@@ -508,13 +548,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The model folder for local commands (`analyze`, `generate`): the flag or
+/// PIPEWRIGHT_MODEL_DIR, an empty value meaning unset.
+fn local_model_dir(args: &ConfigArgs) -> Option<std::path::PathBuf> {
+    args.model_dir.clone().filter(|d| !d.as_os_str().is_empty())
+}
+
+/// Reads a local checkout (with the READMEs fingerprints use when a model is given) and
+/// analyses it: rules, then the archetypes.
+fn analyze_local(
+    path: &std::path::Path,
+    model_dir: Option<&std::path::Path>,
+) -> anyhow::Result<(crate::analyze::RepoTree, crate::analyze::Analysis)> {
+    let Some(dir) = model_dir else {
+        let tree = crate::analyze::load_local(path, &crate::analyze::Limits::default())?;
+        let analysis = crate::analyze::analyze(&tree);
+        return Ok((tree, analysis));
+    };
+    let tree = crate::analyze::tree::load_local_learned(path, &crate::analyze::Limits::default())?;
+    let learner = crate::learn::Learner::load(dir, None)?;
+    let analysis = learner.analyze_local(&tree)?;
+    Ok((tree, analysis))
+}
+
 fn analyze(
     path: &std::path::Path,
     format: Format,
     explain: bool,
     forge: Option<crate::forge::Forge>,
+    model_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let mut analysis = crate::analyze::analyze_path(path)?;
+    let (_, mut analysis) = analyze_local(path, model_dir)?;
     if let Some(f) = forge.or_else(|| forge_of_checkout(path)) {
         analysis.judge_for(f);
     }
@@ -599,9 +663,9 @@ fn generate(
     without: &[crate::generate::Feature],
     deploy: &[crate::deploy::DeployTarget],
     out: Option<&std::path::Path>,
+    model_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let tree = crate::analyze::load_local(path, &crate::analyze::Limits::default())?;
-    let analysis = crate::analyze::analyze(&tree);
+    let (tree, analysis) = analyze_local(path, model_dir)?;
     // The repository's .pipewright.yml first, then the command line on top.
     // Deploy targets: the file's `deploy:` entries, then `--deploy` adds targets with
     // default settings.
@@ -741,6 +805,93 @@ fn try_local(
         }
     }
     Ok(ExitCode::from(code as u8))
+}
+
+async fn index(config: &Config, command: IndexCommand) -> anyhow::Result<ExitCode> {
+    let Some(model_dir) = &config.learn.model_dir else {
+        eprintln!("pipewright: set PIPEWRIGHT_MODEL_DIR: the indexes hold that model's vectors");
+        return Ok(ExitCode::from(2));
+    };
+    let db = Db::connect_and_migrate(config.database_url.expose())
+        .await
+        .with_context(|| format!("database {}", config.database_url_redacted()))?;
+    let learner = crate::learn::Learner::load(model_dir, Some(&config.learn.data_dir))?;
+    let siblings = learner.siblings();
+    match command {
+        IndexCommand::Stats { format } => {
+            let archetype_file = crate::learn::ArchetypeIndex::path(
+                &config.learn.data_dir,
+                learner.model_hash(),
+                learner.archetypes().corpus(),
+            );
+            let archetype_bytes = std::fs::metadata(&archetype_file).map_or(0, |m| m.len());
+            let tenants = siblings.stats(&db).await?;
+            let cached = crate::db::learn::embedding_counts(&db).await?;
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "model_hash": learner.model_hash(),
+                        "data_dir": config.learn.data_dir,
+                        "archetypes": {
+                            "exemplars": learner.archetypes().len(),
+                            "corpus_hash": learner.archetypes().corpus().hash,
+                            "bytes_on_disk": archetype_bytes,
+                        },
+                        "installations": tenants,
+                        "cached_embeddings": cached.iter().map(|(m, n)| serde_json::json!({"model_hash": m, "vectors": n})).collect::<Vec<_>>(),
+                    }))?
+                ),
+                Format::Text => {
+                    println!(
+                        "model {}  data dir {}",
+                        learner.model_hash(),
+                        config.learn.data_dir.display()
+                    );
+                    println!(
+                        "archetypes: {} exemplars, corpus {}, {} bytes on disk",
+                        learner.archetypes().len(),
+                        learner.archetypes().corpus().hash,
+                        archetype_bytes
+                    );
+                    println!(
+                        "{:<14} {:>8} {:>9} {:>14}",
+                        "installation", "vectors", "recorded", "bytes on disk"
+                    );
+                    for t in &tenants {
+                        println!(
+                            "{:<14} {:>8} {:>9} {:>14}",
+                            t.installation, t.vectors, t.recorded, t.bytes_on_disk
+                        );
+                    }
+                    for (m, n) in &cached {
+                        println!("cached embeddings of model {m}: {n}");
+                    }
+                }
+            }
+        }
+        IndexCommand::Rebuild { installation } => {
+            let ids: Vec<i64> = match installation {
+                Some(i) => vec![i],
+                None => crate::db::learn::installation_counts(&db)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.5 > 0)
+                    .map(|r| r.0)
+                    .collect(),
+            };
+            for id in ids {
+                let started = std::time::Instant::now();
+                let n = siblings.rebuild(&db, id).await?;
+                println!(
+                    "installation {id}: {n} vectors rebuilt from the database in {} ms",
+                    started.elapsed().as_millis()
+                );
+            }
+        }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<ExitCode> {

@@ -287,6 +287,14 @@ pub struct ConfigArgs {
     /// (e.g. `fly`); unset: never.
     #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
     pub propose_cd: Option<String>,
+    /// Folder holding the embedding model (config.json, tokenizer.json,
+    /// model.safetensors of all-MiniLM-L6-v2; `scripts/provision-model` makes it). Unset:
+    /// detection runs on rules alone.
+    #[arg(long, env = "PIPEWRIGHT_MODEL_DIR", global = true)]
+    pub model_dir: Option<PathBuf>,
+    /// Directory for index files (archetype and per-installation vector indexes).
+    #[arg(long, env = "PIPEWRIGHT_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The same keys as [`ConfigArgs`], read from `pipewright.toml`. Unknown keys are an
@@ -343,6 +351,8 @@ struct FileConfig {
     credentials_key: Option<String>,
     credentials_key_file: Option<PathBuf>,
     propose_cd: Option<String>,
+    model_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
 }
 
 /// The validated configuration of a pipewright process.
@@ -373,6 +383,8 @@ pub struct Config {
     pub credentials_key: Option<crate::crypto::Keyring>,
     /// The operator console: who may sign in, and how.
     pub console: ConsoleConfig,
+    /// Learned detection (embedding model, index files).
+    pub learn: LearnConfig,
 }
 
 /// An OAuth client registered on a forge (console sign-in).
@@ -414,6 +426,27 @@ pub fn github_web_url_for(api_url: &str) -> String {
         return "https://github.com".into();
     }
     api.strip_suffix("/api/v3").unwrap_or(api).to_owned()
+}
+
+/// Default directory for index files.
+pub const DEFAULT_DATA_DIR: &str = "pipewright-data";
+
+/// Where learned detection finds its model and keeps its index files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnConfig {
+    /// The model folder (`None`: rules only).
+    pub model_dir: Option<PathBuf>,
+    /// Index files live under `<data_dir>/index/`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for LearnConfig {
+    fn default() -> Self {
+        LearnConfig {
+            model_dir: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
 }
 
 /// Default GitHub API root.
@@ -699,6 +732,8 @@ impl ConfigArgs {
             &mut a.gitlab_client_secret_file,
             &mut a.bitbucket_client_secret_file,
             &mut a.console_templates,
+            &mut a.model_dir,
+            &mut a.data_dir,
         ] {
             if p.as_ref().is_some_and(|x| x.as_os_str().is_empty()) {
                 *p = None;
@@ -718,6 +753,20 @@ impl ConfigArgs {
         };
         let bot = self.resolve_bot(&mut file)?;
         let console = self.resolve_console(&mut file, &bot)?;
+        let learn = LearnConfig {
+            model_dir: self.model_dir.clone().or(file.model_dir.take()),
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir.take())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        };
+        if let Some(dir) = learn.model_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(ConfigError::Invalid {
+                key: "PIPEWRIGHT_MODEL_DIR",
+                message: format!("{} is not a directory", dir.display()),
+            });
+        }
         let database_url = self
             .database_url
             .clone()
@@ -831,6 +880,7 @@ impl ConfigArgs {
             bot,
             console,
             credentials_key,
+            learn,
             database_url: Secret::new(database_url),
             listen,
             workers,
@@ -1220,7 +1270,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\ncredentials_key = {}\nadmin_token = {}\nconsole_sign_in = {}\n{}",
+             log_format = {}\ncommand_word = {}\ncredentials_key = {}\nadmin_token = {}\nconsole_sign_in = {}\nmodel_dir = {}\ndata_dir = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -1263,6 +1313,13 @@ impl Config {
                     v.join(", ")
                 }
             },
+            self.learn
+                .model_dir
+                .as_ref()
+                .map_or("(not set: rules only)".to_owned(), |d| d
+                    .display()
+                    .to_string()),
+            self.learn.data_dir.display(),
             self.bot.render(),
         )
     }
@@ -1286,6 +1343,7 @@ impl Config {
                 ..ConsoleConfig::default()
             },
             credentials_key: None,
+            learn: LearnConfig::default(),
         }
     }
 }
@@ -1320,6 +1378,40 @@ mod tests {
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.workers, 4);
         assert!(c.github_webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn learned_detection_is_off_by_default_and_a_bad_model_dir_is_refused() {
+        let c = ConfigArgs::default().resolve().unwrap();
+        assert_eq!(c.learn, LearnConfig::default());
+        assert!(c
+            .render_redacted()
+            .contains("model_dir = (not set: rules only)"));
+        let dir = std::env::temp_dir();
+        let c = ConfigArgs {
+            model_dir: Some(dir.clone()),
+            data_dir: Some("/var/lib/pw".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.learn.model_dir.as_deref(), Some(dir.as_path()));
+        assert_eq!(c.learn.data_dir, PathBuf::from("/var/lib/pw"));
+        let err = ConfigArgs {
+            model_dir: Some("/nonexistent/model".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(err.to_string().contains("PIPEWRIGHT_MODEL_DIR"), "{err}");
+        // `PIPEWRIGHT_MODEL_DIR=` (empty, as compose files write) means unset.
+        let c = ConfigArgs {
+            model_dir: Some(PathBuf::new()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert!(c.learn.model_dir.is_none());
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod diagnose;
 pub mod forge;
 pub mod generate;
 pub mod jobs;
+pub mod learn;
 pub mod metrics;
 pub mod plan;
 pub mod progress;

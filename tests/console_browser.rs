@@ -109,6 +109,20 @@ async fn wait_for(c: &fantoccini::Client, css: &str) -> fantoccini::elements::El
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
+/// Waits until the current URL's query contains `part` (a GET form was submitted and
+/// its page has replaced the previous one).
+async fn wait_for_query(c: &fantoccini::Client, part: &str) {
+    let deadline = Instant::now() + BROWSER_TIMEOUT;
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains(part)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{part} never appeared in {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[actix_web::test]
 async fn operator_walks_the_console_in_a_real_browser() {
     let Some((_driver, port)) = start_driver() else {
@@ -182,6 +196,9 @@ async fn operator_walks_the_console_in_a_real_browser() {
     let name = wait_for(&c, "#filters input[name=name]").await;
     name.send_keys("acme/api").await.unwrap();
     wait_for(&c, "#filters button").await.click().await.unwrap();
+    // The filtered page is a new document: wait for its URL, so no element of the old
+    // page (about to be replaced) is picked up and clicked.
+    wait_for_query(&c, "name=acme").await;
     wait_for(&c, "#total").await;
     assert!(c.source().await.unwrap().contains("1 repositories match"));
     wait_for(&c, "a.repository").await.click().await.unwrap();

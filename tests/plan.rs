@@ -10,17 +10,33 @@ use pipewright::analyze::analyze_path;
 use pipewright::generate::{Feature, Target};
 use pipewright::plan::{self, tools, Action, Plan, Role};
 
+/// Every fixture repository: the detection fixtures and the ones `try` runs in CI.
 fn fixtures() -> Vec<(String, std::path::PathBuf)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos");
-    let mut v: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| {
+    let mut v = Vec::new();
+    for dir in ["tests/fixtures/repos", "tests/fixtures/try"] {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        v.extend(std::fs::read_dir(&root).unwrap().map(|e| {
             let e = e.unwrap();
             (e.file_name().to_string_lossy().into_owned(), e.path())
-        })
-        .collect();
+        }));
+    }
     v.sort();
     v
+}
+
+fn try_plan_of(name: &str, target: &Target) -> Plan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/try")
+        .join(name);
+    plan::build(&analyze_path(&path).unwrap(), target)
+}
+
+fn commands(p: &Plan, role: Role) -> Vec<String> {
+    p.jobs()
+        .flat_map(|j| j.steps.iter())
+        .filter(|s| s.role == role)
+        .filter_map(|s| s.command().map(str::to_owned))
+        .collect()
 }
 
 fn all_features() -> Target {
@@ -183,4 +199,118 @@ fn stored_env_adjustments_cannot_inject_names() {
     let env: Vec<&(String, String)> = p.jobs().flat_map(|j| j.env.iter()).collect();
     assert!(env.iter().any(|(k, v)| k == "TZ" && v == "UTC"));
     assert!(env.iter().all(|(k, _)| k == "TZ"), "{env:?}");
+}
+
+// Rules from running the proposals on real public repositories (their own CI removed);
+// each has a fixture of ours, green under `try` in CI where it runs code.
+
+#[test]
+fn make_variables_in_a_recipe_are_not_programs_and_an_unsatisfiable_lint_is_left_out() {
+    // `$(CC) -DX=1 $(CFLAGS) $< -o test/$@` needs the C compiler only; `make lint`
+    // calls clang-tidy, which nothing installs: that lint is left out with a note.
+    let p = try_plan_of("c-make-recipes", &Target::github());
+    assert_eq!(commands(&p, Role::Test), ["make test"]);
+    assert!(
+        commands(&p, Role::Lint).is_empty(),
+        "{:?}",
+        commands(&p, Role::Lint)
+    );
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("clang-tidy") && n.contains("left out")),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        !p.notes.iter().any(|n| n.contains("CFLAGS")),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn cmake_and_meson_in_one_directory_are_one_c_project_tested_by_its_makefile() {
+    let a = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/try/c-cmake-meson-make"),
+    )
+    .unwrap();
+    let projects: Vec<(String, String)> = a
+        .projects
+        .iter()
+        .map(|p| (p.path.clone(), p.language.to_string()))
+        .collect();
+    // No Meson twin, no C++ from contrib/, no .NET project from Visual Studio files.
+    assert_eq!(projects, [(".".to_owned(), "c".to_owned())]);
+    let p = try_plan_of("c-cmake-meson-make", &Target::github());
+    assert_eq!(commands(&p, Role::Test), ["make test"]);
+    assert!(commands(&p, Role::Build)[0].starts_with("cmake -S . -B build"));
+}
+
+#[test]
+fn a_django_app_installs_its_development_requirements_and_runs_pytest_django() {
+    let a = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/try/python-django-requirements-dir"),
+    )
+    .unwrap();
+    // The settings module named setup.py marks no project.
+    assert_eq!(a.projects.len(), 1, "{:?}", a.projects);
+    let py = &a.projects[0];
+    assert_eq!(
+        py.commands.install.as_deref(),
+        Some("python -m pip install -r requirements/local.txt")
+    );
+    assert_eq!(py.commands.test.as_deref(), Some("pytest"));
+    assert_eq!(py.commands.lint, ["ruff check ."]);
+}
+
+#[test]
+fn fuzz_crates_are_not_projects_and_a_channel_less_toolchain_file_means_stable() {
+    let a = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/repos/rust-fuzz-toolchain-components"),
+    )
+    .unwrap();
+    assert_eq!(a.projects.len(), 1, "{:?}", a.projects);
+    assert_eq!(a.projects[0].runtime_versions, ["stable"]);
+    let p = plan_of("rust-fuzz-toolchain-components", &Target::github());
+    // The MSRV is still checked, in its own job.
+    assert!(p.jobs().any(|j| j.id.ends_with("-minimum")));
+}
+
+#[test]
+fn a_frozen_pre_commit_revision_installs_the_tag_it_names_and_a_bare_commit_nothing() {
+    let p = plan_of("python-precommit-frozen", &Target::github());
+    let tools = commands(&p, Role::Tools);
+    assert!(tools.iter().any(|c| c.contains("ruff==0.6.9")), "{tools:?}");
+    assert!(!tools
+        .iter()
+        .any(|c| c.contains("cb8c523f") || c.contains("3a6eb0fa")));
+    let lint = commands(&p, Role::Lint);
+    assert!(lint.contains(&"ruff check .".to_owned()), "{lint:?}");
+    assert!(!lint.iter().any(|c| c.contains("black")), "{lint:?}");
+}
+
+#[test]
+fn docs_install_what_read_the_docs_installs() {
+    let a = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/python-docs-readthedocs"),
+    )
+    .unwrap();
+    let docs = a.projects.iter().find(|p| p.path == "docs").unwrap();
+    assert_eq!(
+        docs.commands.install.as_deref(),
+        Some("python -m pip install -r reqs.txt -e '..[speedups]'")
+    );
+}
+
+#[test]
+fn helper_folders_of_a_node_package_are_not_projects() {
+    let a = analyze_path(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/try/node-bench-helpers"),
+    )
+    .unwrap();
+    let paths: Vec<&str> = a.projects.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["."]);
 }

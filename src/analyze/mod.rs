@@ -9,6 +9,8 @@
 //! (the embedding model) may fill gaps afterwards but never override a confident rule.
 
 pub mod ci;
+pub mod conventions;
+pub mod fingerprint;
 pub mod rules;
 pub mod stack;
 pub mod tree;
@@ -222,7 +224,6 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
         "build.zig",
         "stack.yaml",
         "cabal.project",
-        "setup.py",
         "build.sbt",
         "Package.swift",
     ] {
@@ -254,6 +255,10 @@ pub fn files_to_read(paths: &[&str]) -> Vec<String> {
                 || (name.starts_with("requirements")
                     && name.ends_with(".txt")
                     && p.split('/').count() <= 3)
+                // `requirements/dev.txt`: a project's requirements directory.
+                || (name.ends_with(".txt")
+                    && dir.rsplit('/').next() == Some("requirements")
+                    && p.split('/').count() <= 4)
                 || ci::is_ci_file(p)
                 || crate::repo_config::CONFIG_PATHS.contains(p)
         })
@@ -539,7 +544,8 @@ fn glob_match(pattern: &str, path: &str) -> bool {
 /// Makefile or justfile recipe replaces the ecosystem's command; the plan keeps it only
 /// when the job can satisfy the recipe (see `Toolbox::runner_tasks`). CMake and Meson
 /// projects keep their build system's own runner: a hand-written Makefile there wraps
-/// the same build, and ctest/meson test are what the job just built.
+/// the same build, and ctest/meson test are what the job just built — unless the build
+/// system registers no tests, where the Makefile's `test` target is the only suite.
 fn finish(ctx: &Ctx, mut d: Draft) -> Project {
     let native_build = matches!(
         d.package_manager,
@@ -548,14 +554,22 @@ fn finish(ctx: &Ctx, mut d: Draft) -> Project {
     let mut runner_tasks = Vec::new();
     for (task, slot) in [("test", 0), ("lint", 1), ("build", 2)] {
         if let Some((rule, file, cmd)) = ctx.task_runner(task) {
-            if native_build && cmd.starts_with("make ") {
+            // CMake and Meson build and test what they configured; a hand-written
+            // Makefile's target is used only for what the build system lacks (tests it
+            // never registered, a lint).
+            let covered = match slot {
+                0 => d.test.is_some(),
+                1 => !d.lint.is_empty(),
+                _ => true,
+            };
+            if native_build && cmd.starts_with("make ") && covered {
                 continue;
             }
             d.because(rule, &file, format!("{task}: {cmd}"));
             let recipe_needs: Vec<String> = ctx
                 .recipe(&file, task)
                 .iter()
-                .flat_map(|line| crate::plan::tools::needs(line))
+                .flat_map(|line| crate::plan::tools::needs(&runner_variables_as_words(line)))
                 .collect();
             let fallback: Vec<String> = match slot {
                 0 => d.test.replace(cmd.clone()).into_iter().collect(),
@@ -597,6 +611,74 @@ fn finish(ctx: &Ctx, mut d: Draft) -> Project {
             runner_tasks,
         },
     }
+}
+
+/// A recipe line with make's and just's variable references written as plain shell
+/// variables (`$(CC) $(CFLAGS) $< -o $@` → `$CC $CFLAGS $_ -o $_`), so the shell-word
+/// parser sees one word per reference: a program given by a variable is the runner's to
+/// resolve (`$(CC)` is the C compiler the toolchain has), and its parentheses and `$<`
+/// are not shell syntax (a subshell, a redirection) that would turn flags into programs.
+fn runner_variables_as_words(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek().copied()) {
+            // make's `$$` is a literal `$` for the shell.
+            ('$', Some('$')) => {
+                chars.next();
+                out.push('$');
+            }
+            ('$', Some(open @ ('(' | '{'))) => {
+                chars.next();
+                let close = if open == '(' { ')' } else { '}' };
+                let mut depth = 1;
+                let mut name = String::new();
+                for n in chars.by_ref() {
+                    if n == open {
+                        depth += 1;
+                    } else if n == close {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    name.push(n);
+                }
+                let word: String = name
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                    .collect();
+                out.push('$');
+                out.push_str(if word.is_empty() { "_" } else { &word });
+            }
+            // Automatic variables: `$@ $< $^ $? $* $+`.
+            ('$', Some('@' | '<' | '^' | '?' | '*' | '+')) => {
+                chars.next();
+                out.push_str("$_");
+            }
+            // just's `{{name}}` interpolation.
+            ('{', Some('{')) => {
+                chars.next();
+                let mut name = String::new();
+                while let Some(n) = chars.next() {
+                    if n == '}' && chars.peek() == Some(&'}') {
+                        chars.next();
+                        break;
+                    }
+                    name.push(n);
+                }
+                let word: String = name
+                    .trim()
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                    .collect();
+                out.push('$');
+                out.push_str(if word.is_empty() { "_" } else { &word });
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn compose_services(tree: &RepoTree, warnings: &RefCell<Vec<String>>) -> Vec<String> {
@@ -744,6 +826,23 @@ pub fn render_text(a: &Analysis, explain: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runner_variables_are_single_words() {
+        let needs = |l: &str| crate::plan::tools::needs(&runner_variables_as_words(l));
+        // A program given by a make variable, flags with `=`, automatic variables.
+        assert!(needs("$(CC) -DJSMN_STRICT=1 $(CFLAGS) $(LDFLAGS) $< -o test/$@").is_empty());
+        assert_eq!(needs("${PYTHON} -m pytest"), Vec::<String>::new());
+        assert_eq!(needs("clang-tidy jsmn.h --checks='*'"), vec!["clang-tidy"]);
+        assert_eq!(
+            needs("cargo test {{ args }} && mdbook build"),
+            vec!["cargo", "mdbook"]
+        );
+        assert_eq!(
+            runner_variables_as_words("echo $$HOME $(shell ls (x))"),
+            "echo $HOME $shell_ls__x_"
+        );
+    }
 
     #[test]
     fn globs() {

@@ -45,7 +45,7 @@ vocab!(
         CSharp => "csharp", FSharp => "fsharp", Elixir => "elixir", C => "c", Cpp => "cpp",
         Swift => "swift", Dart => "dart", Zig => "zig", Haskell => "haskell", Scala => "scala",
         Shell => "shell", Hcl => "hcl", Tex => "tex", Markdown => "markdown", Jupyter => "jupyter",
-        Yaml => "yaml",
+        Yaml => "yaml", Sql => "sql", Html => "html",
     }
 );
 
@@ -88,7 +88,7 @@ vocab!(
         Fiber => "fiber", Chi => "chi", Flutter => "flutter", Mkdocs => "mkdocs", Hugo => "hugo",
         Jekyll => "jekyll", Docusaurus => "docusaurus", Sphinx => "sphinx", Terraform => "terraform",
         Opentofu => "opentofu", Helm => "helm", Kubernetes => "kubernetes", Ansible => "ansible",
-        Latex => "latex",
+        Latex => "latex", Platformio => "platformio",
     }
 );
 

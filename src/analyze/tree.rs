@@ -239,6 +239,16 @@ impl RepoTree {
 /// Lists a local checkout (respecting .gitignore, skipping [`SKIP_DIRS`], never following
 /// symlinks), then reads exactly the files detection wants, within `limits`.
 pub fn load_local(root: &Path, limits: &Limits) -> anyhow::Result<RepoTree> {
+    load_local_reading(root, limits, false)
+}
+
+/// [`load_local`], also reading the READMEs learned detection fingerprints (after the
+/// manifests, within the same limits).
+pub fn load_local_learned(root: &Path, limits: &Limits) -> anyhow::Result<RepoTree> {
+    load_local_reading(root, limits, true)
+}
+
+fn load_local_reading(root: &Path, limits: &Limits, learned: bool) -> anyhow::Result<RepoTree> {
     anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
     let mut paths = Vec::new();
     let mut truncated = false;
@@ -291,7 +301,11 @@ pub fn load_local(root: &Path, limits: &Limits) -> anyhow::Result<RepoTree> {
     if symlinks > 0 {
         tree.warn(format!("{symlinks} symbolic link(s) not followed"));
     }
-    let wanted = super::files_to_read(&tree.files.iter().map(String::as_str).collect::<Vec<_>>());
+    let listed: Vec<&str> = tree.files.iter().map(String::as_str).collect();
+    let mut wanted = super::files_to_read(&listed);
+    if learned {
+        wanted.extend(super::fingerprint::learned_files_to_read(&listed));
+    }
     let mut total = 0u64;
     let mut read = 0usize;
     for path in wanted {

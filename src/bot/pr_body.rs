@@ -109,6 +109,45 @@ pub fn render(
     render_with_state(analysis, files, forge, command_word, &state)
 }
 
+/// Adds what a proposal learned from the organisation's own repositories to a rendered
+/// region: the siblings (with their similarity) and what was adopted from them, before
+/// the file list. A region without siblings is returned unchanged.
+pub fn with_learned(region: String, siblings: &[(String, f32)], adopted: &[String]) -> String {
+    use std::fmt::Write as _;
+    if siblings.is_empty() {
+        return region;
+    }
+    let mut section = String::from(
+        "### Learned from this organisation
+
+",
+    );
+    section.push_str(
+        "The CI follows the conventions of the most similar repositories here that have CI:
+
+",
+    );
+    for (name, sim) in siblings {
+        let _ = writeln!(section, "- `{}` (similarity {sim:.2})", md(name));
+    }
+    if !adopted.is_empty() {
+        section.push_str(
+            "
+Adopted: ",
+        );
+        section.push_str(&adopted.iter().map(|a| md(a)).collect::<Vec<_>>().join("; "));
+        section.push_str(
+            ".
+",
+        );
+    }
+    section.push('\n');
+    match region.find("### Files") {
+        Some(i) => format!("{}{section}{}", &region[..i], &region[i..]),
+        None => region + &section,
+    }
+}
+
 /// [`render`] with an explicit state.
 pub fn render_with_state(
     analysis: &Analysis,
@@ -253,6 +292,22 @@ pub fn parse_state(body: &str) -> Option<PrState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn learned_siblings_are_named_before_the_files_and_escaped() {
+        let region = "intro\n### Files\n- x\n".to_owned();
+        assert_eq!(with_learned(region.clone(), &[], &[]), region);
+        let out = with_learned(
+            region,
+            &[("acme/lib-a".into(), 0.8123), ("acme/<b>|`c`".into(), 0.5)],
+            &["runner labels self-hosted".into()],
+        );
+        let learned = out.find("### Learned from this organisation").unwrap();
+        assert!(learned < out.find("### Files").unwrap());
+        assert!(out.contains("- `acme/lib-a` (similarity 0.81)"), "{out}");
+        assert!(out.contains("acme/&lt;b&gt;\\|'c'"), "{out}");
+        assert!(out.contains("Adopted: runner labels self-hosted."));
+    }
     use crate::analyze::{analyze, RepoTree};
 
     fn sample() -> (Analysis, Vec<GeneratedFile>) {

@@ -2,9 +2,10 @@
 //! not), the files, and the PR body region with its state. Pure: the `analyze_repo` job
 //! fetches the snapshot and writes the result to the forge; tests run it on fixtures.
 
-use crate::analyze::{analyze, Analysis, RepoTree};
+use crate::analyze::{analyze, analyze_with, Analysis, Language, RepoTree};
 use crate::forge::Forge;
 use crate::generate::{generate, Feature, GenerateError, GeneratedFile, Provider, Target};
+use crate::learn::{Adoption, Learned, Learner};
 use crate::repo_config::{self, RepoConfigError};
 
 use super::pr_body;
@@ -150,6 +151,9 @@ pub struct Proposal {
     pub delivery: String,
     /// Deploy targets in the proposal.
     pub deploy_targets: Vec<crate::deploy::DeployTarget>,
+    /// What was adopted from the organisation's own repositories (empty without a model
+    /// or siblings).
+    pub adoption: Adoption,
 }
 
 impl Proposal {
@@ -164,12 +168,19 @@ impl Proposal {
             head,
         );
         // The delivery section goes before "Customise", inside the bot's region.
-        match region.find("\n### Customise") {
+        let region = match region.find("\n### Customise") {
             Some(i) if !self.delivery.is_empty() => {
                 format!("{}{}{}", &region[..i], self.delivery, &region[i..])
             }
             _ => region,
-        }
+        };
+        let siblings: Vec<(String, f32)> = self
+            .adoption
+            .siblings
+            .iter()
+            .map(|s| (s.full_name.clone(), s.similarity))
+            .collect();
+        pr_body::with_learned(region, &siblings, &self.adoption.applied())
     }
 
     /// A plain title naming the CI system (and the deploy targets).
@@ -294,13 +305,14 @@ pub fn propose(
     command_word: &str,
     settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
-    propose_with_cd(
+    propose_full(
         tree,
         forge,
         default_branch,
         command_word,
         settings,
         &CdOptions::default(),
+        None,
     )
 }
 
@@ -317,8 +329,35 @@ pub fn propose_with_cd(
     settings: &RepoSettings,
     cd: &CdOptions,
 ) -> Result<Decision, ProposalError> {
+    propose_full(
+        tree,
+        forge,
+        default_branch,
+        command_word,
+        settings,
+        cd,
+        None,
+    )
+}
+
+/// [`propose_with_cd`], with what learned detection contributed: the archetype refiner
+/// fills what rules left empty or unsure, and the siblings' conventions are adopted where
+/// the repository and its `.pipewright.yml` leave the choice open. What the bot's
+/// analysis job runs.
+pub fn propose_full(
+    tree: &RepoTree,
+    forge: Forge,
+    default_branch: &str,
+    command_word: &str,
+    settings: &RepoSettings,
+    cd: &CdOptions,
+    learned: Option<(&Learner, &Learned)>,
+) -> Result<Decision, ProposalError> {
     let config = repo_config::load(tree)?.map(|(_, c)| c);
-    let mut analysis = analyze(tree);
+    let mut analysis = match learned {
+        Some((learner, l)) => analyze_with(tree, &[&learner.refiner(&l.vectors)]),
+        None => analyze(tree),
+    };
     analysis.judge_for(forge);
     let ci: Vec<String> = analysis.effective_ci().map(|c| c.path.clone()).collect();
     let has_cd = analysis
@@ -333,12 +372,14 @@ pub fn propose_with_cd(
             .map(|t| crate::deploy::DeploySettings::new(*t))
             .collect();
     }
-    let target = effective_target(
+    let mut target = effective_target(
         forge_provider(forge),
         default_branch,
         config.as_ref(),
         settings,
     );
+    let adoption = learned.map(|(_, l)| l.adoption.clone()).unwrap_or_default();
+    adopt_conventions(&adoption, &mut analysis, &mut target);
     let mut files = if ci.is_empty() {
         generate(&analysis, &target)?
     } else if deploy.is_empty() {
@@ -386,12 +427,100 @@ pub fn propose_with_cd(
         hash,
         delivery,
         deploy_targets: contexts.iter().map(|(t, _)| *t).collect(),
+        adoption,
     })))
+}
+
+/// Applies the siblings' conventions to what generation reads, never over a choice the
+/// repository made: runner labels only when neither `.pipewright.yml` nor the commands set
+/// them, Python versions only for Python projects that declare none.
+///
+/// Keep in sync with [`Adoption::applied`], which tells people what this changed. The
+/// org's reusable workflow and toolchain tools are recorded in the adoption but need the
+/// provider-neutral plan (issue 11) to be applied.
+pub fn adopt_conventions(adoption: &Adoption, analysis: &mut Analysis, target: &mut Target) {
+    if adoption.is_empty() {
+        return;
+    }
+    if target.runs_on.is_empty() && !adoption.runs_on.is_empty() {
+        target.runs_on.clone_from(&adoption.runs_on);
+    }
+    if !adoption.python_versions.is_empty() {
+        for p in analysis
+            .projects
+            .iter_mut()
+            .filter(|p| p.language == Language::Python && p.runtime_versions.is_empty())
+        {
+            p.runtime_versions.clone_from(&adoption.python_versions);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn siblings_conventions_fill_only_open_choices() {
+        use crate::learn::{Adoption, Sibling};
+        let t = tree(&[
+            ("svc/pyproject.toml", "[project]\nname = \"svc\"\n"),
+            (
+                "old/pyproject.toml",
+                "[project]\nname = \"old\"\nrequires-python = \">=3.13\"\n",
+            ),
+            ("go.mod", "module x\n"),
+        ]);
+        let adoption = Adoption {
+            siblings: vec![Sibling {
+                full_name: "acme/lib".into(),
+                similarity: 0.9,
+                conventions: Default::default(),
+            }],
+            runs_on: vec!["acme-large".into(), "self-hosted".into()],
+            python_versions: vec!["3.11".into(), "3.12".into()],
+            ..Default::default()
+        };
+        let mut analysis = analyze(&t);
+        let mut target = Target::github();
+        adopt_conventions(&adoption, &mut analysis, &mut target);
+        assert_eq!(target.runs_on, ["acme-large", "self-hosted"]);
+        let versions = |path: &str| {
+            analysis
+                .projects
+                .iter()
+                .find(|p| p.path == path)
+                .unwrap()
+                .runtime_versions
+                .clone()
+        };
+        assert_eq!(
+            versions("svc"),
+            ["3.11", "3.12"],
+            "declared nothing: adopted"
+        );
+        assert_eq!(
+            versions("old"),
+            ["3.13", "3.14"],
+            "its own declaration wins"
+        );
+        assert!(
+            versions(".").is_empty() || versions(".") != ["3.11", "3.12"],
+            "Go is not Python"
+        );
+        // A runner set by the repository's own config wins.
+        let mut target = Target::github();
+        target.runs_on = vec!["mine".into()];
+        adopt_conventions(&adoption, &mut analyze(&t), &mut target);
+        assert_eq!(target.runs_on, ["mine"]);
+        // Without siblings nothing changes.
+        let before = analyze(&t);
+        let mut after = before.clone();
+        let mut target = Target::github();
+        adopt_conventions(&Adoption::default(), &mut after, &mut target);
+        assert_eq!(before, after);
+        assert!(target.runs_on.is_empty());
+    }
 
     fn tree(files: &[(&str, &str)]) -> RepoTree {
         let mut t = RepoTree::from_paths(files.iter().map(|(p, _)| *p));

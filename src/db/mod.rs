@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod first_runs;
 pub mod github_apps;
 pub mod installations;
+pub mod learn;
 pub mod pull_requests;
 
 use std::str::FromStr;

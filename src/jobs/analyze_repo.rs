@@ -242,7 +242,8 @@ pub async fn sync_repository(
     pull_requests::record_analyzed_sha(db, repo_row.id, &head)
         .await
         .context("cannot record the analysed commit")?;
-    let Some(snapshot) = read_snapshot(client, handle, &head).await? else {
+    let Some(snapshot) = read_snapshot_with(client, handle, &head, ctx.learner.is_some()).await?
+    else {
         return Ok(Outcome::Skipped(
             "empty (waiting for the first push)".into(),
         ));
@@ -261,13 +262,38 @@ pub async fn sync_repository(
             .await
             .context("cannot read the stored credential names")?,
     };
-    let decision = match proposal::propose_with_cd(
+    // Learning never blocks a proposal: without it (no model, or an error) the rules'
+    // proposal goes out as before.
+    let learned = match &ctx.learner {
+        Some(learner) => match learner
+            .learn_repository(
+                db,
+                crate::learn::RepoRef {
+                    id: repo_row.id,
+                    installation_id: inst.id,
+                    full_name: &handle.full_name,
+                },
+                tree,
+                now,
+            )
+            .await
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(repo = %handle.full_name, error = %format!("{e:#}"), "learned detection failed; proposing with rules only");
+                None
+            }
+        },
+        None => None,
+    };
+    let decision = match proposal::propose_full(
         tree,
         client.forge(),
         &default_branch,
         &ctx.command_word,
         &proposal::RepoSettings::from_json(bot_state.settings.as_deref()),
         &cd,
+        ctx.learner.as_deref().zip(learned.as_ref()),
     ) {
         Ok(d) => d,
         Err(e) => {
@@ -456,6 +482,17 @@ pub async fn read_snapshot(
     handle: &RepoHandle,
     head: &str,
 ) -> Result<Option<Snapshot>, JobError> {
+    read_snapshot_with(client, handle, head, false).await
+}
+
+/// [`read_snapshot`], plus (with `learned`) the READMEs the fingerprints use, in the same
+/// batched read.
+pub async fn read_snapshot_with(
+    client: &dyn ForgeClient,
+    handle: &RepoHandle,
+    head: &str,
+    learned: bool,
+) -> Result<Option<Snapshot>, JobError> {
     let listing = client.tree(handle, head).await?;
     if listing.files.is_empty() {
         return Ok(None);
@@ -471,7 +508,12 @@ pub async fn read_snapshot(
         .filter(|f| f.size.is_some_and(|s| s > MAX_FILE_BYTES))
         .map(|f| f.path.as_str())
         .collect();
-    let wanted: Vec<String> = files_to_read(&refs)
+    let mut wanted = files_to_read(&refs);
+    if learned {
+        // After the manifests: if the read cap is hit, the READMEs are what is dropped.
+        wanted.extend(crate::analyze::fingerprint::learned_files_to_read(&refs));
+    }
+    let wanted: Vec<String> = wanted
         .into_iter()
         .filter(|p| !too_big.contains(p.as_str()))
         .take(MAX_FILES_READ)

@@ -176,6 +176,18 @@ async fn apply(
                     store::drop_installation_jobs(db, forge.as_str(), ext.as_str()).await?;
                 info!(installation = %ext, dropped, "installation stopped: tokens and queued work dropped");
             }
+            // Uninstalled: what was learned from its repositories goes too (in the
+            // database for every replica; this process's index and files at once).
+            if let (EventKind::InstallationDeleted, Some(id)) = (&event.kind, inst_row) {
+                let forgotten = match &ctx.learner {
+                    Some(l) => l.siblings().forget(db, id).await?,
+                    None => crate::db::learn::forget_installation(db, id).await?,
+                };
+                info!(
+                    installation = id,
+                    forgotten, "learned conventions of the installation forgotten"
+                );
+            }
         }
         EventKind::InstallationUnsuspended => {
             // Whatever changed while suspended is caught up by a reconcile pass now.

@@ -62,6 +62,8 @@ pub struct JobsContext {
     /// Deploy targets proposed to repositories that have CI but no CD
     /// (`PIPEWRIGHT_PROPOSE_CD`); none by default.
     pub propose_cd: Vec<crate::deploy::DeployTarget>,
+    /// Learned detection (`None`: rules only). Shared by every worker of the process.
+    pub learner: Option<Arc<crate::learn::Learner>>,
 }
 
 impl JobsContext {
@@ -78,6 +80,7 @@ impl JobsContext {
             bitbucket_hook: None,
             credentials_key: None,
             propose_cd: Vec::new(),
+            learner: None,
         }
     }
 
@@ -111,6 +114,7 @@ impl JobsContext {
             },
             credentials_key: config.credentials_key.clone(),
             propose_cd: config.bot.propose_cd.clone(),
+            learner: None,
         }
     }
 

@@ -342,9 +342,10 @@ fn nearest(values: &[String], local: &str) -> Option<String> {
         .map(|(v, _)| v.clone())
 }
 
-/// A tools venv in the cache with `pkg` installed; its `exe` is linked into `bin`.
+/// A venv of its own in the cache with `pkg` installed (as pipx would: one tool's
+/// dependencies never meet another's); its `exe` is linked into `bin`.
 fn provision_python_tool(m: &Machine, cache: &Path, pkg: &str, exe: &str) -> Result<(), String> {
-    let venv = cache.join("tools-venv");
+    let venv = cache.join("tools").join(super::slug(pkg));
     let py = venv.join("bin").join("python");
     if !py.is_file() {
         let status = Command::new("python3")
@@ -534,7 +535,9 @@ fn provision(job: &Job, m: &mut Machine, cache: &Path) -> Result<String, String>
             m.path = format!("{}:{}", venv.join("bin").display(), m.path);
             for pm in ["uv", "poetry", "pdm", "pipenv", "hatch"] {
                 if need_tool(pm) && m.which(pm).is_none() {
-                    provision_python_tool(m, cache, pm, pm)?;
+                    // The same package spec the CI step installs (`pdm[locked]`).
+                    let spec = super::toolchain::pip_spec_of(pm).trim_matches('\'');
+                    provision_python_tool(m, cache, spec, pm)?;
                 }
             }
             if need_tool("uv") {
@@ -558,10 +561,20 @@ fn provision(job: &Job, m: &mut Machine, cache: &Path) -> Result<String, String>
                 .probe("node --version")
                 .and_then(|v| version_in(&v, 1))
                 .ok_or("no node on this machine")?;
+            // `lts/*` (the default when the project declares nothing) is the newest LTS
+            // line on CI, whatever this machine has: a local older Node would fail
+            // packages that need the current LTS, and pass ones that do not run on it.
+            let newest_lts = crate::analyze::rules::node::NODE_LTS
+                .iter()
+                .max()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| local.clone());
             let want = if values.is_empty()
-                || values.iter().any(|v| v.starts_with("lts") || v == "node")
+                || values
+                    .iter()
+                    .any(|v| v.starts_with("lts") || v == "node" || v == "latest")
             {
-                local.clone()
+                newest_lts
             } else {
                 nearest(&values, &local).unwrap_or(local.clone())
             };

@@ -324,7 +324,7 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
                 if let Some(tool) = pm_tool {
                     t.steps.push(run(
                         &format!("Install {tool}"),
-                        format!("python -m pip install {tool}"),
+                        format!("python -m pip install {}", pip_spec_of(tool)),
                     ));
                 }
             }
@@ -508,6 +508,39 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
             t.provides = provides(&["mix", "elixir", "erl", "make"]);
             // GitHub-style versions are tool-prefixed; they are not a matrix.
             t.versions.clear();
+        }
+        // Learned archetypes (src/learn): PlatformIO brings its own compilers and needs
+        // Python; notebooks (nbval) and SQL (sqlfluff) are checked with Python tools.
+        (Language::C | Language::Cpp, _) if p.frameworks.contains(&Framework::Platformio) => {
+            t.kind = ToolchainKind::Python;
+            t.steps.push(github(uses(
+                "Set up Python",
+                "actions/setup-python",
+                vec![("python-version", "3.13".to_owned())],
+            )));
+            t.images = vec!["python:3.13".to_owned()];
+            t.provides = provides(&["python", "python3", "pip"]);
+        }
+        (Language::Jupyter | Language::Sql, _) => {
+            t.kind = ToolchainKind::Python;
+            t.steps.push(github(uses(
+                "Set up Python",
+                "actions/setup-python",
+                vec![("python-version", "3.13".to_owned())],
+            )));
+            t.images = vec!["python:3.13".to_owned()];
+            t.provides = provides(&["python", "python3", "pip"]);
+        }
+        // A hand-written static site is checked with an npm tool through npx.
+        (Language::Html, _) => {
+            t.kind = ToolchainKind::Node;
+            t.steps.push(github(uses(
+                "Set up Node.js",
+                "actions/setup-node",
+                vec![("node-version", "lts/*".to_owned())],
+            )));
+            t.images = vec!["node:lts".to_owned()];
+            t.provides = provides(&["node", "npm", "npx"]);
         }
         (Language::C | Language::Cpp, pm) => {
             t.kind = ToolchainKind::Native;
@@ -706,6 +739,20 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
         t.images.truncate(1);
     }
     t
+}
+
+/// How a Python package manager is installed with pip: PDM publishes the dependency
+/// set it was tested with as its `locked` extra (pdm-build-locked), so a new release of
+/// one of its dependencies cannot break the job's package manager.
+pub fn pip_spec_of(tool: &str) -> &'static str {
+    match tool {
+        "pdm" => "'pdm[locked]'",
+        "poetry" => "poetry",
+        "pipenv" => "pipenv",
+        "hatch" => "hatch",
+        "uv" => "uv",
+        _ => "",
+    }
 }
 
 #[cfg(test)]

@@ -54,12 +54,16 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Readiness: the database answers and every migration is applied.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// Readiness: the database answers and every migration is applied. Learned detection
+/// being off (no model) is reported as degraded, not as unready: rules still work.
+async fn readyz(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match state.db.check_ready().await {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("text/plain")
-            .body("ready\n"),
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body(
+            match req.app_data::<web::Data<crate::learn::Status>>() {
+                Some(learning) => format!("ready\n{}\n", learning.describe()),
+                None => "ready\n".to_owned(),
+            },
+        ),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "not ready");
             HttpResponse::ServiceUnavailable()

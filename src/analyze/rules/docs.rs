@@ -86,6 +86,7 @@ pub(crate) static MKDOCS: Ecosystem = Ecosystem {
             .or_else(|| c.text("mkdocs.yaml"))
             .unwrap_or("");
         d.install = Some(match (req, project_docs_install(c)) {
+            _ if read_the_docs_install(c).is_some() => read_the_docs_install(c).unwrap_or_default(),
             (Some(r), _) => format!("python -m pip install -r {r}"),
             (None, Some(cmd)) => cmd,
             (None, None) => {
@@ -180,6 +181,7 @@ pub(crate) static SPHINX: Ecosystem = Ecosystem {
         d.package_manager = Some(PackageManager::Pip);
         let conf = c.text("conf.py").unwrap_or("");
         d.install = Some(match (c.has("requirements.txt"), project_docs_install(c)) {
+            _ if read_the_docs_install(c).is_some() => read_the_docs_install(c).unwrap_or_default(),
             (true, _) => "python -m pip install -r requirements.txt".to_owned(),
             (false, Some(cmd)) => cmd,
             (false, None) => {
@@ -330,6 +332,76 @@ fn read_the_docs_strict(c: &Ctx) -> bool {
         .iter()
         .filter_map(|f| root.text(f))
         .any(|t| t.lines().any(|l| l.trim() == "fail_on_warning: true"))
+}
+
+/// What Read the Docs installs to build these docs (`python.install` of the root
+/// `.readthedocs.yaml`: requirements files, and the project itself with `method: pip`),
+/// as one pip command run from the docs directory. The docs host's own recipe is the
+/// one the authors keep working; only files present in the repository count.
+fn read_the_docs_install(c: &Ctx) -> Option<String> {
+    let root = Ctx::new(c.tree, "", c.warnings);
+    let doc = root
+        .yaml(".readthedocs.yaml")
+        .or_else(|| root.yaml(".readthedocs.yml"))?;
+    // A repository path as seen from the docs directory.
+    let from_docs = |path: &str| -> Option<String> {
+        let path = path.trim().trim_start_matches("./").trim_end_matches('/');
+        if path.split('/').any(|seg| seg == "..") {
+            return None;
+        }
+        if c.dir.is_empty() {
+            return Some(if path.is_empty() {
+                ".".to_owned()
+            } else {
+                path.to_owned()
+            });
+        }
+        if let Some(rest) = path.strip_prefix(&format!("{}/", c.dir)) {
+            return Some(rest.to_owned());
+        }
+        if path == c.dir {
+            return Some(".".to_owned());
+        }
+        let up = "../".repeat(c.dir.split('/').count());
+        Some(if path.is_empty() || path == "." {
+            up.trim_end_matches('/').to_owned()
+        } else {
+            format!("{up}{path}")
+        })
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for entry in doc["python"]["install"].as_vec().into_iter().flatten() {
+        if let Some(req) = entry["requirements"].as_str() {
+            if root.has(req.trim().trim_start_matches("./")) {
+                if let Some(p) = from_docs(req) {
+                    parts.push(format!("-r {}", crate::generate::render::shell_quote(&p)));
+                }
+            }
+        } else if entry["method"].as_str() == Some("pip") {
+            let path = entry["path"].as_str().unwrap_or(".");
+            let Some(p) = from_docs(path) else { continue };
+            let extras: Vec<&str> = entry["extra_requirements"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str())
+                .filter(|e| {
+                    !e.is_empty()
+                        && e.chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+                })
+                .collect();
+            parts.push(if extras.is_empty() {
+                format!("-e {}", crate::generate::render::shell_quote(&p))
+            } else {
+                format!(
+                    "-e {}",
+                    crate::generate::render::shell_quote(&format!("{p}[{}]", extras.join(",")))
+                )
+            });
+        }
+    }
+    (!parts.is_empty()).then(|| format!("python -m pip install {}", parts.join(" ")))
 }
 
 /// `..` (or `.`) when a Python project (pyproject.toml or setup.py) sits at or above

@@ -25,10 +25,24 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
     markers: &[],
     marker_suffixes: &[".sln", ".slnx", ".csproj", ".fsproj"],
     reads: &["global.json"],
+    // A solution is .NET only when it holds a C# or F# project the dotnet CLI builds:
+    // Visual Studio solutions of C/C++ (`.vcxproj`) and pre-SDK project files (Visual
+    // Studio 2002–2015 formats, .NET Framework) build with MSBuild on Windows.
     is_root: |c| {
-        [".sln", ".slnx", ".csproj", ".fsproj"]
+        let buildable = |p: &str| c.tree.text(p).is_none_or(is_sdk_project);
+        let own = c
+            .tree
+            .children(c.dir)
+            .filter(|p| p.ends_with(".csproj") || p.ends_with(".fsproj"))
+            .any(buildable);
+        let solution = [".sln", ".slnx"]
             .iter()
             .any(|s| c.any_child_with_suffix(s).is_some())
+            && c.tree
+                .under(c.dir)
+                .filter(|p| p.ends_with(".csproj") || p.ends_with(".fsproj"))
+                .any(buildable);
+        own || solution
     },
     detect,
     // A solution builds every project beneath it.
@@ -40,6 +54,13 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         }
     },
 };
+
+/// Is this project file SDK-style (`<Project Sdk="Microsoft.NET.Sdk">`, or an `<Sdk>`
+/// element), which `dotnet build` builds on any OS?
+fn is_sdk_project(text: &str) -> bool {
+    let head: String = text.chars().take(4096).collect();
+    head.contains("Sdk=\"") || head.contains("<Sdk ") || head.contains("Sdk='")
+}
 
 fn detect(c: &Ctx) -> Draft {
     let projects: Vec<&str> = c

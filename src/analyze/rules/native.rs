@@ -51,7 +51,9 @@ pub(crate) static MESON: Ecosystem = Ecosystem {
     markers: &["meson.build"],
     marker_suffixes: &[],
     reads: &["meson.build"],
-    is_root: |c| c.has("meson.build"),
+    // A directory with both build systems is one project, built with CMake: every CI
+    // image has cmake, while meson needs installing (and both are kept working).
+    is_root: |c| c.has("meson.build") && !c.has("CMakeLists.txt"),
     detect: detect_meson,
     members: |_| vec!["**".to_owned()],
 };
@@ -109,8 +111,26 @@ fn detect_cmake(c: &Ctx) -> Draft {
     } else {
         text
     };
-    if text.contains("project(") && (text.contains(" CXX") || text.contains("CXX)")) {
-        d.language = Language::Cpp;
+    match declared_languages(c.text("CMakeLists.txt").unwrap_or("")) {
+        // `project(zlib C)`: the languages the build compiles; a stray .cpp under
+        // contrib/ or a fuzzer does not make it a C++ project.
+        Some(langs) if !langs.is_empty() => {
+            d.language = if langs.iter().any(|l| l == "CXX") {
+                Language::Cpp
+            } else {
+                Language::C
+            };
+            d.because(
+                &CMAKE_LISTS,
+                &file,
+                format!("project() languages: {}", langs.join(" ")),
+            );
+        }
+        _ => {
+            if text.contains("project(") && (text.contains(" CXX") || text.contains("CXX)")) {
+                d.language = Language::Cpp;
+            }
+        }
     }
     d.build = Some(
         "cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build --parallel"
@@ -126,6 +146,39 @@ fn detect_cmake(c: &Ctx) -> Draft {
         d.because(&CTEST, &file, "ctest");
     }
     d
+}
+
+/// The languages a root CMakeLists.txt's `project()` names (`project(zlib C)`,
+/// `project(x VERSION 1 LANGUAGES C CXX)`); `None` without a `project()` call, empty
+/// when it names none (CMake's default then is C and C++).
+fn declared_languages(text: &str) -> Option<Vec<String>> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find("project(")? + "project(".len();
+    let args = &text[start..];
+    let args = &args[..args.find(')')?];
+    let words: Vec<&str> = args.split_whitespace().collect();
+    const LANGS: &[&str] = &[
+        "C", "CXX", "CUDA", "OBJC", "OBJCXX", "Fortran", "ASM", "HIP",
+    ];
+    // Keywords whose value follows them; the languages are the bare words after the
+    // project name, or the ones after LANGUAGES.
+    const VALUED: &[&str] = &["VERSION", "DESCRIPTION", "HOMEPAGE_URL"];
+    let mut langs = Vec::new();
+    let mut i = 1;
+    let mut in_langs = false;
+    while i < words.len() {
+        let w = words[i];
+        if w == "LANGUAGES" {
+            in_langs = true;
+        } else if VALUED.contains(&w) {
+            in_langs = false;
+            i += 1;
+        } else if LANGS.contains(&w) && (in_langs || i == 1 || !langs.is_empty()) {
+            langs.push(w.to_owned());
+        }
+        i += 1;
+    }
+    Some(langs)
 }
 
 fn detect_meson(c: &Ctx) -> Draft {
@@ -144,4 +197,28 @@ fn detect_meson(c: &Ctx) -> Draft {
         d.test = Some("meson test -C build --print-errorlogs".to_owned());
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_languages;
+
+    #[test]
+    fn project_languages() {
+        let l = |t: &str| declared_languages(t).map(|v| v.join(" "));
+        assert_eq!(
+            l("cmake_minimum_required(VERSION 3.5)\nproject(zlib C)").as_deref(),
+            Some("C")
+        );
+        assert_eq!(
+            l("project(json-c LANGUAGES C VERSION 0.19.99)").as_deref(),
+            Some("C")
+        );
+        assert_eq!(
+            l("project(fmt VERSION 1.0 DESCRIPTION \"x\" LANGUAGES CXX C)").as_deref(),
+            Some("CXX C")
+        );
+        assert_eq!(l("project(app)").as_deref(), Some(""));
+        assert_eq!(l("add_library(x x.c)"), None);
+    }
 }

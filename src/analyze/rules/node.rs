@@ -86,7 +86,7 @@ pub(crate) static RULES: &[&Rule] = &[
 ];
 
 /// Node LTS lines maintained today; a `>=N` requirement tests the ones at or above N.
-const NODE_LTS: &[u32] = &[22, 24];
+pub(crate) const NODE_LTS: &[u32] = &[22, 24];
 
 const FRAMEWORKS: &[(&str, Framework)] = &[
     ("next", Framework::Next),
@@ -162,6 +162,7 @@ fn is_node_root(c: &Ctx) -> bool {
         return true;
     }
     match c.json("package.json") {
+        Some(v) if !c.dir.is_empty() && !is_own_project(c, &v) => false,
         Some(v) => [
             "dependencies",
             "devDependencies",
@@ -175,6 +176,28 @@ fn is_node_root(c: &Ctx) -> bool {
         // Unparseable: still a JS project, detected best-effort.
         None => true,
     }
+}
+
+/// Is a nested package.json a project of its own? Not when it is a helper of the
+/// project around it: its scripts run in the parent (`cd .. && yarn build`: a
+/// benchmark of the parent's build output), or it only lists packages for scripts run
+/// by hand (a `bench/` folder: no scripts, no TypeScript to check).
+fn is_own_project(c: &Ctx, pkg: &Value) -> bool {
+    let scripts: Vec<&str> = pkg
+        .get("scripts")
+        .and_then(|s| s.as_object())
+        .map(|o| o.values().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let reaches_parent = scripts.iter().any(|s| {
+        s.split("&&")
+            .chain(s.split(';'))
+            .any(|part| matches!(part.trim(), "cd .." | "cd ../"))
+    });
+    if reaches_parent {
+        return false;
+    }
+    let checks_types = c.has("tsconfig.json");
+    !scripts.is_empty() || pkg.get("workspaces").is_some() || checks_types
 }
 
 fn members(c: &Ctx) -> Vec<String> {

@@ -77,7 +77,13 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         "requirements-test.txt",
         "test-requirements.txt",
         "requirements/dev.txt",
+        "requirements/development.txt",
+        "requirements/local.txt",
         "requirements/test.txt",
+        "requirements/tests.txt",
+        "requirements/testing.txt",
+        "pytest.ini",
+        "setup.py",
         "Pipfile",
         "tox.ini",
         "noxfile.py",
@@ -92,7 +98,10 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
             && !["pyproject.toml", "setup.py", "setup.cfg", "Pipfile"]
                 .iter()
                 .any(|m| c.has(m));
-        !docs_only && MARKERS.iter().any(|m| c.has(m))
+        !docs_only
+            && MARKERS
+                .iter()
+                .any(|m| c.has(m) && (*m != "setup.py" || is_packaging_script(c)))
     },
     detect,
     members: |c| {
@@ -114,6 +123,73 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
             .unwrap_or_default()
     },
 };
+
+/// Is this directory's `setup.py` a packaging script? A module that happens to be
+/// named `setup.py` (a Django settings package's `setup.py`) marks no project.
+fn is_packaging_script(c: &Ctx) -> bool {
+    match c.text("setup.py") {
+        Some(t) => ["setup(", "setuptools", "distutils", "skbuild"]
+            .iter()
+            .any(|k| t.contains(k)),
+        // Not read (over the size cap or the read budget): assume the common case.
+        None => true,
+    }
+}
+
+/// Requirements files a test job installs, in order: the root ones, then the
+/// development and test files of a `requirements/` directory.
+const REQUIREMENT_FILES: &[&str] = &[
+    "requirements.txt",
+    "requirements-dev.txt",
+    "requirements_dev.txt",
+    "dev-requirements.txt",
+    "requirements-test.txt",
+    "test-requirements.txt",
+    "requirements/dev.txt",
+    "requirements/development.txt",
+    "requirements/local.txt",
+    "requirements/test.txt",
+    "requirements/tests.txt",
+    "requirements/testing.txt",
+];
+
+/// How deep `-r other.txt` includes are followed.
+const MAX_REQUIREMENT_INCLUDES: usize = 4;
+
+/// The files `-r`/`--requirement` lines of a requirements file include (repository
+/// paths relative to this project's directory), followed transitively.
+fn requirement_includes(c: &Ctx, file: &str, depth: usize, into: &mut Vec<String>) {
+    if depth >= MAX_REQUIREMENT_INCLUDES {
+        return;
+    }
+    let Some(text) = c.text(file) else { return };
+    let base = file.rsplit_once('/').map_or("", |(d, _)| d);
+    for line in text.lines() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        let target = l
+            .strip_prefix("--requirement")
+            .or_else(|| l.strip_prefix("-r"))
+            .map(|t| t.trim_start_matches('=').trim());
+        let Some(target) = target.filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        // Relative to the including file; never out of the project.
+        let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
+        let mut ok = true;
+        for seg in target.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => ok &= parts.pop().is_some(),
+                s => parts.push(s),
+            }
+        }
+        let path = parts.join("/");
+        if ok && !path.is_empty() && !into.contains(&path) {
+            into.push(path.clone());
+            requirement_includes(c, &path, depth + 1, into);
+        }
+    }
+}
 
 /// Requirement names from a requirements file (`Django>=4` → `django`).
 fn requirement_names(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -236,11 +312,16 @@ fn declared(
         }
     }
     for f in req_files {
-        if let Some(text) = c.text(f) {
-            for line in text.lines() {
-                let l = line.split('#').next().unwrap_or("").trim();
-                if !l.is_empty() && !l.starts_with('-') {
-                    add(l, format!("req:{f}"));
+        // A file and everything it includes (`-r base.txt`) count as that file's.
+        let mut files = vec![(*f).to_owned()];
+        requirement_includes(c, f, 0, &mut files);
+        for inc in &files {
+            if let Some(text) = c.text(inc) {
+                for line in text.lines() {
+                    let l = line.split('#').next().unwrap_or("").trim();
+                    if !l.is_empty() && !l.starts_with('-') {
+                        add(l, format!("req:{f}"));
+                    }
                 }
             }
         }
@@ -294,11 +375,12 @@ fn precommit_pins(c: &Ctx) -> (BTreeMap<&'static str, String>, BTreeSet<String>)
     let mut pins = BTreeMap::new();
     let mut hooks = BTreeSet::new();
     let root = Ctx::new(c.tree, "", c.warnings);
-    let Some(doc) = c
-        .yaml(".pre-commit-config.yaml")
-        .or_else(|| root.yaml(".pre-commit-config.yaml"))
-    else {
-        return (pins, hooks);
+    let (doc, raw) = match c.yaml(".pre-commit-config.yaml") {
+        Some(doc) => (doc, c.text(".pre-commit-config.yaml").unwrap_or("")),
+        None => match root.yaml(".pre-commit-config.yaml") {
+            Some(doc) => (doc, root.text(".pre-commit-config.yaml").unwrap_or("")),
+            None => return (pins, hooks),
+        },
     };
     for repo in doc["repos"].as_vec().into_iter().flatten() {
         let url = repo["repo"]
@@ -306,10 +388,21 @@ fn precommit_pins(c: &Ctx) -> (BTreeMap<&'static str, String>, BTreeSet<String>)
             .unwrap_or("")
             .trim_end_matches('/')
             .to_ascii_lowercase();
-        let rev = repo["rev"].as_str().unwrap_or("").trim_start_matches('v');
+        let rev = repo["rev"].as_str().unwrap_or("");
+        // `pre-commit autoupdate --freeze` pins a commit and names its tag in a comment
+        // (`rev: cb8c…  # frozen: v0.16.0`): the tag is the version; a bare commit
+        // names no release to install.
+        let frozen = is_commit_id(rev).then(|| frozen_tag(raw, rev)).flatten();
+        let rev = match (&frozen, is_commit_id(rev)) {
+            (Some(tag), _) => tag.as_str(),
+            (None, true) => "",
+            (None, false) => rev,
+        }
+        .trim_start_matches('v');
         for h in repo["hooks"].as_vec().into_iter().flatten() {
             if let Some(id) = h["id"].as_str() {
-                hooks.insert(id.to_owned());
+                // ruff-pre-commit renamed its `ruff` hook to `ruff-check`.
+                hooks.insert(if id == "ruff-check" { "ruff" } else { id }.to_owned());
             }
         }
         if let Some((_, tool)) = PRECOMMIT_TOOLS
@@ -326,6 +419,26 @@ fn precommit_pins(c: &Ctx) -> (BTreeMap<&'static str, String>, BTreeSet<String>)
         }
     }
     (pins, hooks)
+}
+
+/// Is `rev` a git commit id (7 to 40 hex digits, not a plain number)?
+fn is_commit_id(rev: &str) -> bool {
+    (7..=40).contains(&rev.len())
+        && rev.chars().all(|c| c.is_ascii_hexdigit())
+        && rev.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// The tag a frozen pre-commit revision names: `rev: <sha>  # frozen: v1.2.3`.
+fn frozen_tag(raw: &str, sha: &str) -> Option<String> {
+    raw.lines()
+        .find(|l| l.contains(sha) && l.contains("rev"))
+        .and_then(|l| l.split_once("# frozen:"))
+        .map(|(_, tag)| tag.trim().to_owned())
+        .filter(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
 }
 
 /// Directories of the project's importable packages (`src/pkg`, `pkg`), for type
@@ -410,12 +523,33 @@ fn detect(c: &Ctx) -> Draft {
             .and_then(|t| t.get(name))
     };
 
-    let req_files: Vec<&str> = ECOSYSTEM
-        .reads
+    let mut req_files: Vec<&str> = REQUIREMENT_FILES
         .iter()
         .copied()
-        .filter(|f| f.contains("requirements") && c.has(f))
+        .filter(|f| c.has(f))
         .collect();
+    // A root requirements.txt that only points into requirements/ (what a platform
+    // such as Heroku reads: production packages) gives way to that directory's
+    // development file, which includes the base packages and the test tools.
+    let pointer_only = c.text("requirements.txt").is_some_and(|t| {
+        let lines: Vec<&str> = t
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim())
+            .filter(|l| !l.is_empty())
+            .collect();
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.starts_with("-r") || l.starts_with("--requirement"))
+    });
+    if pointer_only && req_files.iter().any(|f| f.starts_with("requirements/")) {
+        req_files.retain(|f| *f != "requirements.txt");
+        d.because(
+            &PACKAGE_MANAGER,
+            &c.path("requirements.txt"),
+            "only includes files of requirements/: the development file is installed instead",
+        );
+    }
     let declared = declared(c, py.as_ref(), &req_files);
     let deps: BTreeSet<String> = declared.keys().cloned().collect();
 
@@ -647,7 +781,13 @@ fn detect(c: &Ctx) -> Draft {
     let pytest_django = deps.contains("pytest-django")
         || tool("pytest")
             .map(|t| t.to_string())
-            .is_some_and(|t| t.contains("DJANGO_SETTINGS_MODULE"));
+            .is_some_and(|t| t.contains("DJANGO_SETTINGS_MODULE"))
+        || ["pytest.ini", "setup.cfg", "tox.ini"].iter().any(|f| {
+            c.text(f).is_some_and(|t| {
+                (t.contains("[pytest]") || t.contains("[tool:pytest]"))
+                    && t.contains("DJANGO_SETTINGS_MODULE")
+            })
+        });
     let nox_session = c.text("noxfile.py").and_then(nox_test_session);
     if is_django && c.has("manage.py") && !pytest_django {
         d.test_tool = Some(TestTool::Unittest);

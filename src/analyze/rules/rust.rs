@@ -82,10 +82,30 @@ pub(crate) static ECOSYSTEM: Ecosystem = Ecosystem {
         "justfile",
         "Justfile",
     ],
-    is_root: |c| c.has("Cargo.toml"),
+    is_root: |c| c.has("Cargo.toml") && !is_fuzz_crate(c),
     detect,
     members,
 };
+
+/// A cargo-fuzz crate (`fuzz/`: `[package.metadata] cargo-fuzz = true`, or a
+/// `libfuzzer-sys` dependency) is no project of its own: its targets build only on a
+/// nightly toolchain with `cargo fuzz`, which is the fuzzing setup's business, not CI's.
+fn is_fuzz_crate(c: &Ctx) -> bool {
+    let Some(t) = c.toml("Cargo.toml") else {
+        return false;
+    };
+    let flagged = t
+        .get("package")
+        .and_then(|p| p.get("metadata"))
+        .and_then(|m| m.get("cargo-fuzz"))
+        .and_then(|v| v.as_bool())
+        == Some(true);
+    let libfuzzer = t
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .is_some_and(|d| d.contains_key("libfuzzer-sys"));
+    flagged || libfuzzer
+}
 
 fn members(c: &Ctx) -> Vec<String> {
     let Some(t) = c.toml("Cargo.toml") else {
@@ -194,6 +214,14 @@ fn detect(c: &Ctx) -> Draft {
         if let Some(ch) = channel {
             d.because(&TOOLCHAIN, &c.path(f), format!("toolchain {ch}"));
             d.runtime_versions.push(ch);
+        } else {
+            // `[toolchain] components = […]` without a channel pins nothing: rustup's
+            // default (stable) builds it.
+            d.because(
+                &TOOLCHAIN,
+                &c.path(f),
+                "no channel pinned: stable, with the components it lists",
+            );
         }
     }
     let msrv_declared = msrv.clone();
@@ -207,9 +235,7 @@ fn detect(c: &Ctx) -> Draft {
     // Tests and lints run on the pinned toolchain, else on stable: a declared MSRV is
     // checked separately (`cargo check`), because locked dev-dependencies and today's
     // lints often need a newer toolchain than the library itself.
-    if c.first(&["rust-toolchain.toml", "rust-toolchain"])
-        .is_none()
-    {
+    if d.runtime_versions.is_empty() {
         d.runtime_versions.push("stable".to_owned());
     }
     let workspace = parsed
