@@ -70,7 +70,7 @@ pub enum LogFormat {
 pub struct ConfigArgs {
     /// Optional TOML file with the same keys as the flags (snake_case); defaults to
     /// ./pipewright.toml when that exists. Flags and environment variables win over it.
-    #[arg(long, env = "PIPEWRIGHT_CONFIG", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_CONFIG", global = true, value_parser = path_or_empty)]
     pub config: Option<PathBuf>,
     /// Database URL: `sqlite://path` (created if missing) or `postgres://…`.
     #[arg(long, env = "PIPEWRIGHT_DATABASE_URL", global = true)]
@@ -91,7 +91,7 @@ pub struct ConfigArgs {
     )]
     pub github_webhook_secret: Option<String>,
     /// File holding the GitHub webhook secret(s).
-    #[arg(long, env = "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub github_webhook_secret_file: Option<PathBuf>,
     /// GitLab webhook secret token(s) (`X-Gitlab-Token`), comma-separated.
     #[arg(
@@ -102,7 +102,7 @@ pub struct ConfigArgs {
     )]
     pub gitlab_webhook_secret: Option<String>,
     /// File holding the GitLab webhook secret token(s).
-    #[arg(long, env = "PIPEWRIGHT_GITLAB_WEBHOOK_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_WEBHOOK_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub gitlab_webhook_secret_file: Option<PathBuf>,
     /// GitLab signing token(s) (`whsec_…`, Standard Webhooks), comma-separated.
     #[arg(
@@ -113,7 +113,7 @@ pub struct ConfigArgs {
     )]
     pub gitlab_signing_key: Option<String>,
     /// File holding the GitLab signing token(s).
-    #[arg(long, env = "PIPEWRIGHT_GITLAB_SIGNING_KEY_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_SIGNING_KEY_FILE", global = true, value_parser = path_or_empty)]
     pub gitlab_signing_key_file: Option<PathBuf>,
     /// Bitbucket Cloud webhook secret(s), comma-separated.
     #[arg(
@@ -124,7 +124,7 @@ pub struct ConfigArgs {
     )]
     pub bitbucket_webhook_secret: Option<String>,
     /// File holding the Bitbucket webhook secret(s).
-    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEBHOOK_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub bitbucket_webhook_secret_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "PIPEWRIGHT_LOG_FORMAT", global = true, value_enum)]
@@ -147,7 +147,7 @@ pub struct ConfigArgs {
     )]
     pub github_private_key: Option<String>,
     /// File holding the GitHub App private key (PEM).
-    #[arg(long, env = "PIPEWRIGHT_GITHUB_PRIVATE_KEY_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_PRIVATE_KEY_FILE", global = true, value_parser = path_or_empty)]
     pub github_private_key_file: Option<PathBuf>,
     /// GitHub REST API root (GitHub Enterprise Server: `https://HOST/api/v3`).
     #[arg(long, env = "PIPEWRIGHT_GITHUB_API_URL", global = true)]
@@ -164,7 +164,7 @@ pub struct ConfigArgs {
     )]
     pub gitlab_token: Option<String>,
     /// File holding the GitLab access token.
-    #[arg(long, env = "PIPEWRIGHT_GITLAB_TOKEN_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_TOKEN_FILE", global = true, value_parser = path_or_empty)]
     pub gitlab_token_file: Option<PathBuf>,
     /// Top-level GitLab groups pipewright may act in, comma-separated (required with a token).
     #[arg(long, env = "PIPEWRIGHT_GITLAB_GROUPS", global = true)]
@@ -185,7 +185,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_EMAIL", global = true)]
     pub bitbucket_email: Option<String>,
     /// File holding the Bitbucket access token.
-    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_TOKEN_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_TOKEN_FILE", global = true, value_parser = path_or_empty)]
     pub bitbucket_token_file: Option<PathBuf>,
     /// Bitbucket workspaces (slugs) pipewright may act in, comma-separated.
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WORKSPACES", global = true)]
@@ -200,7 +200,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "PIPEWRIGHT_RECONCILE_SECS", global = true)]
     pub reconcile_secs: Option<String>,
     /// Where `serve --dry-run` writes would-be pull requests.
-    #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_OUTBOX", global = true, value_parser = path_or_empty)]
     pub outbox: Option<PathBuf>,
     /// Public base URL of this deployment (webhook registration: `gitlab connect`,
     /// `bitbucket connect`, and hooks on new GitLab projects, or new Bitbucket
@@ -288,12 +288,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
     pub propose_cd: Option<String>,
     /// Folder holding the embedding model (config.json, tokenizer.json,
-    /// model.safetensors of all-MiniLM-L6-v2; `scripts/provision-model` makes it). Unset:
-    /// detection runs on rules alone.
-    #[arg(long, env = "PIPEWRIGHT_MODEL_DIR", global = true)]
+    /// model.safetensors of all-MiniLM-L6-v2; `deploy/provision-model` makes it). Unset
+    /// or empty: detection runs on rules alone.
+    #[arg(long, env = "PIPEWRIGHT_MODEL_DIR", global = true, value_parser = path_or_empty)]
     pub model_dir: Option<PathBuf>,
     /// Directory for index files (archetype and per-installation vector indexes).
-    #[arg(long, env = "PIPEWRIGHT_DATA_DIR", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_DATA_DIR", global = true, value_parser = path_or_empty)]
     pub data_dir: Option<PathBuf>,
 }
 
@@ -1365,6 +1365,13 @@ pub fn redact_url_password(url: &str) -> String {
         ),
         _ => url.to_owned(),
     }
+}
+
+/// A path argument that may be empty: `PIPEWRIGHT_MODEL_DIR=` (as compose files and
+/// `env` lines write to switch a feature off) means unset, which `resolve` decides;
+/// clap's own path parser would refuse the empty value before that.
+fn path_or_empty(s: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(s))
 }
 
 #[cfg(test)]

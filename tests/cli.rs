@@ -250,7 +250,13 @@ fn serve_accepts_a_signed_delivery_runs_it_and_stops_on_sigterm() {
 fn generate_honours_the_repository_config_and_reports_a_bad_one_precisely() {
     let repo =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/repos/with-pipewright-config");
-    let out = pipewright(Path::new("."), &["generate", repo.to_str().unwrap()], &[]);
+    // Empty path variables (`PIPEWRIGHT_MODEL_DIR=`, as compose files write to switch a
+    // feature off) mean unset, not a missing value.
+    let out = pipewright(
+        Path::new("."),
+        &["generate", repo.to_str().unwrap()],
+        &[("PIPEWRIGHT_MODEL_DIR", ""), ("PIPEWRIGHT_DATA_DIR", "")],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
