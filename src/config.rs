@@ -217,7 +217,7 @@ pub struct ConfigArgs {
     )]
     pub admin_token: Option<String>,
     /// File holding the operator token.
-    #[arg(long, env = "PIPEWRIGHT_ADMIN_TOKEN_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_ADMIN_TOKEN_FILE", global = true, value_parser = path_or_empty)]
     pub admin_token_file: Option<PathBuf>,
     /// GitHub App's OAuth client id (console sign-in with GitHub).
     #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_ID", global = true)]
@@ -231,7 +231,7 @@ pub struct ConfigArgs {
     )]
     pub github_client_secret: Option<String>,
     /// File holding the GitHub OAuth client secret.
-    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub github_client_secret_file: Option<PathBuf>,
     /// GitHub web root for OAuth and the App manifest flow (default: derived from the API
     /// URL: `https://github.com`, or the GHES host).
@@ -249,7 +249,7 @@ pub struct ConfigArgs {
     )]
     pub gitlab_client_secret: Option<String>,
     /// File holding the GitLab OAuth application secret.
-    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub gitlab_client_secret_file: Option<PathBuf>,
     /// Bitbucket OAuth consumer key (console sign-in with Bitbucket).
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_ID", global = true)]
@@ -263,13 +263,13 @@ pub struct ConfigArgs {
     )]
     pub bitbucket_client_secret: Option<String>,
     /// File holding the Bitbucket OAuth consumer secret.
-    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
     pub bitbucket_client_secret_file: Option<PathBuf>,
     /// Bitbucket web root for OAuth (`https://bitbucket.org`).
     #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEB_URL", global = true)]
     pub bitbucket_web_url: Option<String>,
     /// Directory whose `console/*.html` files override the console's built-in templates.
-    #[arg(long, env = "PIPEWRIGHT_CONSOLE_TEMPLATES", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_CONSOLE_TEMPLATES", global = true, value_parser = path_or_empty)]
     pub console_templates: Option<PathBuf>,
     /// Keys that encrypt stored credentials: `id:base64` entries (32 random bytes each),
     /// comma- or newline-separated; the first encrypts, all decrypt (rotation).
@@ -281,7 +281,7 @@ pub struct ConfigArgs {
     )]
     pub credentials_key: Option<String>,
     /// File holding the credentials key(s).
-    #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true)]
+    #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true, value_parser = path_or_empty)]
     pub credentials_key_file: Option<PathBuf>,
     /// Deploy targets proposed to repositories that have CI but no CD, comma-separated
     /// (e.g. `fly`); unset: never.
