@@ -648,8 +648,11 @@ pub static RULES: &[Rule] = &[
         "mocha, node --test, deno or ava reported failures",
         Subject::None,
         [p!("failing", r"^\s*[1-9]\d* failing$"), p!("# fail ", r"^# fail [1-9]\d*$"),
-         p!("failed |", r"^FAILED \| \d+ passed \| [1-9]\d* failed")],
-        [("  2 failing", ""), ("# fail 1", "")]),
+         p!("failed |", r"^FAILED \| \d+ passed \| [1-9]\d* failed"),
+         // node --test's spec reporter (the default output from Node 23 on).
+         p!("ℹ fail ", r"^ℹ fail [1-9]\d*$"),
+         p!("failing tests:", r"^✖ failing tests:$")],
+        [("  2 failing", ""), ("# fail 1", ""), ("ℹ fail 1", ""), ("✖ failing tests:", "")]),
     rule!("xunit-failed", TestsFailing,
         "rspec, minitest, PHPUnit, Maven, Gradle, dotnet or bats reported failures",
         Subject::None,
