@@ -173,6 +173,9 @@ async fn start_server(t: &TestDb) -> (std::net::SocketAddr, actix_web::dev::Serv
     let clock = Clock::System;
     let (intake, _writers) = Intake::start(t.db.clone(), clock.clone(), Arc::new(Notify::new()));
     let state = web::Data::new(AppState {
+        github_app: Arc::new(pipewright::console::setup::GithubAppSlot::from_config(
+            &config,
+        )),
         config: Arc::new(config),
         db: t.db.clone(),
         intake,

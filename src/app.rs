@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::console::setup::GithubAppSlot;
 use crate::db::deliveries::{self, DELIVERY_RETENTION_MS};
 use crate::db::Db;
 use crate::forge::Forges;
@@ -22,14 +23,18 @@ use crate::server::{self, AppState, Intake};
 
 /// How long succeeded jobs are kept for `jobs list`, in milliseconds (7 days).
 pub const SUCCEEDED_JOB_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// How long per-installation API usage is kept, in milliseconds (7 days).
+pub const API_USAGE_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How often retention sweeps run, in seconds.
 pub const SWEEP_INTERVAL_SECS: u64 = 60 * 60;
 /// How often the sweeper checks that every installation has its next reconcile queued.
 pub const RECONCILE_CHECK_SECS: u64 = 5 * 60;
 /// How long in-flight HTTP requests may take to finish at shutdown, in seconds.
 pub const HTTP_SHUTDOWN_SECS: u64 = 30;
+/// How often `reconcile --wait` looks at the queue, in milliseconds.
+pub const RECONCILE_WAIT_POLL_MS: u64 = 500;
 
-/// `pipewright serve`: webhooks + workers in one process.
+/// `pipewright serve`: webhooks, the console and workers in one process.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let db = open(&config).await?;
@@ -38,21 +43,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
 
-    let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
-    metrics.attach_api_calls(forges.totals());
+    let github_app = Arc::new(GithubAppSlot::from_config(&config));
+    if let Err(e) = github_app
+        .load_stored(&db, config.credentials_key.as_ref())
+        .await
+    {
+        warn!(error = %format!("{e:#}"), "cannot load the stored GitHub App");
+    }
+    let mut app_changes = github_app.subscribe();
+    let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
     let (learner, learn_status) = crate::learn::start(
         config.learn.model_dir.as_deref(),
         &config.learn.data_dir,
         &db,
     )
     .await;
-    let (intake, writers) = Intake::start(db.clone(), clock.clone(), notify.clone());
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
-    let sweeper = tokio::spawn(sweep_loop(
+    let mut bot = Bot::start(
+        &config,
+        &github_app,
+        &db,
+        &clock,
+        &notify,
+        &metrics,
+        &learner,
+    )?;
+    let watcher = tokio::spawn(crate::console::setup::watch_stored(
+        github_app.clone(),
         db.clone(),
-        clock.clone(),
-        forges.clone(),
-        config.bot.reconcile_secs,
+        config.credentials_key.clone(),
+        Duration::from_secs(RECONCILE_CHECK_SECS),
     ));
 
     let state = web::Data::new(AppState {
@@ -60,14 +79,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         db: db.clone(),
         intake,
         metrics,
-        clock,
+        clock: clock.clone(),
+        github_app: github_app.clone(),
     });
+    let console = web::Data::new(crate::console::ConsoleState::new(
+        config.clone(),
+        db.clone(),
+        clock.clone(),
+        github_app.clone(),
+    )?);
     let app_state = state.clone();
     let learn_state = web::Data::new(learn_status);
     let http = HttpServer::new(move || {
         App::new()
             .app_data(learn_state.clone())
             .configure(server::configure(app_state.clone()))
+            .configure(crate::console::configure(console.clone()))
     })
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN_SECS)
@@ -76,9 +103,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .run();
     let handle = http.handle();
     let http_task = tokio::spawn(http);
-    info!(listen = %config.listen, workers = config.workers, "pipewright is serving");
+    info!(listen = %config.listen, workers = config.workers, console = %format!("http://{}/console/", config.listen), "pipewright is serving");
 
-    shutdown_signal().await;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Ok(()) = app_changes.changed() => {
+                // A GitHub App was created in the console (or by another replica): the
+                // workers start acting as it without a restart of the process.
+                info!("GitHub App credentials changed: restarting the workers with them");
+                bot.stop().await;
+                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &state.metrics, &learner)?;
+            }
+        }
+    }
     info!("shutdown requested: finishing in-flight deliveries");
     handle.stop(true).await;
     let _ = http_task.await;
@@ -91,14 +131,52 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             warn!("intake writer did not finish in time");
         }
     }
-    if let Some(w) = workers {
-        w.shutdown().await;
-    }
+    bot.stop().await;
+    watcher.abort();
     save_indexes(&learner);
-    sweeper.abort();
     db.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// The bot's moving parts for one set of forge credentials: connections, workers, and
+/// the sweeper that schedules reconcile passes.
+struct Bot {
+    workers: Option<crate::queue::WorkerHandle>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Bot {
+    fn start(
+        config: &Config,
+        github_app: &GithubAppSlot,
+        db: &Db,
+        clock: &Clock,
+        notify: &Arc<Notify>,
+        metrics: &Arc<Metrics>,
+        learner: &Option<Arc<crate::learn::Learner>>,
+    ) -> anyhow::Result<Bot> {
+        let bot = github_app.bot_config(&config.bot);
+        let forges = Arc::new(Forges::from_config(&bot, clock.clone())?);
+        metrics.attach_api_calls(forges.totals());
+        let mut effective = config.clone();
+        effective.bot = bot;
+        let workers = start_workers(&effective, db, clock, notify, metrics, &forges, learner);
+        let sweeper = tokio::spawn(sweep_loop(
+            db.clone(),
+            clock.clone(),
+            forges,
+            config.bot.reconcile_secs,
+        ));
+        Ok(Bot { workers, sweeper })
+    }
+
+    async fn stop(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.shutdown().await;
+        }
+        self.sweeper.abort();
+    }
 }
 
 /// `pipewright worker`: workers only (scale-out replicas on PostgreSQL), with an optional
@@ -115,20 +193,34 @@ pub async fn worker(
     let clock = Clock::System;
     let notify = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::new());
-    let forges = Arc::new(Forges::from_config(&config.bot, clock.clone())?);
-    metrics.attach_api_calls(forges.totals());
+    let github_app = Arc::new(GithubAppSlot::from_config(&config));
+    if let Err(e) = github_app
+        .load_stored(&db, config.credentials_key.as_ref())
+        .await
+    {
+        warn!(error = %format!("{e:#}"), "cannot load the stored GitHub App");
+    }
+    let mut app_changes = github_app.subscribe();
     let (learner, learn_status) = crate::learn::start(
         config.learn.model_dir.as_deref(),
         &config.learn.data_dir,
         &db,
     )
     .await;
-    let workers = start_workers(&config, &db, &clock, &notify, &metrics, &forges, &learner);
-    let sweeper = tokio::spawn(sweep_loop(
+    let mut bot = Bot::start(
+        &config,
+        &github_app,
+        &db,
+        &clock,
+        &notify,
+        &metrics,
+        &learner,
+    )?;
+    let watcher = tokio::spawn(crate::console::setup::watch_stored(
+        github_app.clone(),
         db.clone(),
-        clock.clone(),
-        forges.clone(),
-        config.bot.reconcile_secs,
+        config.credentials_key.clone(),
+        Duration::from_secs(RECONCILE_CHECK_SECS),
     ));
     let health = match health_listen {
         Some(addr) => {
@@ -156,17 +248,26 @@ pub async fn worker(
         }
         None => None,
     };
-    shutdown_signal().await;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Ok(()) = app_changes.changed() => {
+                info!("GitHub App credentials changed: restarting the workers with them");
+                bot.stop().await;
+                bot = Bot::start(&config, &github_app, &db, &clock, &notify, &metrics, &learner)?;
+            }
+        }
+    }
     info!("shutdown requested");
     if let Some((handle, task)) = health {
         handle.stop(true).await;
         let _ = task.await;
     }
-    if let Some(w) = workers {
-        w.shutdown().await;
-    }
+    bot.stop().await;
+    watcher.abort();
     save_indexes(&learner);
-    sweeper.abort();
     db.close().await;
     Ok(())
 }
@@ -222,7 +323,7 @@ fn log_forges(config: &Config) {
         (
             "github",
             !config.github_webhook_secrets.is_empty(),
-            "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET",
+            "PIPEWRIGHT_GITHUB_WEBHOOK_SECRET, or create the App at /setup/github",
         ),
         (
             "gitlab",
@@ -303,6 +404,15 @@ async fn sweep_loop(db: Db, clock: Clock, forges: Arc<Forges>, reconcile_secs: u
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot sweep deliveries"),
         }
+        match crate::db::console::purge_sessions(&db, now).await {
+            Ok(n) if n > 0 => info!(n, "forgot expired console sessions"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot sweep console sessions"),
+        }
+        if let Err(e) = crate::db::console::purge_api_usage(&db, now - API_USAGE_RETENTION_MS).await
+        {
+            warn!(error = %e, "cannot sweep API usage");
+        }
         match store::purge_succeeded(&db, now - SUCCEEDED_JOB_RETENTION_MS).await {
             Ok(n) if n > 0 => info!(n, "purged old succeeded jobs"),
             Ok(_) => {}
@@ -357,7 +467,10 @@ pub async fn gitlab_connect(
     let clock = Clock::System;
     let forges = Forges::from_config(&config.bot, clock.clone())?;
     let client = forges.gitlab_client(group)?;
+    let listing = crate::progress::Progress::new(&format!("listing projects of {group}"), None);
     let projects = crate::forge::ForgeClient::list_repositories(&client).await?;
+    listing.finish(&format!("{} projects", projects.len()));
+    let progress = crate::progress::Progress::new("webhooks", Some(projects.len() as u64));
     let (mut created, mut present) = (0, 0);
     for p in &projects {
         let id: u64 = p
@@ -370,7 +483,9 @@ pub async fn gitlab_connect(
         } else {
             present += 1;
         }
+        progress.inc(1, &p.handle.full_name);
     }
+    progress.finish(&format!("{created} created, {present} already present"));
     let db = open(config).await?;
     record_tenant(&db, crate::forge::Forge::Gitlab, group, group, clock.now()).await?;
     db.close().await;
@@ -398,8 +513,11 @@ pub async fn bitbucket_connect(
     let clock = Clock::System;
     let forges = Forges::from_config(&config.bot, clock.clone())?;
     let client = forges.bitbucket_client(workspace)?;
+    let progress = crate::progress::Progress::new(&format!("connecting {workspace}"), Some(3));
     let report = client.connect_hooks(&hook_url, secret).await?;
+    progress.inc(1, "webhooks");
     let uuid = client.workspace_uuid().await?;
+    progress.inc(1, "workspace id");
     let db = open(config).await?;
     record_tenant(
         &db,
@@ -410,6 +528,8 @@ pub async fn bitbucket_connect(
     )
     .await?;
     db.close().await;
+    progress.inc(1, "reconcile pass queued");
+    progress.finish("done");
     use crate::forge::bitbucket::client::{HookChange, HookScope};
     let said = |c: &HookChange| match c {
         HookChange::Created => "created",
@@ -465,4 +585,61 @@ async fn record_tenant(
     };
     store::enqueue(db, &crate::queue::NewJob::of(&job), now).await?;
     Ok(())
+}
+
+/// `pipewright reconcile --wait`: follows reconcile job `id` and then the analyses it
+/// queued for the installation, with a progress bar (plain lines off a terminal). The
+/// work itself is done by the workers of `serve` / `worker` processes.
+pub async fn wait_for_reconcile(
+    db: &Db,
+    id: i64,
+    forge: crate::forge::Forge,
+    installation: &str,
+    started: i64,
+) -> anyhow::Result<std::process::ExitCode> {
+    use crate::progress::Progress;
+    use crate::queue::store::JobState;
+    let poll = Duration::from_millis(RECONCILE_WAIT_POLL_MS);
+    let pass = Progress::new("reconcile pass", None);
+    loop {
+        let job = store::get(db, id)
+            .await?
+            .with_context(|| format!("reconcile job {id} disappeared"))?;
+        match job.state {
+            JobState::Succeeded => {
+                pass.finish("repositories listed");
+                break;
+            }
+            JobState::Dead => {
+                pass.finish("failed");
+                eprintln!(
+                    "pipewright: the reconcile pass failed: {}",
+                    job.last_error.as_deref().unwrap_or("(no error recorded)")
+                );
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+            JobState::Running => pass.set_position(0, "listing repositories"),
+            JobState::Queued | JobState::Failed => {
+                pass.set_position(0, "waiting for a worker (is `serve` or `worker` running?)")
+            }
+        }
+        tokio::time::sleep(poll).await;
+    }
+    let analyses = Progress::new("analyses", None);
+    loop {
+        let (total, finished, dead) =
+            crate::db::console::analysis_progress(db, forge.as_str(), installation, started)
+                .await?;
+        analyses.set_total(total.max(0) as u64);
+        analyses.set_position(finished.max(0) as u64, &format!("{dead} failed"));
+        if finished >= total {
+            analyses.finish(&format!("{dead} failed"));
+            return Ok(if dead > 0 {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            });
+        }
+        tokio::time::sleep(poll).await;
+    }
 }

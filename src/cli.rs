@@ -55,6 +55,10 @@ pub enum Command {
         /// Installation id (GitHub), top-level group (GitLab) or workspace uuid (Bitbucket).
         #[arg(long)]
         installation: String,
+        /// Wait for the pass and the analyses it queues, showing progress (the workers of
+        /// a running `serve` or `worker` do the work).
+        #[arg(long)]
+        wait: bool,
     },
     /// Run workers only (scale-out replicas sharing a PostgreSQL database).
     Worker {
@@ -108,6 +112,11 @@ pub enum Command {
         /// Switch a feature off (repeatable).
         #[arg(long = "without", value_enum)]
         without: Vec<crate::generate::Feature>,
+        /// Add continuous delivery to a target (repeatable): fly, aws, gcp, azure,
+        /// digitalocean, ssh. Writes the target's config files and a Dockerfile when the
+        /// repository has none. Exit status 3 when the repository has nothing to deploy.
+        #[arg(long = "deploy")]
+        deploy: Vec<crate::deploy::DeployTarget>,
     },
     /// Run the proposed CI's steps on a local checkout with this machine's toolchains:
     /// each job on a fresh copy, step by step; exit 0 only if every job passed.
@@ -136,6 +145,19 @@ pub enum Command {
         /// Pins subcommand.
         #[command(subcommand)]
         command: PinsCommand,
+    },
+    /// Deploy credentials, stored encrypted (PIPEWRIGHT_CREDENTIALS_KEY); values are read
+    /// from a file or stdin, never from the command line, and never shown again.
+    Credentials {
+        /// Credentials subcommand.
+        #[command(subcommand)]
+        command: CredentialsCommand,
+    },
+    /// The audit trail: who changed what (credentials, deploy setup, console actions).
+    Audit {
+        /// Audit subcommand.
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Configuration tools.
     Config {
@@ -276,6 +298,99 @@ pub enum PinsCommand {
     },
 }
 
+/// Whose credential: an installation's default, or one of its repositories' override.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CredentialScopeArgs {
+    /// Forge of the installation.
+    #[arg(long, default_value = "github")]
+    pub forge: crate::forge::Forge,
+    /// Installation: GitHub installation id or organisation, GitLab top-level group,
+    /// Bitbucket workspace (slug or UUID).
+    #[arg(long)]
+    pub installation: String,
+    /// A repository of the installation (full name or id): the value overrides the
+    /// installation's default for it alone.
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Deploy target (fly, aws, gcp, azure, digitalocean, ssh).
+    #[arg(long)]
+    pub target: crate::deploy::DeployTarget,
+    /// The credential's name (e.g. FLY_API_TOKEN); optional when the target has one secret.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Who is acting, for the audit trail (default: PIPEWRIGHT_ACTOR, SUDO_USER, USER).
+    #[arg(long, env = "PIPEWRIGHT_ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// `pipewright credentials …`
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Store (or replace) a value, encrypted; it is checked against the target's schema.
+    Set {
+        /// Whose, which.
+        #[command(flatten)]
+        scope: CredentialScopeArgs,
+        /// Read the value from this file (`-` = standard input).
+        #[arg(long)]
+        from_file: std::path::PathBuf,
+    },
+    /// Names, scopes and key ids of stored credentials (never their values).
+    List {
+        /// Forge.
+        #[arg(long, default_value = "github")]
+        forge: crate::forge::Forge,
+        /// Only this installation.
+        #[arg(long)]
+        installation: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Delete a value (or all of a target's values with no --name).
+    Delete {
+        /// Whose, which.
+        #[command(flatten)]
+        scope: CredentialScopeArgs,
+    },
+    /// Re-encrypt every value under the first key of PIPEWRIGHT_CREDENTIALS_KEY (list
+    /// the new key first and keep the old ones until this has run).
+    RotateKey {
+        /// Who is acting, for the audit trail.
+        #[arg(long, env = "PIPEWRIGHT_ACTOR")]
+        actor: Option<String>,
+    },
+    /// What each target reads: names, which are secret, whether required.
+    Schema {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<crate::deploy::DeployTarget>,
+    },
+}
+
+/// `pipewright audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recorded actions, newest first.
+    List {
+        /// Only this forge.
+        #[arg(long)]
+        forge: Option<crate::forge::Forge>,
+        /// Only this installation (GitHub installation id, GitLab group, Bitbucket workspace).
+        #[arg(long)]
+        installation: Option<String>,
+        /// Only actions starting with this (e.g. `credentials.`).
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
 /// `pipewright config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -318,6 +433,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             templates,
             with,
             without,
+            deploy,
         } => {
             let mut target = crate::generate::Target::github();
             target.provider = *provider;
@@ -328,6 +444,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 target,
                 with,
                 without,
+                deploy,
                 out.as_deref(),
                 local_model_dir(&cli.config).as_deref(),
             );
@@ -378,20 +495,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile {
             forge,
             installation,
+            wait,
         } => {
             let db = Db::connect_and_migrate(config.database_url.expose()).await?;
+            let started = Clock::System.now();
             let job = crate::jobs::ReconcileInstallation {
                 forge,
-                installation: crate::forge::InstallationId(installation),
-                period: -Clock::System.now(),
+                installation: crate::forge::InstallationId(installation.clone()),
+                period: -started,
             };
-            let id =
-                store::enqueue(&db, &crate::queue::NewJob::of(&job), Clock::System.now()).await?;
-            db.close().await;
+            let id = store::enqueue(&db, &crate::queue::NewJob::of(&job), started).await?;
             match id {
                 Some(id) => println!("queued reconcile job {id}"),
                 None => println!("a reconcile pass is already queued"),
             }
+            let code = match (id, wait) {
+                (Some(id), true) => {
+                    crate::app::wait_for_reconcile(&db, id, forge, &installation, started).await?
+                }
+                _ => ExitCode::SUCCESS,
+            };
+            db.close().await;
+            return Ok(code);
         }
         Command::Worker { health_listen } => crate::app::worker(config, health_listen).await?,
         Command::Migrate => {
@@ -409,6 +534,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("# configuration is valid");
         }
         Command::Jobs { command } => return jobs(&config, command).await,
+        Command::Audit { command } => return audit(&config, command).await,
+        Command::Credentials { command } => return credentials(&config, command).await,
         Command::Index { command } => return index(&config, command).await,
         Command::Analyze { .. }
         | Command::Generate { .. }
@@ -534,13 +661,20 @@ fn generate(
     target: crate::generate::Target,
     with: &[crate::generate::Feature],
     without: &[crate::generate::Feature],
+    deploy: &[crate::deploy::DeployTarget],
     out: Option<&std::path::Path>,
     model_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     let (tree, analysis) = analyze_local(path, model_dir)?;
     // The repository's .pipewright.yml first, then the command line on top.
+    // Deploy targets: the file's `deploy:` entries, then `--deploy` adds targets with
+    // default settings.
+    let mut deploy_settings: Vec<crate::deploy::DeploySettings> = Vec::new();
     let mut target = match crate::repo_config::load(&tree) {
-        Ok(Some((_, config))) => target.with_repo_config(&config),
+        Ok(Some((_, config))) => {
+            deploy_settings.extend(config.deploy.iter().map(|d| d.settings()));
+            target.with_repo_config(&config)
+        }
         Ok(None) => target,
         Err(e) => {
             eprintln!("pipewright: {e}");
@@ -558,7 +692,7 @@ fn generate(
         return Ok(ExitCode::from(1));
     }
     let plan = crate::plan::build(&analysis, &target);
-    let files = match crate::generate::render_plan(&plan, &target) {
+    let mut files = match crate::generate::render_plan(&plan, &target) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("pipewright: {e}");
@@ -567,6 +701,31 @@ fn generate(
     };
     for n in &plan.notes {
         eprintln!("note: {n}");
+    }
+    for t in deploy {
+        if !deploy_settings.iter().any(|s| s.target == *t) {
+            deploy_settings.push(crate::deploy::DeploySettings::new(*t));
+        }
+    }
+    if !deploy_settings.is_empty() {
+        let repo_name = std::fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "app".into());
+        match crate::deploy::deploy_files(&analysis, tree.files(), &repo_name, &deploy_settings) {
+            Ok(extra) => files.extend(extra),
+            Err(
+                e @ (crate::deploy::DeployError::NothingToDeploy
+                | crate::deploy::DeployError::NoContainer(_)),
+            ) => {
+                eprintln!("pipewright: {e}");
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => {
+                eprintln!("pipewright: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
     }
     if files.is_empty() {
         eprintln!("pipewright: nothing to generate (no buildable project or Dockerfile found)");
@@ -806,6 +965,248 @@ async fn jobs(config: &Config, command: JobsCommand) -> anyhow::Result<ExitCode>
     };
     db.close().await;
     Ok(code)
+}
+
+/// The person at the shell: `--actor`/PIPEWRIGHT_ACTOR, else the sudo user, else USER.
+fn shell_actor(explicit: Option<String>) -> crate::db::audit::Actor {
+    let name = explicit
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    crate::db::audit::Actor::cli(name.chars().take(100).collect::<String>())
+}
+
+fn read_value(path: &std::path::Path) -> anyhow::Result<crate::config::Secret> {
+    use std::io::Read as _;
+    let mut buf = String::new();
+    let limit = (crate::credentials::MAX_VALUE_BYTES + 1) as u64;
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .take(limit)
+            .read_to_string(&mut buf)
+            .context("cannot read the value from standard input (UTF-8 text expected)")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_string(&mut buf))
+            .with_context(|| format!("cannot read {} (UTF-8 text expected)", path.display()))?;
+    }
+    Ok(crate::config::Secret::new(buf))
+}
+
+async fn credentials(config: &Config, command: CredentialsCommand) -> anyhow::Result<ExitCode> {
+    use crate::credentials as creds;
+    if let CredentialsCommand::Schema { target } = &command {
+        for t in crate::deploy::TARGETS {
+            if target.is_some_and(|x| x != t) {
+                continue;
+            }
+            let spec = t.spec();
+            println!(
+                "{} ({}){}",
+                spec.id,
+                spec.name,
+                if spec.oidc {
+                    ", OIDC: no stored cloud key"
+                } else {
+                    ""
+                }
+            );
+            for f in spec.credentials {
+                println!(
+                    "  {:<32} {:<8} {:<9} {}",
+                    f.name,
+                    if f.secret { "secret" } else { "variable" },
+                    if f.required { "required" } else { "optional" },
+                    f.description
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let db = Db::connect_and_migrate(config.database_url.expose())
+        .await
+        .with_context(|| format!("database {}", config.database_url_redacted()))?;
+    let now = Clock::System.now();
+    let keyring = config.credentials_key.as_ref();
+    let scope_of = |a: &CredentialScopeArgs| creds::Scope {
+        forge: a.forge,
+        installation: a.installation.clone(),
+        repo: a.repo.clone(),
+    };
+    let result: Result<(), creds::CredentialError> = match command {
+        CredentialsCommand::Set { scope, from_file } => {
+            // Refuse before reading anything when there is no key to seal with.
+            if keyring.is_none() {
+                Err(creds::CredentialError::NoKey)
+            } else {
+                let value = read_value(&from_file)?;
+                creds::set(
+                    &db,
+                    keyring,
+                    &scope_of(&scope),
+                    scope.target,
+                    scope.name.as_deref(),
+                    &value,
+                    &shell_actor(scope.actor.clone()),
+                    now,
+                )
+                .await
+                .map(|name| {
+                    println!(
+                        "stored {name} for {} {}{} ({} target), encrypted with key `{}`",
+                        scope.forge,
+                        scope.installation,
+                        scope
+                            .repo
+                            .as_deref()
+                            .map(|r| format!(" / {r}"))
+                            .unwrap_or_default(),
+                        scope.target,
+                        keyring.map(|k| k.primary_id()).unwrap_or_default()
+                    )
+                })
+            }
+        }
+        CredentialsCommand::List {
+            forge,
+            installation,
+            format,
+        } => creds::list(&db, forge, installation.as_deref())
+            .await
+            .map(|rows| match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+                ),
+                Format::Text => {
+                    println!(
+                        "{:<24}  {:<28}  {:<13}  {:<32}  {:<10}  UPDATED",
+                        "INSTALLATION", "SCOPE", "TARGET", "NAME", "KEY"
+                    );
+                    for r in &rows {
+                        let scope = if r.repository.is_empty() {
+                            "(installation default)".to_owned()
+                        } else {
+                            r.repository_name
+                                .clone()
+                                .unwrap_or_else(|| r.repository.clone())
+                        };
+                        println!(
+                            "{:<24}  {:<28}  {:<13}  {:<32}  {:<10}  {}",
+                            r.installation,
+                            scope,
+                            r.target,
+                            r.name,
+                            r.key_id,
+                            ago(now, r.updated_at)
+                        );
+                    }
+                    if rows.is_empty() {
+                        println!("(no credentials)");
+                    }
+                }
+            }),
+        CredentialsCommand::Delete { scope } => creds::delete(
+            &db,
+            &scope_of(&scope),
+            scope.target,
+            scope.name.as_deref(),
+            &shell_actor(scope.actor.clone()),
+            now,
+        )
+        .await
+        .map(|n| println!("deleted {n} value(s)")),
+        CredentialsCommand::RotateKey { actor } => {
+            creds::rotate_key(&db, keyring, &shell_actor(actor), now)
+                .await
+                .map(|r| {
+                    println!(
+                        "re-encrypted {} value(s) with key `{}`{}",
+                        r.resealed,
+                        keyring.map(|k| k.primary_id()).unwrap_or_default(),
+                        if r.raced > 0 {
+                            format!(" ({} changed meanwhile and were left as set)", r.raced)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+        }
+        CredentialsCommand::Schema { .. } => Ok(()),
+    };
+    db.close().await;
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(creds::CredentialError::Db(e)) => Err(e.into()),
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let db = Db::connect_and_migrate(config.database_url.expose())
+        .await
+        .with_context(|| format!("database {}", config.database_url_redacted()))?;
+    let now = Clock::System.now();
+    match command {
+        AuditCommand::List {
+            forge,
+            installation,
+            action,
+            limit,
+            format,
+        } => {
+            let filter = crate::db::audit::AuditFilter {
+                forge: forge.map(|f| f.as_str().to_owned()),
+                installation,
+                action_prefix: action,
+                limit,
+                ..Default::default()
+            };
+            let rows = crate::db::audit::list(&db, &filter).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+                Format::Text => print!("{}", render_audit(&rows, now)),
+            }
+        }
+    }
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_audit(rows: &[crate::db::audit::AuditRow], now: i64) -> String {
+    let mut out = format!(
+        "{:>6}  {:<9}  {:<22}  {:<24}  {:<40}  {}\n",
+        "ID", "WHEN", "WHO", "ACTION", "ON", "DETAILS"
+    );
+    for r in rows {
+        let on = [
+            r.forge.as_deref(),
+            r.installation.as_deref(),
+            r.repository_name.as_deref().or(r.repository.as_deref()),
+            r.target.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" / ");
+        out.push_str(&format!(
+            "{:>6}  {:<9}  {:<22}  {:<24}  {:<40}  {}\n",
+            r.id,
+            ago(now, r.at),
+            format!("{}:{}", r.actor.kind.as_str(), r.actor.name),
+            r.action,
+            on,
+            r.details
+        ));
+    }
+    if rows.is_empty() {
+        out.push_str("(no entries)\n");
+    }
+    out
 }
 
 fn ago(now: i64, then: i64) -> String {

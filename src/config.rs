@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_WORKERS: usize = 4;
 /// Largest accepted webhook body, in bytes (GitHub and GitLab cap payloads at 25 MB).
 pub const MAX_WEBHOOK_BODY_BYTES: usize = 25 * 1024 * 1024;
+/// Shortest accepted `PIPEWRIGHT_ADMIN_TOKEN`, in characters.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// How far a Standard Webhooks `webhook-timestamp` may be from now, in seconds (replay window).
 pub const SIGNATURE_TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 
@@ -205,6 +207,86 @@ pub struct ConfigArgs {
     /// repositories when the token cannot own workspace webhooks, found by reconcile).
     #[arg(long, env = "PIPEWRIGHT_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// Operator token: signs in to the console (sees everything) and authenticates
+    /// `Authorization: Bearer …` on the console and `/api/v1/`.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+    /// File holding the operator token.
+    #[arg(long, env = "PIPEWRIGHT_ADMIN_TOKEN_FILE", global = true, value_parser = path_or_empty)]
+    pub admin_token_file: Option<PathBuf>,
+    /// GitHub App's OAuth client id (console sign-in with GitHub).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_ID", global = true)]
+    pub github_client_id: Option<String>,
+    /// GitHub App's OAuth client secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_client_secret: Option<String>,
+    /// File holding the GitHub OAuth client secret.
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
+    pub github_client_secret_file: Option<PathBuf>,
+    /// GitHub web root for OAuth and the App manifest flow (default: derived from the API
+    /// URL: `https://github.com`, or the GHES host).
+    #[arg(long, env = "PIPEWRIGHT_GITHUB_WEB_URL", global = true)]
+    pub github_web_url: Option<String>,
+    /// GitLab OAuth application id (console sign-in with GitLab).
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_ID", global = true)]
+    pub gitlab_client_id: Option<String>,
+    /// GitLab OAuth application secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub gitlab_client_secret: Option<String>,
+    /// File holding the GitLab OAuth application secret.
+    #[arg(long, env = "PIPEWRIGHT_GITLAB_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
+    pub gitlab_client_secret_file: Option<PathBuf>,
+    /// Bitbucket OAuth consumer key (console sign-in with Bitbucket).
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_ID", global = true)]
+    pub bitbucket_client_id: Option<String>,
+    /// Bitbucket OAuth consumer secret.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bitbucket_client_secret: Option<String>,
+    /// File holding the Bitbucket OAuth consumer secret.
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET_FILE", global = true, value_parser = path_or_empty)]
+    pub bitbucket_client_secret_file: Option<PathBuf>,
+    /// Bitbucket web root for OAuth (`https://bitbucket.org`).
+    #[arg(long, env = "PIPEWRIGHT_BITBUCKET_WEB_URL", global = true)]
+    pub bitbucket_web_url: Option<String>,
+    /// Directory whose `console/*.html` files override the console's built-in templates.
+    #[arg(long, env = "PIPEWRIGHT_CONSOLE_TEMPLATES", global = true, value_parser = path_or_empty)]
+    pub console_templates: Option<PathBuf>,
+    /// Keys that encrypt stored credentials: `id:base64` entries (32 random bytes each),
+    /// comma- or newline-separated; the first encrypts, all decrypt (rotation).
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_CREDENTIALS_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub credentials_key: Option<String>,
+    /// File holding the credentials key(s).
+    #[arg(long, env = "PIPEWRIGHT_CREDENTIALS_KEY_FILE", global = true, value_parser = path_or_empty)]
+    pub credentials_key_file: Option<PathBuf>,
+    /// Deploy targets proposed to repositories that have CI but no CD, comma-separated
+    /// (e.g. `fly`); unset: never.
+    #[arg(long, env = "PIPEWRIGHT_PROPOSE_CD", global = true)]
+    pub propose_cd: Option<String>,
     /// Folder holding the embedding model (config.json, tokenizer.json,
     /// model.safetensors of all-MiniLM-L6-v2; `deploy/provision-model` makes it). Unset
     /// or empty: detection runs on rules alone.
@@ -252,6 +334,23 @@ struct FileConfig {
     reconcile_secs: Option<u64>,
     outbox: Option<PathBuf>,
     public_url: Option<String>,
+    admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    github_client_id: Option<String>,
+    github_client_secret: Option<String>,
+    github_client_secret_file: Option<PathBuf>,
+    github_web_url: Option<String>,
+    gitlab_client_id: Option<String>,
+    gitlab_client_secret: Option<String>,
+    gitlab_client_secret_file: Option<PathBuf>,
+    bitbucket_client_id: Option<String>,
+    bitbucket_client_secret: Option<String>,
+    bitbucket_client_secret_file: Option<PathBuf>,
+    bitbucket_web_url: Option<String>,
+    console_templates: Option<PathBuf>,
+    credentials_key: Option<String>,
+    credentials_key_file: Option<PathBuf>,
+    propose_cd: Option<String>,
     model_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
 }
@@ -279,8 +378,54 @@ pub struct Config {
     pub command_word: String,
     /// Forge credentials and the bot's behaviour.
     pub bot: BotConfig,
+    /// Keys for credentials stored encrypted in the database (`None`: storing or using
+    /// credentials fails with a message naming `PIPEWRIGHT_CREDENTIALS_KEY`).
+    pub credentials_key: Option<crate::crypto::Keyring>,
+    /// The operator console: who may sign in, and how.
+    pub console: ConsoleConfig,
     /// Learned detection (embedding model, index files).
     pub learn: LearnConfig,
+}
+
+/// An OAuth client registered on a forge (console sign-in).
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    /// Client id / consumer key.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+}
+
+/// The operator console's settings.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleConfig {
+    /// `PIPEWRIGHT_ADMIN_TOKEN`: sees everything.
+    pub admin_token: Option<Secret>,
+    /// Sign-in with GitHub (the App's user-to-server flow).
+    pub github: Option<OAuthClient>,
+    /// GitHub web root (OAuth pages, App manifest flow).
+    pub github_web_url: String,
+    /// Sign-in with GitLab.
+    pub gitlab: Option<OAuthClient>,
+    /// Sign-in with Bitbucket.
+    pub bitbucket: Option<OAuthClient>,
+    /// Bitbucket web root (OAuth pages).
+    pub bitbucket_web_url: String,
+    /// Template override directory.
+    pub templates: Option<PathBuf>,
+}
+
+/// Default Bitbucket web root.
+pub const DEFAULT_BITBUCKET_WEB_URL: &str = "https://bitbucket.org";
+
+/// GitHub's web root for an API root: `https://api.github.com` → `https://github.com`,
+/// GHES `https://HOST/api/v3` → `https://HOST`; anything else is used as is.
+pub fn github_web_url_for(api_url: &str) -> String {
+    let api = api_url.trim_end_matches('/');
+    if api == DEFAULT_GITHUB_API_URL {
+        return "https://github.com".into();
+    }
+    api.strip_suffix("/api/v3").unwrap_or(api).to_owned()
 }
 
 /// Default directory for index files.
@@ -362,6 +507,8 @@ pub struct BotConfig {
     pub outbox: PathBuf,
     /// Public base URL of this deployment, for registering webhooks.
     pub public_url: Option<String>,
+    /// Deploy targets proposed to repositories that have CI but no CD (none by default).
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
 }
 
 impl Default for BotConfig {
@@ -383,6 +530,7 @@ impl Default for BotConfig {
             dry_run: false,
             outbox: PathBuf::from("pipewright-outbox"),
             public_url: None,
+            propose_cd: Vec::new(),
         }
     }
 }
@@ -410,7 +558,7 @@ impl BotConfig {
              bitbucket_api_url = {}\nbitbucket_token = {}\nbitbucket_email = {}\n\
              bitbucket_workspaces = {}\n\
              pr_branch = {}\nprs_per_hour = {}\nreconcile_secs = {}\npublic_url = {}\n\
-             outbox = {}\n",
+             outbox = {}\npropose_cd = {}\n",
             self.github_app.as_ref().map_or(
                 "(not set: GitHub deliveries are recorded, not acted on)".to_owned(),
                 |a| a.app_id.to_string()
@@ -436,6 +584,15 @@ impl BotConfig {
             self.reconcile_secs,
             self.public_url.as_deref().unwrap_or("(not set)"),
             self.outbox.display(),
+            if self.propose_cd.is_empty() {
+                "(none: repositories with CI get no CD proposal)".to_owned()
+            } else {
+                self.propose_cd
+                    .iter()
+                    .map(|t| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         )
     }
 }
@@ -543,6 +700,17 @@ impl ConfigArgs {
             &mut a.prs_per_hour,
             &mut a.reconcile_secs,
             &mut a.public_url,
+            &mut a.admin_token,
+            &mut a.github_client_id,
+            &mut a.github_client_secret,
+            &mut a.github_web_url,
+            &mut a.gitlab_client_id,
+            &mut a.gitlab_client_secret,
+            &mut a.bitbucket_client_id,
+            &mut a.bitbucket_client_secret,
+            &mut a.bitbucket_web_url,
+            &mut a.credentials_key,
+            &mut a.propose_cd,
         ] {
             if v.as_deref().is_some_and(|x| x.trim().is_empty()) {
                 *v = None;
@@ -557,7 +725,13 @@ impl ConfigArgs {
             &mut a.gitlab_token_file,
             &mut a.bitbucket_token_file,
             &mut a.outbox,
+            &mut a.credentials_key_file,
             &mut a.config,
+            &mut a.admin_token_file,
+            &mut a.github_client_secret_file,
+            &mut a.gitlab_client_secret_file,
+            &mut a.bitbucket_client_secret_file,
+            &mut a.console_templates,
             &mut a.model_dir,
             &mut a.data_dir,
         ] {
@@ -578,6 +752,7 @@ impl ConfigArgs {
             None => FileConfig::default(),
         };
         let bot = self.resolve_bot(&mut file)?;
+        let console = self.resolve_console(&mut file, &bot)?;
         let learn = LearnConfig {
             model_dir: self.model_dir.clone().or(file.model_dir.take()),
             data_dir: self
@@ -685,8 +860,26 @@ impl ConfigArgs {
                 message: format!("`{command_word}` must be letters, digits, `-` or `_`"),
             });
         }
+        let credentials_key =
+            match one_secret(
+                "PIPEWRIGHT_CREDENTIALS_KEY",
+                self.credentials_key.clone().or(file.credentials_key.take()),
+                self.credentials_key_file
+                    .clone()
+                    .or(file.credentials_key_file.take()),
+            )? {
+                Some(text) => Some(crate::crypto::Keyring::parse(&text).map_err(|e| {
+                    ConfigError::Invalid {
+                        key: "PIPEWRIGHT_CREDENTIALS_KEY",
+                        message: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         Ok(Config {
             bot,
+            console,
+            credentials_key,
             learn,
             database_url: Secret::new(database_url),
             listen,
@@ -697,6 +890,114 @@ impl ConfigArgs {
             bitbucket_webhook_secrets,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
             command_word,
+        })
+    }
+
+    fn resolve_console(
+        &self,
+        file: &mut FileConfig,
+        bot: &BotConfig,
+    ) -> Result<ConsoleConfig, ConfigError> {
+        let admin_token = one_secret(
+            "PIPEWRIGHT_ADMIN_TOKEN",
+            self.admin_token.clone().or(file.admin_token.take()),
+            self.admin_token_file
+                .clone()
+                .or(file.admin_token_file.take()),
+        )?;
+        if let Some(t) = &admin_token {
+            // A short token can be guessed over the network; 16 characters is a floor.
+            if t.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ConfigError::Invalid {
+                    key: "PIPEWRIGHT_ADMIN_TOKEN",
+                    message: format!("must be at least {MIN_ADMIN_TOKEN_CHARS} characters"),
+                });
+            }
+        }
+        let client = |id_key: &'static str,
+                      secret_key: &'static str,
+                      id: Option<String>,
+                      secret: Option<String>,
+                      secret_file: Option<PathBuf>|
+         -> Result<Option<OAuthClient>, ConfigError> {
+            let secret = one_secret(secret_key, secret, secret_file)?;
+            match (id, secret) {
+                (Some(client_id), Some(client_secret)) => Ok(Some(OAuthClient {
+                    client_id: client_id.trim().to_owned(),
+                    client_secret,
+                })),
+                (None, None) => Ok(None),
+                (Some(_), None) => Err(ConfigError::Invalid {
+                    key: secret_key,
+                    message: format!("{id_key} is set, so the client secret is needed too"),
+                }),
+                (None, Some(_)) => Err(ConfigError::Invalid {
+                    key: id_key,
+                    message: format!("{secret_key} is set, so the client id is needed too"),
+                }),
+            }
+        };
+        let github = client(
+            "PIPEWRIGHT_GITHUB_CLIENT_ID",
+            "PIPEWRIGHT_GITHUB_CLIENT_SECRET",
+            self.github_client_id
+                .clone()
+                .or(file.github_client_id.take()),
+            self.github_client_secret
+                .clone()
+                .or(file.github_client_secret.take()),
+            self.github_client_secret_file
+                .clone()
+                .or(file.github_client_secret_file.take()),
+        )?;
+        let gitlab = client(
+            "PIPEWRIGHT_GITLAB_CLIENT_ID",
+            "PIPEWRIGHT_GITLAB_CLIENT_SECRET",
+            self.gitlab_client_id
+                .clone()
+                .or(file.gitlab_client_id.take()),
+            self.gitlab_client_secret
+                .clone()
+                .or(file.gitlab_client_secret.take()),
+            self.gitlab_client_secret_file
+                .clone()
+                .or(file.gitlab_client_secret_file.take()),
+        )?;
+        let bitbucket = client(
+            "PIPEWRIGHT_BITBUCKET_CLIENT_ID",
+            "PIPEWRIGHT_BITBUCKET_CLIENT_SECRET",
+            self.bitbucket_client_id
+                .clone()
+                .or(file.bitbucket_client_id.take()),
+            self.bitbucket_client_secret
+                .clone()
+                .or(file.bitbucket_client_secret.take()),
+            self.bitbucket_client_secret_file
+                .clone()
+                .or(file.bitbucket_client_secret_file.take()),
+        )?;
+        let github_web_url = match self.github_web_url.clone().or(file.github_web_url.take()) {
+            Some(u) => http_url("PIPEWRIGHT_GITHUB_WEB_URL", u)?,
+            None => github_web_url_for(&bot.github_api_url),
+        };
+        let bitbucket_web_url = http_url(
+            "PIPEWRIGHT_BITBUCKET_WEB_URL",
+            self.bitbucket_web_url
+                .clone()
+                .or(file.bitbucket_web_url.take())
+                .unwrap_or_else(|| DEFAULT_BITBUCKET_WEB_URL.to_owned()),
+        )?;
+        Ok(ConsoleConfig {
+            admin_token,
+            github,
+            github_web_url,
+            gitlab,
+            bitbucket,
+            bitbucket_web_url,
+            templates: self
+                .console_templates
+                .clone()
+                .or(file.console_templates.take()),
         })
     }
 
@@ -864,6 +1165,23 @@ impl ConfigArgs {
                 Some(u) => Some(http_url("PIPEWRIGHT_PUBLIC_URL", u)?),
                 None => None,
             },
+            propose_cd: self
+                .propose_cd
+                .clone()
+                .or(file.propose_cd.take())
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<crate::deploy::DeployTarget>().map_err(|message| {
+                        ConfigError::Invalid {
+                            key: "PIPEWRIGHT_PROPOSE_CD",
+                            message,
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 }
@@ -952,7 +1270,7 @@ impl Config {
         format!(
             "database_url = {}\nlisten = {}\nworkers = {}\ngithub_webhook_secret = {}\n\
              gitlab_webhook_secret = {}\ngitlab_signing_key = {}\nbitbucket_webhook_secret = {}\n\
-             log_format = {}\ncommand_word = {}\nmodel_dir = {}\ndata_dir = {}\n{}",
+             log_format = {}\ncommand_word = {}\ncredentials_key = {}\nadmin_token = {}\nconsole_sign_in = {}\nmodel_dir = {}\ndata_dir = {}\n{}",
             self.database_url_redacted(),
             self.listen,
             self.workers,
@@ -965,6 +1283,36 @@ impl Config {
                 LogFormat::Json => "json",
             },
             self.command_word,
+            match &self.credentials_key {
+                Some(k) => format!(
+                    "[redacted] ids {} (new values sealed with `{}`)",
+                    k.ids().collect::<Vec<_>>().join(", "),
+                    k.primary_id()
+                ),
+                None => "(not set: deploy credentials cannot be stored)".to_owned(),
+            },
+            if self.console.admin_token.is_some() {
+                "[redacted]"
+            } else {
+                "(not set)"
+            },
+            {
+                let mut v = Vec::new();
+                if self.console.github.is_some() {
+                    v.push("github");
+                }
+                if self.console.gitlab.is_some() {
+                    v.push("gitlab");
+                }
+                if self.console.bitbucket.is_some() {
+                    v.push("bitbucket");
+                }
+                if v.is_empty() {
+                    "(none: admin token only)".to_owned()
+                } else {
+                    v.join(", ")
+                }
+            },
             self.learn
                 .model_dir
                 .as_ref()
@@ -989,6 +1337,12 @@ impl Config {
             log_format: LogFormat::Text,
             command_word: "pipewright".into(),
             bot: BotConfig::default(),
+            console: ConsoleConfig {
+                github_web_url: "https://github.com".into(),
+                bitbucket_web_url: DEFAULT_BITBUCKET_WEB_URL.into(),
+                ..ConsoleConfig::default()
+            },
+            credentials_key: None,
             learn: LearnConfig::default(),
         }
     }
@@ -1157,6 +1511,49 @@ mod tests {
     }
 
     #[test]
+    fn console_settings_are_validated() {
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let e = ConfigArgs {
+            admin_token: Some("short".into()),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("PIPEWRIGHT_ADMIN_TOKEN"), "{e}");
+        let e = ConfigArgs {
+            gitlab_client_id: Some("app".into()),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("PIPEWRIGHT_GITLAB_CLIENT_SECRET"), "{e}");
+        let c = ConfigArgs {
+            admin_token: Some("a-long-enough-operator-token".into()),
+            github_client_id: Some("Iv1.abc".into()),
+            github_client_secret: Some("shh-secret".into()),
+            github_api_url: Some("https://ghe.example.com/api/v3".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.console.github_web_url, "https://ghe.example.com");
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(
+            !shown.contains("a-long-enough") && !shown.contains("shh-secret"),
+            "{shown}"
+        );
+        assert_eq!(
+            github_web_url_for("https://api.github.com/"),
+            "https://github.com"
+        );
+    }
+
+    #[test]
     fn empty_values_mean_unset() {
         let c = ConfigArgs {
             config: Some(PathBuf::from("/dev/null")),
@@ -1216,5 +1613,53 @@ mod tests {
         assert_eq!(c.bot.bitbucket_workspaces, ["acme", "other"]);
         assert_eq!(c.bot.github_api_url, "https://ghe.example.com/api/v3");
         assert!(!format!("{:?}", c.bot).contains("\"t\""));
+    }
+
+    #[test]
+    fn credentials_key_is_validated_once_and_never_printed() {
+        use base64::Engine as _;
+        let base = ConfigArgs {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Default::default()
+        };
+        let c = base.resolve().unwrap();
+        assert!(c.credentials_key.is_none());
+        let new = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+        let old = base64::engine::general_purpose::STANDARD.encode([8u8; 32]);
+        let c = ConfigArgs {
+            credentials_key: Some(format!("2026:{new}, 2025:{old}")),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        let ring = c.credentials_key.as_ref().unwrap();
+        assert_eq!(ring.ids().collect::<Vec<_>>(), ["2026", "2025"]);
+        let shown = format!("{c:?}\n{}", c.render_redacted());
+        assert!(!shown.contains(&new) && !shown.contains(&old), "{shown}");
+        assert!(shown.contains("ids 2026, 2025"), "{shown}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, format!("# current\nk1:{new}\n")).unwrap();
+        let c = ConfigArgs {
+            credentials_key_file: Some(path),
+            ..base.clone()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.credentials_key.unwrap().primary_id(), "k1");
+
+        let e = ConfigArgs {
+            credentials_key: Some("k1:dG9vIHNob3J0".into()),
+            ..base
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("invalid PIPEWRIGHT_CREDENTIALS_KEY: key `k1`"),
+            "{e}"
+        );
+        assert!(!e.contains("dG9vIHNob3J0"), "{e}");
     }
 }

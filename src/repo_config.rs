@@ -36,6 +36,50 @@ pub struct RepoConfig {
     /// provider's hosted Linux runner.
     #[serde(default)]
     pub runs_on: Vec<String>,
+    /// Continuous delivery targets, each with its environments (default staging and
+    /// production), strategy, region and health path. Default: none.
+    #[serde(default)]
+    pub deploy: Vec<DeployEntry>,
+}
+
+/// One deploy target in `.pipewright.yml`:
+///
+/// ```yaml
+/// deploy:
+///   - target: fly              # fly | aws | gcp | azure | digitalocean | ssh
+///     environments: [staging, production]   # default: both
+///     strategy: bluegreen      # default: the target's (Fly: rolling)
+///     region: fra              # default: the target's
+///     health-path: /healthz    # default: the framework's, else none
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeployEntry {
+    /// The target.
+    pub target: crate::deploy::DeployTarget,
+    /// Environments. Default: staging and production.
+    #[serde(default)]
+    pub environments: Vec<crate::deploy::Environment>,
+    /// Strategy. Default: the target's first.
+    pub strategy: Option<crate::deploy::Strategy>,
+    /// Region. Default: the target's.
+    pub region: Option<String>,
+    /// Health path. Default: the framework's, else none.
+    pub health_path: Option<String>,
+}
+
+impl DeployEntry {
+    /// The settings this entry asks for.
+    pub fn settings(&self) -> crate::deploy::DeploySettings {
+        let mut s = crate::deploy::DeploySettings::new(self.target);
+        if !self.environments.is_empty() {
+            s.environments = self.environments.clone();
+        }
+        s.strategy = self.strategy;
+        s.region = self.region.clone();
+        s.health_path = self.health_path.clone();
+        s
+    }
 }
 
 /// A provider name as written in the file.
@@ -181,6 +225,31 @@ extra-steps:\n  - name: Docs\n    run: make docs\npaths-ignore: [\"docs/**\"]\nr
                 .starts_with(".pipewright.yml:2:11: features.docker: invalid type"),
             "{e}"
         );
+        let e = parse(
+            ".pipewright.yml",
+            "deploy:\n  - target: fly\n    strategy: sideways\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown variant `sideways`"), "{e}");
+        let e = parse(".pipewright.yml", "deploy:\n  - target: heroku\n").unwrap_err();
+        assert!(e.message.contains("unknown deploy target `heroku`"), "{e}");
+        let e = parse(
+            ".pipewright.yml",
+            "deploy:\n  - target: ssh\n    regoin: x\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `regoin`"), "{e}");
+        let c = parse(
+            ".pipewright.yml",
+            "deploy:\n  - target: fly\n    environments: [production]\n    strategy: canary\n    health-path: /up\n",
+        )
+        .unwrap();
+        let s = c.deploy[0].settings();
+        assert_eq!(s.target, crate::deploy::DeployTarget::Fly);
+        assert_eq!(s.environments, [crate::deploy::Environment::Production]);
+        assert_eq!(s.strategy, Some(crate::deploy::Strategy::Canary));
+        assert_eq!(s.health_path.as_deref(), Some("/up"));
         let e = parse(".pipewright.yml", "branches: [unclosed\n").unwrap_err();
         assert!(e.line >= 1, "{e}");
     }

@@ -17,6 +17,7 @@ use actix_web::http::StatusCode;
 use harness::*;
 use pipewright::db::{installations, pull_requests};
 use pipewright::forge::Forge;
+use serde_json::json;
 use testdb::TestDb;
 
 const MAINTAINER: &str = "maria";
@@ -331,5 +332,253 @@ async fn gitlab_commands() {
 async fn bitbucket_commands() {
     if have_fixtures() {
         commands_flow(Forge::Bitbucket).await;
+    }
+}
+
+/// Everything written to the logs while the deploy tests run (trace level), so they can
+/// be searched for secret values.
+static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+    std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    LOGS.get_or_init(|| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = LogSink(buf.clone());
+        // pipewright's own events at every level (trace carries payloads); dependencies
+        // at info, so the HTTP and SQL stacks' trace firehose does not slow the run.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("pipewright=trace,info"))
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .try_init();
+        buf
+    })
+    .clone()
+}
+
+const FLY_TOKEN: &str = "FlyV1 fm2_e2e-secret-token-value-0123456789";
+
+/// `add deploy fly` on pipewright's pull request: the PR gains `fly.toml` and a
+/// Dockerfile and a delivery section naming the secret, the forge gets the secret (as
+/// each forge keeps secrets), the audit log has the entry, and no log line holds the
+/// value. (The deploy workflow itself is a job of the CI plan: not in this branch yet.)
+async fn add_deploy_fly(forge: Forge) {
+    let logs = capture_logs();
+    let mut h = Harness::new(TestDb::sqlite().await, forge, 10).await;
+    let (keyring, _) = pipewright::crypto::Keyring::generate("e2e");
+    h.ctx.credentials_key = Some(keyring.clone());
+    let id = if forge == Forge::Github {
+        186853002
+    } else {
+        101
+    };
+    h.add_repo(
+        id,
+        "Hello-World",
+        &[
+            (
+                "pyproject.toml",
+                "[project]\nname = \"inventory\"\nversion = \"0.2.0\"\nrequires-python = \">=3.11\"\n\
+                 dependencies = [\"fastapi>=0.110\", \"uvicorn[standard]\"]\n\n\
+                 [dependency-groups]\ndev = [\"pytest>=8\"]\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+            ("main.py", "from fastapi import FastAPI\n\napp = FastAPI()\n"),
+            ("tests/test_main.py", "def test_ok():\n    assert True\n"),
+        ],
+    );
+    {
+        let full = h.full("Hello-World");
+        let write = match forge {
+            Forge::Gitlab => "30",
+            _ => "write",
+        };
+        h.fake.world().set_permission(&full, MAINTAINER, write);
+    }
+    h.install().await;
+    h.drain().await;
+    let pr = assert_bot_pr(&h, "Hello-World").number;
+    let r = Repo {
+        id,
+        name: "Hello-World",
+        pr,
+    };
+    // An operator stores the installation's Fly token through the CLI's code path.
+    pipewright::credentials::set(
+        &h.t.db,
+        Some(&keyring),
+        &pipewright::credentials::Scope {
+            forge,
+            installation: h.tenant().to_owned(),
+            repo: None,
+        },
+        pipewright::deploy::DeployTarget::Fly,
+        None,
+        &pipewright::config::Secret::new(FLY_TOKEN),
+        &pipewright::db::audit::Actor::cli("ops"),
+        h.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    if forge == Forge::Github {
+        // An App installed without `secrets: write`: GitHub answers 403, the reply says
+        // what is missing, nothing is written and the job does not retry.
+        h.fake.world().fail_next(
+            "GET",
+            "/actions/secrets/public-key",
+            403,
+            vec![],
+            r#"{"message":"Resource not accessible by integration","status":"403"}"#,
+        );
+        h.say(&r, pr, true, "/pipewright add deploy fly", MAINTAINER)
+            .await;
+        let reply = h.replies(&r, pr).last().cloned().unwrap();
+        assert!(
+            reply.contains("refused to store the secrets (HTTP 403)"),
+            "{reply}"
+        );
+        assert!(h
+            .fake
+            .world()
+            .repo(&h.full("Hello-World"))
+            .unwrap()
+            .ci_vars
+            .is_empty());
+    }
+    h.say(
+        &r,
+        pr,
+        true,
+        "/pipewright add deploy fly --strategy rolling",
+        MAINTAINER,
+    )
+    .await;
+    let reply = h.replies(&r, pr).last().cloned().unwrap();
+    assert!(
+        reply.contains("Added deploys to Fly.io"),
+        "{forge}: {reply}"
+    );
+    assert!(reply.contains("`FLY_API_TOKEN`"), "{forge}: {reply}");
+    assert!(
+        !reply.contains("fm2_e2e"),
+        "{forge}: the reply shows the secret"
+    );
+
+    // The PR gained the deploy files and says which secret it reads.
+    let full = h.full("Hello-World");
+    let fly = h
+        .fake
+        .world()
+        .file(&full, BRANCH, "fly.toml")
+        .expect("fly.toml on the branch");
+    assert!(
+        fly.contains("app = \"hello-world\"") && fly.contains("internal_port = 8000"),
+        "{fly}"
+    );
+    let docker = h
+        .fake
+        .world()
+        .file(&full, BRANCH, "Dockerfile")
+        .expect("a Dockerfile");
+    assert!(
+        docker.contains("uv sync --frozen") && docker.contains("USER 10001"),
+        "{docker}"
+    );
+    let body = h.prs("Hello-World").last().unwrap().body.clone();
+    assert!(
+        body.contains("### Continuous delivery") && body.contains("`FLY_API_TOKEN`"),
+        "{body}"
+    );
+    assert!(body.contains("stored; written to the forge"), "{body}");
+    assert!(
+        !body.contains("fm2_e2e"),
+        "{forge}: the PR body shows the secret"
+    );
+
+    // The forge holds the secret as it keeps secrets.
+    {
+        let w = h.fake.world();
+        let vars = &w.repo(&full).unwrap().ci_vars;
+        let held: Vec<_> = vars
+            .iter()
+            .filter(|((_, k), v)| k == "FLY_API_TOKEN" && v.value == FLY_TOKEN)
+            .collect();
+        let expected = if forge == Forge::Bitbucket { 2 } else { 1 };
+        assert_eq!(held.len(), expected, "{forge}: {vars:?}");
+        if forge == Forge::Gitlab {
+            assert!(held[0].1.protected);
+        }
+    }
+
+    // The audit trail names who did it, and no value.
+    let trail = pipewright::db::audit::list(
+        &h.t.db,
+        &pipewright::db::audit::AuditFilter {
+            action_prefix: Some("deploy.".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(trail.len(), 1, "{forge}: {trail:?}");
+    assert_eq!(
+        trail[0].actor,
+        pipewright::db::audit::Actor::forge(MAINTAINER)
+    );
+    assert_eq!(trail[0].target.as_deref(), Some("fly"));
+    assert_eq!(trail[0].repository_name.as_deref(), Some(full.as_str()));
+    assert_eq!(trail[0].details["names"], json!(["FLY_API_TOKEN"]));
+
+    // remove deploy drops the files again.
+    h.say(&r, pr, true, "/pipewright remove deploy fly", MAINTAINER)
+        .await;
+    assert!(
+        h.fake.world().file(&full, BRANCH, "fly.toml").is_none(),
+        "{forge}"
+    );
+
+    // Nothing the tests logged holds the secret.
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(!text.is_empty(), "no logs were captured");
+    assert!(
+        !text.contains("fm2_e2e"),
+        "{forge}: a log line holds the secret"
+    );
+    h.fake.stop();
+}
+
+#[actix_web::test]
+async fn github_add_deploy_fly() {
+    if have_fixtures() {
+        add_deploy_fly(Forge::Github).await;
+    }
+}
+
+#[actix_web::test]
+async fn gitlab_add_deploy_fly() {
+    if have_fixtures() {
+        add_deploy_fly(Forge::Gitlab).await;
+    }
+}
+
+#[actix_web::test]
+async fn bitbucket_add_deploy_fly() {
+    if have_fixtures() {
+        add_deploy_fly(Forge::Bitbucket).await;
     }
 }

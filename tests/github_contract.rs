@@ -177,6 +177,38 @@ async fn github_requests_conform_to_the_openapi_description() {
         "rerun_ci",
         c.rerun_ci(&repo, &run, std::slice::from_ref(&job)).await,
     ));
+    // Actions secrets: the client's own call reads the key and fails on the
+    // description's example key (33 bytes, not an X25519 key), which is not a refusal;
+    // the PUT is then held against the description with a value sealed to a real key.
+    outcomes.push((
+        "write_ci_secrets",
+        c.write_ci_secrets(
+            &repo,
+            &[],
+            &[pipewright::forge::client::CiSecret {
+                name: "FLY_API_TOKEN".into(),
+                value: Secret::new("fo1_contract"),
+                secret: true,
+            }],
+        )
+        .await
+        .map(|_| ()),
+    ));
+    let gh = {
+        use pipewright::forge::github::auth::{AppCredentials, TokenCache};
+        use pipewright::forge::github::client::{GithubApi, GithubClient};
+        let creds = AppCredentials::new(1, &Secret::new(fake_forge::app_private_key())).unwrap();
+        let tokens = TokenCache::new(&cfg.github_api_url, creds, Clock::System).unwrap();
+        let api = GithubApi::new(&cfg.github_api_url, tokens, Clock::System).unwrap();
+        GithubClient::new(std::sync::Arc::new(api), 1, Default::default())
+    };
+    let (_, pk) = pipewright::crypto::generate_box_keypair();
+    let sealed = pipewright::crypto::seal_for_public_key(&pk, b"fo1_contract").unwrap();
+    outcomes.push((
+        "put_actions_secret",
+        gh.put_actions_secret(&repo, "FLY_API_TOKEN", &sealed, "012345678912345678")
+            .await,
+    ));
     let mut refused = Vec::new();
     for (what, r) in &outcomes {
         match r {

@@ -55,6 +55,7 @@ fn ctx(t: &TestDb, cfg: Config) -> Ctx {
     let clock = Clock::System;
     let (intake, _writers) = Intake::start(t.db.clone(), clock.clone(), Arc::new(Notify::new()));
     let state = web::Data::new(AppState {
+        github_app: Arc::new(pipewright::console::setup::GithubAppSlot::from_config(&cfg)),
         config: Arc::new(cfg),
         db: t.db.clone(),
         intake,

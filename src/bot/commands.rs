@@ -75,10 +75,12 @@ pub enum Command {
         /// Further arguments, in order.
         options: Vec<String>,
     },
-    /// Remove a feature.
+    /// Remove a feature (`remove deploy <target>` names the target).
     Remove {
         /// The feature to remove.
         feature: String,
+        /// Further arguments (only `deploy` takes one: the target).
+        options: Vec<String>,
     },
     /// Stop the bot from touching this PR or repository.
     Ignore,
@@ -516,8 +518,11 @@ fn parse_command(args: &str) -> Result<Command, ParseError> {
                 argument: "feature",
             })?;
             let extra: Vec<String> = it.collect();
-            if extra.is_empty() {
-                Ok(Command::Remove { feature })
+            if extra.is_empty() || (feature.eq_ignore_ascii_case("deploy") && extra.len() == 1) {
+                Ok(Command::Remove {
+                    feature,
+                    options: extra,
+                })
             } else {
                 Err(ParseError::UnexpectedArguments {
                     command: "remove",
@@ -651,9 +656,25 @@ mod tests {
         assert_eq!(
             out[1].result,
             Ok(Command::Remove {
-                feature: "lint".into()
+                feature: "lint".into(),
+                options: vec![],
             })
         );
+    }
+
+    #[test]
+    fn remove_deploy_takes_its_target_and_nothing_else_takes_arguments() {
+        assert_eq!(
+            parse("/pipewright remove deploy fly")[0].result,
+            Ok(Command::Remove {
+                feature: "deploy".into(),
+                options: vec!["fly".into()],
+            })
+        );
+        assert!(parse("/pipewright remove deploy fly aws")[0]
+            .result
+            .is_err());
+        assert!(parse("/pipewright remove lint now")[0].result.is_err());
     }
 
     #[test]
@@ -1017,6 +1038,7 @@ mod tests {
             add("x", &[]),
             Command::Remove {
                 feature: "x".into(),
+                options: vec![],
             },
             Command::Ignore,
             Command::Unignore,

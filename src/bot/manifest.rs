@@ -1,6 +1,7 @@
-//! The GitHub App manifest (`pipewright manifest github --url …`): the permissions and
-//! events pipewright needs, with the deployment's own URLs filled in, ready for GitHub's
-//! manifest flow. The template is `app-manifests/github-app.json`.
+//! The GitHub App manifest (`pipewright manifest github --url …`, and the console's
+//! `/setup/github`): the permissions and events pipewright needs, with the deployment's
+//! own URLs filled in (webhook, manifest-flow callback, console sign-in callback), ready
+//! for GitHub's manifest flow. The template is `app-manifests/github-app.json`.
 
 /// The manifest, as shipped.
 const TEMPLATE: &str = include_str!("../../app-manifests/github-app.json");
@@ -33,7 +34,14 @@ pub fn github(base_url: &str, name: &str) -> Result<String, ManifestError> {
     m["name"] = name.into();
     m["url"] = base.into();
     m["hook_attributes"]["url"] = format!("{base}/webhooks/github").into();
-    m["redirect_url"] = format!("{base}/").into();
+    // The manifest flow returns here with the code (`/setup/github` exchanges it).
+    m["redirect_url"] = format!("{base}/setup/github/callback").into();
+    // Sign-in to the console with GitHub (the App's user-to-server flow).
+    m["callback_urls"] = serde_json::json!([format!("{base}/console/auth/github/callback")]);
+    // The console shows an organisation's installation only to its owners, which a
+    // user-to-server token can read only with the organisation `members: read`
+    // permission (`GET /user/memberships/orgs/{org}`).
+    m["default_permissions"]["members"] = "read".into();
     Ok(serde_json::to_string_pretty(&m).expect("JSON values serialize"))
 }
 
@@ -50,13 +58,23 @@ mod tests {
             m["hook_attributes"]["url"],
             "https://ci.example.org/webhooks/github"
         );
-        assert_eq!(m["redirect_url"], "https://ci.example.org/");
+        assert_eq!(
+            m["redirect_url"],
+            "https://ci.example.org/setup/github/callback"
+        );
+        assert_eq!(
+            m["callback_urls"][0],
+            "https://ci.example.org/console/auth/github/callback"
+        );
+        assert_eq!(m["default_permissions"]["members"], "read");
         assert_eq!(m["name"], "acme-pipewright");
         assert_eq!(m["default_permissions"]["workflows"], "write");
         assert_eq!(m["default_permissions"]["contents"], "write");
         // Reading a failed job's log needs `actions: read`; re-running it, `write`.
         assert_eq!(m["default_permissions"]["actions"], "write");
         assert_eq!(m["default_permissions"]["checks"], "read");
+        // Deploy credentials become Actions secrets (issue 13).
+        assert_eq!(m["default_permissions"]["secrets"], "write");
         let events: Vec<&str> = m["default_events"]
             .as_array()
             .unwrap()

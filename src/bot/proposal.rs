@@ -20,6 +20,28 @@ pub struct RepoSettings {
     /// Changes learned from the proposal's CI runs (healing), applied to every plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adjustments: Vec<crate::plan::Adjustment>,
+    /// Deploy targets added (`add deploy fly …`) or removed (`remove deploy fly`): they
+    /// win over `.pipewright.yml` for their target.
+    #[serde(default)]
+    pub deploy: Vec<DeployChoice>,
+}
+
+/// A deploy target chosen with a slash command.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DeployChoice {
+    /// Target id.
+    pub target: String,
+    /// On (`add deploy`) or off (`remove deploy`).
+    pub on: bool,
+    /// Environments (empty: both).
+    #[serde(default)]
+    pub environments: Vec<crate::deploy::Environment>,
+    /// Strategy.
+    #[serde(default)]
+    pub strategy: Option<crate::deploy::Strategy>,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 impl RepoSettings {
@@ -33,6 +55,39 @@ impl RepoSettings {
     pub fn set(&mut self, f: Feature, on: bool) {
         self.features.retain(|(x, _)| *x != f);
         self.features.push((f, on));
+    }
+
+    /// Records a deploy choice, replacing an earlier one for the same target.
+    pub fn set_deploy(&mut self, choice: DeployChoice) {
+        self.deploy.retain(|d| d.target != choice.target);
+        self.deploy.push(choice);
+    }
+
+    /// The deploy settings in force: the file's entries, then the commands' choices on
+    /// top (an `add` replaces the file's entry for its target, a `remove` drops it).
+    pub fn deploy_settings(
+        &self,
+        config: Option<&repo_config::RepoConfig>,
+    ) -> Vec<crate::deploy::DeploySettings> {
+        let mut out: Vec<crate::deploy::DeploySettings> = config
+            .map(|c| c.deploy.iter().map(|d| d.settings()).collect())
+            .unwrap_or_default();
+        for c in &self.deploy {
+            let Ok(target) = c.target.parse::<crate::deploy::DeployTarget>() else {
+                continue;
+            };
+            out.retain(|s| s.target != target);
+            if c.on {
+                let mut s = crate::deploy::DeploySettings::new(target);
+                if !c.environments.is_empty() {
+                    s.environments = c.environments.clone();
+                }
+                s.strategy = c.strategy;
+                s.region = c.region.clone();
+                out.push(s);
+            }
+        }
+        out
     }
 
     /// As stored.
@@ -52,6 +107,18 @@ pub enum Skip {
     },
     /// Nothing buildable was found (empty or unsupported repository).
     NothingToBuild,
+}
+
+/// What continuous delivery needs beyond the snapshot: the repository's name (apps are
+/// named after it) and the installation's opt-in for repositories that have CI already.
+#[derive(Debug, Clone, Default)]
+pub struct CdOptions {
+    /// `owner/name`.
+    pub repo_name: String,
+    /// Targets proposed to repositories with CI but no CD (`PIPEWRIGHT_PROPOSE_CD`).
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
+    /// Credential names already stored for this repository, per target.
+    pub stored: Vec<(crate::deploy::DeployTarget, String)>,
 }
 
 impl std::fmt::Display for Skip {
@@ -80,6 +147,10 @@ pub struct Proposal {
     pub command_word: String,
     /// [`pr_body::files_hash`] of `files`: unchanged hash, untouched PR.
     pub hash: String,
+    /// The delivery section of the body (secrets, setup), empty without CD.
+    pub delivery: String,
+    /// Deploy targets in the proposal.
+    pub deploy_targets: Vec<crate::deploy::DeployTarget>,
     /// What was adopted from the organisation's own repositories (empty without a model
     /// or siblings).
     pub adoption: Adoption,
@@ -96,6 +167,13 @@ impl Proposal {
             &self.command_word,
             head,
         );
+        // The delivery section goes before "Customise", inside the bot's region.
+        let region = match region.find("\n### Customise") {
+            Some(i) if !self.delivery.is_empty() => {
+                format!("{}{}{}", &region[..i], self.delivery, &region[i..])
+            }
+            _ => region,
+        };
         let siblings: Vec<(String, f32)> = self
             .adoption
             .siblings
@@ -105,9 +183,21 @@ impl Proposal {
         pr_body::with_learned(region, &siblings, &self.adoption.applied())
     }
 
-    /// A plain title naming the CI system.
+    /// A plain title naming the CI system (and the deploy targets).
     pub fn title(&self) -> String {
-        format!("Add CI with {}", provider_name(self.provider))
+        let has_ci = self
+            .files
+            .iter()
+            .any(|f| crate::deploy::is_ci_path(&f.path));
+        match (has_ci, self.deploy_targets.as_slice()) {
+            (_, []) => format!("Add CI with {}", provider_name(self.provider)),
+            (true, t) => format!(
+                "Add CI with {} and deploys to {}",
+                provider_name(self.provider),
+                names(t)
+            ),
+            (false, t) => format!("Add deploys to {}", names(t)),
+        }
     }
 
     /// The commit message: what and why, briefly.
@@ -140,6 +230,13 @@ pub fn forge_provider(forge: Forge) -> Provider {
         Forge::Gitlab => Provider::Gitlab,
         Forge::Bitbucket => Provider::Bitbucket,
     }
+}
+
+fn names(t: &[crate::deploy::DeployTarget]) -> String {
+    t.iter()
+        .map(|t| t.spec().name)
+        .collect::<Vec<_>>()
+        .join(" and ")
 }
 
 /// Display name of a CI provider.
@@ -208,18 +305,52 @@ pub fn propose(
     command_word: &str,
     settings: &RepoSettings,
 ) -> Result<Decision, ProposalError> {
-    propose_with(tree, forge, default_branch, command_word, settings, None)
+    propose_full(
+        tree,
+        forge,
+        default_branch,
+        command_word,
+        settings,
+        &CdOptions::default(),
+        None,
+    )
 }
 
-/// [`propose`], with what learned detection contributed: the archetype refiner fills
-/// what rules left empty or unsure, and the siblings' conventions are adopted where the
-/// repository and its `.pipewright.yml` leave the choice open.
-pub fn propose_with(
+/// [`propose`], with continuous delivery: the deploy targets of `.pipewright.yml` and of
+/// slash commands add their files (config files, a Dockerfile when there is none) and a
+/// delivery section to the body. A repository with CI gets a CD-only proposal when it
+/// asked for a target, or when the installation opted in (`cd.propose_cd`) and it has
+/// no CD yet; never by default.
+pub fn propose_with_cd(
     tree: &RepoTree,
     forge: Forge,
     default_branch: &str,
     command_word: &str,
     settings: &RepoSettings,
+    cd: &CdOptions,
+) -> Result<Decision, ProposalError> {
+    propose_full(
+        tree,
+        forge,
+        default_branch,
+        command_word,
+        settings,
+        cd,
+        None,
+    )
+}
+
+/// [`propose_with_cd`], with what learned detection contributed: the archetype refiner
+/// fills what rules left empty or unsure, and the siblings' conventions are adopted where
+/// the repository and its `.pipewright.yml` leave the choice open. What the bot's
+/// analysis job runs.
+pub fn propose_full(
+    tree: &RepoTree,
+    forge: Forge,
+    default_branch: &str,
+    command_word: &str,
+    settings: &RepoSettings,
+    cd: &CdOptions,
     learned: Option<(&Learner, &Learned)>,
 ) -> Result<Decision, ProposalError> {
     let config = repo_config::load(tree)?.map(|(_, c)| c);
@@ -229,8 +360,17 @@ pub fn propose_with(
     };
     analysis.judge_for(forge);
     let ci: Vec<String> = analysis.effective_ci().map(|c| c.path.clone()).collect();
-    if !ci.is_empty() {
-        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
+    let has_cd = analysis
+        .existing_ci
+        .iter()
+        .any(|c| c.kind == "cd" && c.runs_on_forge(forge));
+    let mut deploy = settings.deploy_settings(config.as_ref());
+    if deploy.is_empty() && !ci.is_empty() && !has_cd {
+        deploy = cd
+            .propose_cd
+            .iter()
+            .map(|t| crate::deploy::DeploySettings::new(*t))
+            .collect();
     }
     let mut target = effective_target(
         forge_provider(forge),
@@ -240,7 +380,40 @@ pub fn propose_with(
     );
     let adoption = learned.map(|(_, l)| l.adoption.clone()).unwrap_or_default();
     adopt_conventions(&adoption, &mut analysis, &mut target);
-    let files = generate(&analysis, &target)?;
+    let mut files = if ci.is_empty() {
+        generate(&analysis, &target)?
+    } else if deploy.is_empty() {
+        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
+    } else {
+        Vec::new()
+    };
+    let repo_name = if cd.repo_name.is_empty() {
+        "app"
+    } else {
+        cd.repo_name.as_str()
+    };
+    let mut contexts = Vec::new();
+    let mut delivery = String::new();
+    if !deploy.is_empty() {
+        match crate::deploy::deploy_files(&analysis, tree.files(), repo_name, &deploy) {
+            Ok(extra) => {
+                files.extend(extra);
+                for s in &deploy {
+                    if let Ok(ctx) = crate::deploy::context(&analysis, repo_name, s) {
+                        contexts.push((s.target, ctx));
+                    }
+                }
+                let stored = |t: crate::deploy::DeployTarget, n: &str| {
+                    cd.stored.iter().any(|(st, sn)| *st == t && sn == n)
+                };
+                delivery = crate::deploy::pr_section(&contexts, forge, repo_name, &stored);
+            }
+            // A repository with nothing to deploy gets its CI alone; the command's reply
+            // says why (see `run_command`).
+            Err(_) if !files.is_empty() => {}
+            Err(_) => return Ok(Decision::Skip(Skip::NothingToBuild)),
+        }
+    }
     if files.is_empty() {
         return Ok(Decision::Skip(Skip::NothingToBuild));
     }
@@ -252,6 +425,8 @@ pub fn propose_with(
         forge,
         command_word: command_word.to_owned(),
         hash,
+        delivery,
+        deploy_targets: contexts.iter().map(|(t, _)| *t).collect(),
         adoption,
     })))
 }
@@ -381,6 +556,110 @@ mod tests {
             (state.provider, state.hash),
             (Provider::Gitlab, p.hash.clone())
         );
+    }
+
+    fn fastapi(extra: &[(&'static str, &'static str)]) -> RepoTree {
+        let mut files = vec![
+            (
+                "pyproject.toml",
+                "[project]\nname = \"svc\"\nversion = \"0.1.0\"\ndependencies = [\"fastapi>=0.110\"]\n",
+            ),
+            ("uv.lock", "version = 1\n"),
+            ("main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ];
+        files.extend_from_slice(extra);
+        tree(&files)
+    }
+
+    fn cd(targets: &[crate::deploy::DeployTarget]) -> CdOptions {
+        CdOptions {
+            repo_name: "acme/svc".into(),
+            propose_cd: targets.to_vec(),
+            stored: vec![(crate::deploy::DeployTarget::Aws, "AWS_ROLE_ARN".into())],
+        }
+    }
+
+    #[test]
+    fn cd_only_when_asked_or_opted_in() {
+        use crate::deploy::DeployTarget;
+        let ci = (
+            ".github/workflows/ci.yml",
+            "on: push\njobs:\n  t:\n    steps:\n      - run: pytest\n",
+        );
+        let settings = RepoSettings::default();
+        let go = |t: &RepoTree, cd: &CdOptions, s: &RepoSettings| {
+            propose_with_cd(t, Forge::Github, "main", "pipewright", s, cd).unwrap()
+        };
+        // CI, no CD, no opt-in: nothing, as before.
+        assert!(matches!(
+            go(&fastapi(&[ci]), &cd(&[]), &settings),
+            Decision::Skip(Skip::HasCi { .. })
+        ));
+        // Opted in: a CD-only proposal (no CI file), named after the target.
+        let Decision::Propose(p) = go(&fastapi(&[ci]), &cd(&[DeployTarget::Fly]), &settings) else {
+            panic!("no CD proposal")
+        };
+        let paths: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["fly.toml", "Dockerfile", ".dockerignore"]);
+        assert_eq!(p.title(), "Add deploys to Fly.io");
+        assert!(p.body_region(None).contains("### Continuous delivery"));
+        // A repository that deploys already is left alone even when opted in.
+        let deploys = (
+            ".github/workflows/release.yml",
+            "on: {push: {tags: ['v*']}}\njobs:\n  p:\n    steps:\n      - run: flyctl deploy\n",
+        );
+        assert!(matches!(
+            go(
+                &fastapi(&[ci, deploys]),
+                &cd(&[DeployTarget::Fly]),
+                &settings
+            ),
+            Decision::Skip(_)
+        ));
+        // `add deploy aws` on a repository without CI: CI and deploy files together, the
+        // body lists the stored and missing names and the role's trust policy.
+        let mut s = RepoSettings::default();
+        s.set_deploy(DeployChoice {
+            target: "aws".into(),
+            on: true,
+            environments: vec![],
+            strategy: None,
+            region: Some("eu-west-1".into()),
+        });
+        let Decision::Propose(p) = go(&fastapi(&[]), &cd(&[]), &s) else {
+            panic!()
+        };
+        assert!(p.files.iter().any(|f| f.path == ".github/workflows/ci.yml"));
+        assert!(p
+            .files
+            .iter()
+            .any(|f| f.path == ".aws/task-definition.json"));
+        assert_eq!(
+            p.title(),
+            "Add CI with GitHub Actions and deploys to AWS ECS (Fargate)"
+        );
+        let body = p.body_region(Some("abc"));
+        assert!(
+            body.contains("| `AWS_ROLE_ARN` | variable | stored; written to the forge |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("| `ECS_CLUSTER` | variable | **missing** |"),
+            "{body}"
+        );
+        assert!(body.contains("repo:acme/svc:environment:*"), "{body}");
+        assert!(body.contains("Region: eu-west-1."), "{body}");
+        // The state block still parses after the inserted section.
+        assert_eq!(pr_body::parse_state(&body).unwrap().hash, p.hash);
+        // `remove deploy aws` wins over an earlier add.
+        s.set_deploy(DeployChoice {
+            target: "aws".into(),
+            on: false,
+            environments: vec![],
+            strategy: None,
+            region: None,
+        });
+        assert!(s.deploy_settings(None).is_empty());
     }
 
     #[test]

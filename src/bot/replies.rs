@@ -273,12 +273,17 @@ fn help_line(name: &str, w: Words) -> Option<(&'static str, String, bool)> {
         ),
         "add" => (
             "add <feature>",
-            format!("switch a feature on and update the {pr}"),
+            format!(
+                "switch a feature on and update the {pr}; `add deploy <target> [--env E] \
+                 [--strategy S] [--region R]` adds deploys (fly, aws, gcp, azure, digitalocean, ssh)"
+            ),
             true,
         ),
         "remove" => (
             "remove <feature>",
-            format!("switch a feature off and update the {pr}"),
+            format!(
+                "switch a feature off and update the {pr}; `remove deploy <target>` drops deploys"
+            ),
             true,
         ),
         "ignore" => (
@@ -412,16 +417,204 @@ pub fn unexpected_options(feature: Feature, options: &[String]) -> String {
     )
 }
 
-/// `add deploy <target>` (or `remove deploy`): continuous deployment has not landed.
-pub fn deploy_unavailable(target: Option<&str>) -> String {
-    let which = match target {
-        Some(t) => format!("the deployment target {}", code(t)),
-        None => "a deployment target".to_owned(),
+/// Options of `add deploy <target> [--env E]… [--strategy S] [--region R]` (and of
+/// `remove deploy <target>`, which takes none). The error is the reply.
+pub fn parse_deploy_options(
+    options: &[String],
+    on: bool,
+) -> Result<crate::bot::proposal::DeployChoice, String> {
+    let usage = "Usage: `add deploy <target> [--env staging|production] [--strategy rolling|bluegreen|canary|immediate] [--region REGION]` or `remove deploy <target>`.";
+    let mut it = options.iter();
+    let Some(target) = it.next() else {
+        return Err(format!("Which target? {usage} Targets: {}.", targets()));
     };
+    let mut choice = crate::bot::proposal::DeployChoice {
+        target: target.clone(),
+        on,
+        environments: Vec::new(),
+        strategy: None,
+        region: None,
+    };
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (flag.as_str(), None),
+        };
+        let Some(value) = inline.or_else(|| it.next().cloned()) else {
+            return Err(format!("{} needs a value. {usage}", code(name)));
+        };
+        match name {
+            "--env" | "--environment" => {
+                for v in value.split(',') {
+                    let env = v
+                        .parse::<crate::deploy::Environment>()
+                        .map_err(|e| format!("{}: {e}. {usage}", code(v)))?;
+                    if !choice.environments.contains(&env) {
+                        choice.environments.push(env);
+                    }
+                }
+            }
+            "--strategy" => {
+                choice.strategy = Some(
+                    value
+                        .parse()
+                        .map_err(|e: String| format!("{}: {e}. {usage}", code(&value)))?,
+                )
+            }
+            "--region" => {
+                crate::deploy::check_region(&value)
+                    .map_err(|e| format!("{}: {e}. {usage}", code(&value)))?;
+                choice.region = Some(value);
+            }
+            other => {
+                return Err(format!(
+                    "{} is not an option of `add deploy`. {usage}",
+                    code(other)
+                ))
+            }
+        }
+    }
+    if !on
+        && (choice.strategy.is_some() || choice.region.is_some() || !choice.environments.is_empty())
+    {
+        return Err(format!("`remove deploy` takes only the target. {usage}"));
+    }
+    Ok(choice)
+}
+
+fn targets() -> String {
+    let ids: Vec<String> = crate::deploy::TARGETS
+        .iter()
+        .map(|t| format!("`{}`", t.as_str()))
+        .collect();
+    join_list(&ids)
+}
+
+/// An unknown target.
+pub fn deploy_error(message: &str) -> String {
     format!(
-        "pipewright cannot set up {which} yet: deployment (CD) support has not landed, so no \
-         targets exist (available targets: none yet). Nothing changed."
+        "{}. Targets: {}. Nothing changed.",
+        plain(message),
+        targets()
     )
+}
+
+/// `remove deploy <target>` done.
+pub fn deploy_removed(target: crate::deploy::DeployTarget) -> String {
+    format!(
+        "Removed deploys to {} from this repository's proposal. The secrets already written \
+         to the forge stay; delete them there if they are no longer needed.",
+        target.spec().name
+    )
+}
+
+/// What happened to a target's stored credentials when it was added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsOutcome {
+    /// Written (names only), some maybe unmaskable, some required ones missing.
+    Written {
+        /// Written.
+        names: Vec<String>,
+        /// Secrets the forge could not mask in logs.
+        unmasked: Vec<String>,
+        /// Required names with no stored value.
+        missing: Vec<&'static str>,
+    },
+    /// This pipewright has no credentials key, so it stores no credentials.
+    NoKey {
+        /// Every required name.
+        missing: Vec<&'static str>,
+    },
+    /// Stored values cannot be opened (wrong key or altered rows): operators must look.
+    Unreadable,
+    /// The forge refused the write (HTTP status): a missing permission or scope.
+    Refused {
+        /// The forge's status.
+        status: u16,
+    },
+}
+
+/// `add deploy <target>` done: what was stored, what is written, what is missing.
+pub fn deploy_added(
+    forge: Forge,
+    target: crate::deploy::DeployTarget,
+    choice: &crate::bot::proposal::DeployChoice,
+    secrets: &SecretsOutcome,
+) -> String {
+    let spec = target.spec();
+    let envs = if choice.environments.is_empty() {
+        "staging (default branch) and production (version tags, after approval)".to_owned()
+    } else {
+        choice
+            .environments
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let mut s = format!(
+        "Added deploys to {} ({envs}). The {} gains its deploy files; its \
+         description lists the secrets and the one-time setup.",
+        spec.name,
+        Words(forge).pr()
+    );
+    let ask = |missing: &[&str]| {
+        format!(
+            " Missing: {}. An operator stores them with `pipewright credentials set --target {} \
+             --name NAME --from-file FILE` (never post a secret in a comment), then runs \
+             `add deploy {}` again.",
+            join_list(&missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>()),
+            spec.id,
+            spec.id
+        )
+    };
+    match secrets {
+        SecretsOutcome::Written {
+            names,
+            unmasked,
+            missing,
+        } => {
+            if !names.is_empty() {
+                let _ = write!(
+                    s,
+                    " Wrote {} to the repository's CI settings.",
+                    join_list(&names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>())
+                );
+            }
+            if !unmasked.is_empty() {
+                let _ =
+                    write!(
+                    s,
+                    " The forge cannot mask {} in job logs (its value has characters the forge \
+                     does not mask); it is protected, and the deploy job never prints it.",
+                    join_list(&unmasked.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>())
+                );
+            }
+            if !missing.is_empty() {
+                s.push_str(&ask(missing));
+            }
+        }
+        SecretsOutcome::NoKey { missing } => {
+            s.push_str(" This pipewright stores no deploy credentials (PIPEWRIGHT_CREDENTIALS_KEY is not set), so none were written.");
+            if !missing.is_empty() {
+                s.push_str(&ask(missing));
+            }
+        }
+        SecretsOutcome::Unreadable => s.push_str(
+            " The stored credentials could not be decrypted (a key is wrong or missing); \
+             nothing was written, and the operators have been told in the log.",
+        ),
+        SecretsOutcome::Refused { status } => {
+            let _ = write!(
+                s,
+                " The forge refused to store the secrets (HTTP {status}): pipewright needs \
+                 permission to write CI secrets here (GitHub App: `secrets: write`, accepted \
+                 by an owner; GitLab: a Maintainer token with `api`; Bitbucket: a token with \
+                 pipeline variable write). Nothing was written."
+            );
+        }
+    }
+    s
 }
 
 /// What `add` / `remove` did to the stored choice. `previous` is the choice made with an
@@ -1196,9 +1389,49 @@ mod tests {
         assert!(u.ends_with(
             "`lint`, `matrix`, `docker`, `security`, `coverage`, `release` and `strict-lint`."
         ));
-        let d = deploy_unavailable(Some("fly<io>"));
-        assert!(d.contains("`fly<io>`") && d.contains("none yet"), "{d}");
-        assert!(deploy_unavailable(None).contains("a deployment target"));
+        let opts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = parse_deploy_options(
+            &opts(&[
+                "fly",
+                "--env",
+                "production",
+                "--strategy=bluegreen",
+                "--region",
+                "fra",
+            ]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(c.environments, [crate::deploy::Environment::Production]);
+        assert_eq!(c.strategy, Some(crate::deploy::Strategy::Bluegreen));
+        assert_eq!(c.region.as_deref(), Some("fra"));
+        assert!(parse_deploy_options(&opts(&[]), true)
+            .unwrap_err()
+            .contains("`fly`, `aws`"));
+        assert!(parse_deploy_options(&opts(&["fly", "--region", "EU west"]), true).is_err());
+        assert!(parse_deploy_options(&opts(&["fly", "--force"]), true)
+            .unwrap_err()
+            .contains("`--force`"));
+        assert!(parse_deploy_options(&opts(&["fly", "--env"]), true)
+            .unwrap_err()
+            .contains("needs a value"));
+        assert!(deploy_error("unknown deploy target `fly<io>`").contains("`fly`"));
+        let a = deploy_added(
+            Forge::Gitlab,
+            crate::deploy::DeployTarget::Fly,
+            &c,
+            &SecretsOutcome::Written {
+                names: vec![],
+                unmasked: vec![],
+                missing: vec!["FLY_API_TOKEN"],
+            },
+        );
+        assert!(
+            a.contains("Missing: `FLY_API_TOKEN`")
+                && a.contains("credentials set --target fly")
+                && a.contains("The merge request gains its deploy files"),
+            "{a}"
+        );
         assert_eq!(
             feature_switched(Feature::Security, true, Some(true)),
             "`security` was already switched on with a command; nothing changed."

@@ -4,8 +4,12 @@
 //! Both backends accept `$1`-style parameters, so most statements are written once and
 //! run through [`with_pool!`], which expands the same code for each pool type.
 
+pub mod audit;
+pub mod console;
+pub mod credentials;
 pub mod deliveries;
 pub mod first_runs;
+pub mod github_apps;
 pub mod installations;
 pub mod learn;
 pub mod pull_requests;

@@ -63,7 +63,8 @@ pub async fn upsert(
         .execute(pool)
         .await
         .map(|_| ())
-    })
+    })?;
+    refresh_outcome(db, repository_id).await
 }
 
 /// The newest pull request remembered for a repository.
@@ -88,7 +89,7 @@ pub async fn set_state(
     state: &str,
     now: Millis,
 ) -> Result<bool, sqlx::Error> {
-    with_pool!(db, pool => {
+    let result = with_pool!(db, pool => {
         sqlx::query(
             "UPDATE pull_requests SET state = $1, updated_at = $2 \
              WHERE repository_id = $3 AND number = $4",
@@ -100,7 +101,9 @@ pub async fn set_state(
         .execute(pool)
         .await
         .map(|r| r.rows_affected() > 0)
-    })
+    });
+    refresh_outcome(db, repository_id).await?;
+    result
 }
 
 /// pipewright closed its own pull request (`ignore`): not a person's refusal.
@@ -121,7 +124,8 @@ pub async fn mark_closed_by_bot(
         .execute(pool)
         .await
         .map(|_| ())
-    })
+    })?;
+    refresh_outcome(db, repository_id).await
 }
 
 /// Remembers that people were told about `hash` instead of it being pushed.
@@ -265,7 +269,8 @@ pub async fn record_outcome(
         .execute(pool)
         .await
         .map(|_| ())
-    })
+    })?;
+    refresh_outcome(db, repository_id).await
 }
 
 /// The default-branch commit an analysis is reading (for operators and `config`).
@@ -293,7 +298,8 @@ pub async fn set_ignored(db: &Db, repository_id: i64, ignored: bool) -> Result<(
             .execute(pool)
             .await
             .map(|_| ())
-    })
+    })?;
+    refresh_outcome(db, repository_id).await
 }
 
 /// Stores a repository's slash-command settings (JSON).
@@ -329,5 +335,68 @@ pub async fn mark_command_executed(
         .execute(pool)
         .await
         .map(|r| r.rows_affected() == 1)
+    })
+}
+
+/// The outcome class of a repository (`repositories.outcome`, see
+/// [`crate::db::console::OUTCOMES`]) from what decides it: `ignore` first, then the state
+/// of the newest pull request (open or merged is what happened), then a failed analysis,
+/// then a PR a person closed, then any other analysis result (skipped, with its reason).
+/// `None`: never analysed.
+pub fn outcome_class(
+    ignored: bool,
+    latest_pr: Option<(&str, bool)>,
+    last_outcome: Option<&str>,
+) -> Option<&'static str> {
+    if ignored {
+        return Some("ignored");
+    }
+    match latest_pr {
+        Some(("open", _)) => return Some("pr_open"),
+        Some(("merged", _)) => return Some("merged"),
+        _ => {}
+    }
+    // Keep in sync with `jobs::analyze_repo::Outcome::describe` (tested there).
+    if let Some(o) = last_outcome {
+        if o.starts_with("failed:") || o.starts_with("the GitHub App lacks") {
+            return Some("failed");
+        }
+    }
+    if let Some(("closed", false)) = latest_pr {
+        return Some("closed");
+    }
+    last_outcome.map(|_| "skipped")
+}
+
+/// Recomputes a repository's stored outcome class after one of its inputs changed.
+pub async fn refresh_outcome(db: &Db, repository_id: i64) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        let row: Option<(bool, Option<String>)> = sqlx::query_as(
+            "SELECT ignored, last_outcome FROM repositories WHERE id = $1",
+        )
+        .bind(repository_id)
+        .fetch_optional(pool)
+        .await?;
+        let Some((ignored, last_outcome)) = row else {
+            return Ok(());
+        };
+        let pr: Option<(String, bool)> = sqlx::query_as(
+            "SELECT state, closed_by_bot FROM pull_requests WHERE repository_id = $1 \
+             ORDER BY opened_at DESC, number DESC LIMIT 1",
+        )
+        .bind(repository_id)
+        .fetch_optional(pool)
+        .await?;
+        let class = outcome_class(
+            ignored,
+            pr.as_ref().map(|(s, b)| (s.as_str(), *b)),
+            last_outcome.as_deref(),
+        );
+        sqlx::query("UPDATE repositories SET outcome = $1 WHERE id = $2")
+            .bind(class)
+            .bind(repository_id)
+            .execute(pool)
+            .await
+            .map(|_| ())
     })
 }

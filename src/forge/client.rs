@@ -214,6 +214,38 @@ pub enum Permission {
     Admin,
 }
 
+/// A value the repository's CI reads: a secret (encrypted or masked, never shown) or an
+/// identifier. Its `Debug` never prints the value.
+#[derive(Debug, Clone)]
+pub struct CiSecret {
+    /// Name, as the CI reads it (`FLY_API_TOKEN`).
+    pub name: String,
+    /// The value, as the forge must hold it.
+    pub value: crate::config::Secret,
+    /// A secret (mask it where the forge can) rather than an identifier.
+    pub secret: bool,
+}
+
+/// What writing CI secrets did, per name, for the audit trail and the PR body (no values).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretWrite {
+    /// Name.
+    pub name: String,
+    /// Where: `repository`, or the deployment environment's name.
+    pub scope: String,
+    /// Masked in job logs by the forge.
+    pub masked: bool,
+}
+
+/// GitLab masks a variable only when its value is one line of at least 8 characters from
+/// the Base64 alphabet and `@ : . ~ - _ / = +`.
+pub fn gitlab_maskable(value: &str) -> bool {
+    value.len() >= 8
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=@:.~-_".contains(c))
+}
+
 /// How an API call failed, in the terms the job queue acts on.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -310,6 +342,11 @@ pub trait ForgeClient: Send + Sync {
 
     /// API calls made through this client so far.
     fn calls(&self) -> u64;
+
+    /// The lowest rate-limit headroom the forge reported to this client, if any.
+    fn rate_reading(&self) -> Option<RateReading> {
+        None
+    }
 
     /// Every repository the tenant (installation, group, workspace) covers.
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError>;
@@ -412,6 +449,17 @@ pub trait ForgeClient: Send + Sync {
         run: &CiRun,
         jobs: &[CiJobRef],
     ) -> Result<(), ApiError>;
+
+    /// Creates or replaces values the repository's CI reads, as the forge keeps secrets:
+    /// GitHub Actions secrets (sealed to the repository's public key), GitLab CI/CD
+    /// variables (protected; masked when the value allows), Bitbucket secured variables
+    /// of each deployment environment in `environments`. Never logs a value.
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        environments: &[&str],
+        secrets: &[CiSecret],
+    ) -> Result<Vec<SecretWrite>, ApiError>;
 }
 
 /// The last `max` bytes of a log (cut at a line start when one is near).
@@ -494,6 +542,35 @@ pub async fn read_tail(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8
 pub struct CallCounter {
     job: Arc<AtomicU64>,
     totals: Option<Arc<ApiCallTotals>>,
+    rate: Arc<std::sync::Mutex<Option<RateReading>>>,
+}
+
+/// The rate-limit headroom a forge reported (`x-ratelimit-*` on GitHub, `RateLimit-*` on
+/// GitLab; Bitbucket sends none on most answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateReading {
+    /// Requests left in the window.
+    pub remaining: i64,
+    /// Window size, if the forge says.
+    pub limit: Option<i64>,
+    /// When the window resets (ms since epoch), if the forge says.
+    pub reset_at: Option<Millis>,
+}
+
+impl RateReading {
+    /// The reading in a response's headers, if it carries one.
+    pub fn from_headers(headers: &HeaderMap) -> Option<RateReading> {
+        let remaining = header_i64(headers, "x-ratelimit-remaining")
+            .or_else(|| header_i64(headers, "ratelimit-remaining"))?;
+        Some(RateReading {
+            remaining,
+            limit: header_i64(headers, "x-ratelimit-limit")
+                .or_else(|| header_i64(headers, "ratelimit-limit")),
+            reset_at: header_i64(headers, "x-ratelimit-reset")
+                .or_else(|| header_i64(headers, "ratelimit-reset"))
+                .map(|s| s.saturating_mul(1000)),
+        })
+    }
 }
 
 /// Process-wide API call counts by (forge, operation, outcome), and calls per job by
@@ -551,6 +628,7 @@ impl CallCounter {
         CallCounter {
             job: Arc::new(AtomicU64::new(0)),
             totals,
+            rate: Arc::default(),
         }
     }
 
@@ -569,6 +647,27 @@ impl CallCounter {
     /// Calls so far.
     pub fn get(&self) -> u64 {
         self.job.load(Ordering::Relaxed)
+    }
+
+    /// Notes a response's rate-limit headers, keeping the lowest headroom seen.
+    pub fn observe_headers(&self, headers: &HeaderMap) {
+        if let Some(r) = RateReading::from_headers(headers) {
+            let mut slot = self
+                .rate
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.is_none_or(|old| r.remaining <= old.remaining) {
+                *slot = Some(r);
+            }
+        }
+    }
+
+    /// The lowest rate-limit headroom seen by this client.
+    pub fn rate(&self) -> Option<RateReading> {
+        *self
+            .rate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

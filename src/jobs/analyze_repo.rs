@@ -147,10 +147,31 @@ pub(super) async fn run(ctx: &JobsContext, run: &JobRun, job: AnalyzeRepo) -> Re
     ctx.forges
         .totals()
         .observe_job(job.forge, "analyze_repo", client.calls());
+    if let Err(e) = crate::db::console::record_api_usage(
+        db,
+        inst.id,
+        client.calls(),
+        client.rate_reading(),
+        ctx.clock.now(),
+    )
+    .await
+    {
+        warn!(error = %e, "cannot record API usage");
+    }
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
             info!(repo = %handle.full_name, api_calls = client.calls(), error = %e, "analysis stopped");
+            // Deferrals (rate limits, the PR budget) are waiting, not failing.
+            if !matches!(e, JobError::Defer { .. }) {
+                let text: String = format!("failed: {e}").chars().take(2_000).collect();
+                if let Err(db_err) =
+                    pull_requests::record_outcome(db, repo_row.id, &text, None, ctx.clock.now())
+                        .await
+                {
+                    warn!(error = %db_err, "cannot record the failure");
+                }
+            }
             return Err(e);
         }
     };
@@ -228,6 +249,19 @@ pub async fn sync_repository(
         ));
     };
     let tree = &snapshot.tree;
+    let at = SnapshotAt {
+        repository_id: repo_row.id,
+        head: &head,
+        forge: client.forge(),
+        now,
+    };
+    let cd = proposal::CdOptions {
+        repo_name: handle.full_name.clone(),
+        propose_cd: ctx.propose_cd.clone(),
+        stored: crate::credentials::stored_names(db, repo_row.id)
+            .await
+            .context("cannot read the stored credential names")?,
+    };
     // Learning never blocks a proposal: without it (no model, or an error) the rules'
     // proposal goes out as before.
     let learned = match &ctx.learner {
@@ -252,21 +286,31 @@ pub async fn sync_repository(
         },
         None => None,
     };
-    let decision = match proposal::propose_with(
+    let decision = match proposal::propose_full(
         tree,
         client.forge(),
         &default_branch,
         &ctx.command_word,
         &proposal::RepoSettings::from_json(bot_state.settings.as_deref()),
+        &cd,
         ctx.learner.as_deref().zip(learned.as_ref()),
     ) {
         Ok(d) => d,
-        Err(e) => return Ok(Outcome::ConfigError(e.to_string())),
+        Err(e) => {
+            let outcome = Outcome::ConfigError(e.to_string());
+            save_console_snapshot(db, &at, tree, &outcome.describe(client.forge()), None).await?;
+            return Ok(outcome);
+        }
     };
     let proposal = match decision {
-        Decision::Skip(s) => return Ok(Outcome::Skipped(s.to_string())),
+        Decision::Skip(s) => {
+            let outcome = Outcome::Skipped(s.to_string());
+            save_console_snapshot(db, &at, tree, &outcome.describe(client.forge()), None).await?;
+            return Ok(outcome);
+        }
         Decision::Propose(p) => p,
     };
+    save_console_snapshot(db, &at, tree, "propose", Some(&proposal)).await?;
     let existing = client.find_pull_request(handle, &ctx.pr_branch).await?;
     let remembered_pr = pull_requests::latest(db, repo_row.id)
         .await
@@ -339,6 +383,7 @@ pub async fn sync_repository(
                 }
                 Err(e) => return Err(e.into()),
             };
+            record_pushed(db, repo_row.id, &proposal, &new_head, now).await?;
             let body = pr_body::merge(Some(&pr.body), &proposal.body_region(Some(&new_head)));
             client
                 .update_pull_request(
@@ -526,6 +571,7 @@ async fn open_pull_request(
         }
         Err(e) => return Err(e.into()),
     };
+    record_pushed(db, repo_row.id, proposal, &new_head, now).await?;
     let pr = client
         .open_pull_request(
             handle,
@@ -654,6 +700,104 @@ async fn notify_human_commits(
     Ok(Outcome::HumanCommits(pr.number))
 }
 
+/// The files of a proposal as the console stores them: `[{path, content}]`.
+fn files_json(files: &[crate::generate::GeneratedFile]) -> String {
+    let v: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| serde_json::json!({ "path": f.path, "content": f.content }))
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+/// A one-line summary of the detected stack, for lists and filters.
+pub fn stack_summary(analysis: &crate::analyze::Analysis) -> String {
+    let mut parts: Vec<String> = analysis
+        .projects
+        .iter()
+        .map(|p| match p.package_manager {
+            Some(pm) => format!("{}/{pm}", p.language),
+            None => p.language.to_string(),
+        })
+        .collect();
+    parts.dedup();
+    if analysis.dockerfile {
+        parts.push("docker".into());
+    }
+    parts.join(" ")
+}
+
+/// Which analysis a console snapshot records: the repository, the commit, its forge, when.
+#[derive(Clone, Copy)]
+struct SnapshotAt<'a> {
+    repository_id: i64,
+    head: &'a str,
+    forge: Forge,
+    now: crate::clock::Millis,
+}
+
+/// Stores what this analysis saw and decided, for the console's repository page.
+async fn save_console_snapshot(
+    db: &Db,
+    at: &SnapshotAt<'_>,
+    tree: &RepoTree,
+    decision: &str,
+    proposal: Option<&Proposal>,
+) -> Result<(), JobError> {
+    let SnapshotAt {
+        repository_id,
+        head,
+        forge,
+        now,
+    } = *at;
+    let analysis = match proposal {
+        Some(p) => p.analysis.clone(),
+        None => {
+            // As the proposal judged it: CI counts only where it runs on this forge.
+            let mut a = crate::analyze::analyze(tree);
+            a.judge_for(forge);
+            a
+        }
+    };
+    let repo_config = crate::repo_config::CONFIG_PATHS
+        .iter()
+        .find_map(|p| {
+            tree.text(p)
+                .map(|t| serde_json::json!({ "path": p, "text": t }))
+        })
+        .map(|v| v.to_string());
+    let snapshot = crate::db::console::Snapshot {
+        sha: Some(head.to_owned()),
+        stack: Some(stack_summary(&analysis)),
+        analysis: Some(serde_json::to_string(&analysis).context("cannot serialise the analysis")?),
+        explain: Some(crate::analyze::render_text(&analysis, true)),
+        repo_config,
+        decision: Some(decision.to_owned()),
+        proposal_hash: proposal.map(|p| p.hash.clone()),
+        proposal: proposal.map(|p| files_json(&p.files)),
+        pushed: None,
+        pushed_sha: None,
+        analyzed_at: now,
+    };
+    crate::db::console::save_snapshot(db, repository_id, &snapshot)
+        .await
+        .context("cannot store the analysis snapshot")?;
+    Ok(())
+}
+
+/// Remembers the files just written to pipewright's branch (the console diffs against them).
+async fn record_pushed(
+    db: &Db,
+    repository_id: i64,
+    proposal: &Proposal,
+    head: &str,
+    now: crate::clock::Millis,
+) -> Result<(), JobError> {
+    crate::db::console::record_pushed(db, repository_id, &files_json(&proposal.files), head, now)
+        .await
+        .context("cannot record the pushed files")?;
+    Ok(())
+}
+
 fn file_writes(proposal: &Proposal, exists: impl Fn(&str) -> bool) -> Vec<FileWrite> {
     proposal
         .files
@@ -690,6 +834,44 @@ mod tests {
         assert!(same_commit(full, full));
         assert!(!same_commit(full, "1123456789ab"));
         assert!(!same_commit(full, "012"));
+    }
+
+    #[test]
+    fn every_outcome_has_its_console_class() {
+        use crate::db::pull_requests::outcome_class;
+        let class = |o: Outcome| outcome_class(false, None, Some(&o.describe(Forge::Github)));
+        assert_eq!(class(Outcome::Skipped("archived".into())), Some("skipped"));
+        assert_eq!(class(Outcome::ConfigError("x".into())), Some("skipped"));
+        assert_eq!(class(Outcome::NoWorkflowsPermission), Some("failed"));
+        assert_eq!(
+            outcome_class(false, None, Some("failed: HTTP 500")),
+            Some("failed")
+        );
+        assert_eq!(
+            outcome_class(
+                false,
+                Some(("open", false)),
+                Some(&Outcome::Opened(3).describe(Forge::Gitlab))
+            ),
+            Some("pr_open")
+        );
+        assert_eq!(
+            outcome_class(
+                false,
+                Some(("closed", false)),
+                Some(&Outcome::ClosedByPerson(3).describe(Forge::Gitlab))
+            ),
+            Some("closed")
+        );
+        assert_eq!(
+            outcome_class(false, Some(("merged", false)), Some("skipped: has CI")),
+            Some("merged")
+        );
+        assert_eq!(
+            outcome_class(true, Some(("open", false)), None),
+            Some("ignored")
+        );
+        assert_eq!(outcome_class(false, None, None), None);
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub struct JobsContext {
     /// Webhook to register on Bitbucket repositories the reconcile pass discovers, when
     /// the token may not manage workspace webhooks (URL, secret).
     pub bitbucket_hook: Option<(String, crate::config::Secret)>,
+    /// Keys of the stored deploy credentials (written to the forge by `add deploy`).
+    pub credentials_key: Option<crate::crypto::Keyring>,
+    /// Deploy targets proposed to repositories that have CI but no CD
+    /// (`PIPEWRIGHT_PROPOSE_CD`); none by default.
+    pub propose_cd: Vec<crate::deploy::DeployTarget>,
     /// Learned detection (`None`: rules only). Shared by every worker of the process.
     pub learner: Option<Arc<crate::learn::Learner>>,
 }
@@ -73,6 +78,8 @@ impl JobsContext {
             outbox: None,
             gitlab_hook: None,
             bitbucket_hook: None,
+            credentials_key: None,
+            propose_cd: Vec::new(),
             learner: None,
         }
     }
@@ -105,6 +112,8 @@ impl JobsContext {
                 }
                 _ => None,
             },
+            credentials_key: config.credentials_key.clone(),
+            propose_cd: config.bot.propose_cd.clone(),
             learner: None,
         }
     }

@@ -76,6 +76,10 @@ impl ForgeClient for DryRun {
         self.inner.calls()
     }
 
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.inner.rate_reading()
+    }
+
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
         self.inner.list_repositories().await
     }
@@ -205,6 +209,34 @@ impl ForgeClient for DryRun {
         self.write(&path, body)?;
         info!(repo = %repo.full_name, thread = n, "dry run: would comment");
         Ok("0".into())
+    }
+
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        environments: &[&str],
+        secrets: &[crate::forge::client::CiSecret],
+    ) -> Result<Vec<crate::forge::client::SecretWrite>, ApiError> {
+        // The outbox records names only: a dry run must not leave secrets on disk.
+        let names: Vec<&str> = secrets.iter().map(|s| s.name.as_str()).collect();
+        let path = self.repo_dir(repo).join("ci-secrets.txt");
+        self.write(
+            &path,
+            &format!(
+                "would write (values not recorded): {}\nenvironments: {}\n",
+                names.join(", "),
+                environments.join(", ")
+            ),
+        )?;
+        info!(repo = %repo.full_name, ?names, "dry run: would write CI secrets");
+        Ok(secrets
+            .iter()
+            .map(|s| crate::forge::client::SecretWrite {
+                name: s.name.clone(),
+                scope: "dry-run".into(),
+                masked: s.secret,
+            })
+            .collect())
     }
 
     async fn react(

@@ -136,6 +136,17 @@ pub(super) async fn reconcile(
     ctx.forges
         .totals()
         .observe_job(job.forge, "reconcile_installation", client.calls());
+    if let Err(e) = crate::db::console::record_api_usage(
+        db,
+        inst.id,
+        client.calls(),
+        client.rate_reading(),
+        ctx.clock.now(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "cannot record API usage");
+    }
     info!(
         installation = %job.installation,
         repositories = remote.len(),

@@ -423,7 +423,7 @@ impl Session<'_> {
                 sync: true,
             }),
             Command::Add { feature, options } => self.switch(feature, options, true).await,
-            Command::Remove { feature } => self.switch(feature, &[], false).await,
+            Command::Remove { feature, options } => self.switch(feature, options, false).await,
             Command::Ignore => self.ignore().await,
             Command::Unignore => self.unignore().await,
             Command::Config => self.config().await,
@@ -612,9 +612,7 @@ impl Session<'_> {
     /// `add` / `remove`: store the choice; the re-analysis runs after all commands.
     async fn switch(&self, name: &str, options: &[String], on: bool) -> Result<Step, JobError> {
         if name.eq_ignore_ascii_case("deploy") {
-            return Ok(Step::failed(replies::deploy_unavailable(
-                options.first().map(String::as_str).filter(|_| on),
-            )));
+            return self.switch_deploy(options, on).await;
         }
         let Some(feature) = replies::parse_feature(name) else {
             return Ok(Step::failed(replies::unknown_feature(name)));
@@ -635,6 +633,153 @@ impl Session<'_> {
             ok: true,
             body: replies::feature_switched(feature, on, previous),
             sync: true,
+        })
+    }
+
+    /// `add deploy <target> [--env E]… [--strategy S] [--region R]` / `remove deploy
+    /// <target>`: store the choice (the re-analysis adds or drops the deploy files), and
+    /// on `add` write the stored credentials to the forge as CI secrets, audited.
+    async fn switch_deploy(&self, options: &[String], on: bool) -> Result<Step, JobError> {
+        let choice = match replies::parse_deploy_options(options, on) {
+            Ok(c) => c,
+            Err(msg) => return Ok(Step::failed(msg)),
+        };
+        let target: crate::deploy::DeployTarget = match choice.target.parse() {
+            Ok(t) => t,
+            Err(e) => return Ok(Step::failed(replies::deploy_error(&e))),
+        };
+        let state = self.bot_state().await?;
+        let mut settings = RepoSettings::from_json(state.settings.as_deref());
+        let mut choice = choice;
+        choice.target = target.as_str().to_owned();
+        settings.set_deploy(choice.clone());
+        pull_requests::set_settings(self.db, self.repo_row.id, &settings.to_json())
+            .await
+            .context("cannot store the settings")?;
+        if !on {
+            return Ok(Step {
+                ok: true,
+                body: replies::deploy_removed(target),
+                sync: true,
+            });
+        }
+        let written = self.write_deploy_secrets(target, &choice).await?;
+        Ok(Step {
+            ok: true,
+            body: replies::deploy_added(self.forge(), target, &choice, &written),
+            sync: true,
+        })
+    }
+
+    /// Writes the repository's stored credentials of `target` to the forge (names in the
+    /// audit trail, never values). Returns what was written and what is missing.
+    async fn write_deploy_secrets(
+        &self,
+        target: crate::deploy::DeployTarget,
+        choice: &proposal::DeployChoice,
+    ) -> Result<replies::SecretsOutcome, JobError> {
+        use crate::credentials::{self, CredentialError};
+        let resolved = match credentials::resolve_for_repo(
+            self.db,
+            self.ctx.credentials_key.as_ref(),
+            self.repo_row.id,
+            target,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(CredentialError::NoKey) => {
+                return Ok(replies::SecretsOutcome::NoKey {
+                    missing: target
+                        .spec()
+                        .credentials
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.name)
+                        .collect(),
+                })
+            }
+            // A wrong key or a tampered row is an operator's problem: say so in the
+            // log (no value is in the error) and in the reply, change nothing.
+            Err(e @ CredentialError::Crypto(_)) => {
+                tracing::error!(repo = %self.handle.full_name, error = %e, "stored deploy credentials cannot be opened");
+                return Ok(replies::SecretsOutcome::Unreadable);
+            }
+            Err(e) => return Err(JobError::Retry(anyhow::Error::new(e))),
+        };
+        let missing = credentials::missing(target, &resolved);
+        if resolved.is_empty() {
+            return Ok(replies::SecretsOutcome::Written {
+                names: Vec::new(),
+                unmasked: Vec::new(),
+                missing,
+            });
+        }
+        let secrets: Vec<crate::forge::client::CiSecret> = resolved
+            .iter()
+            .map(|r| crate::forge::client::CiSecret {
+                name: r.field.name.to_owned(),
+                value: r.wire_value(),
+                secret: r.field.secret,
+            })
+            .collect();
+        let envs: Vec<&str> = if choice.environments.is_empty() {
+            crate::deploy::Environment::ALL
+                .iter()
+                .map(|e| e.as_str())
+                .collect()
+        } else {
+            choice.environments.iter().map(|e| e.as_str()).collect()
+        };
+        let writes = match self
+            .client
+            .write_ci_secrets(self.handle, &envs, &secrets)
+            .await
+        {
+            Ok(w) => w,
+            // The forge refused (the App lacks `secrets: write`, the token lacks the
+            // scope): a person must fix the installation; retrying changes nothing.
+            Err(
+                e @ crate::forge::client::ApiError::Rejected {
+                    status: 401 | 403 | 404,
+                    ..
+                },
+            ) => {
+                tracing::warn!(repo = %self.handle.full_name, error = %e, "the forge refused the deploy secrets");
+                return Ok(replies::SecretsOutcome::Refused {
+                    status: e.status().unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let names: Vec<String> = secrets.iter().map(|s| s.name.clone()).collect();
+        let unmasked: Vec<String> = writes
+            .iter()
+            .filter(|w| !w.masked && secrets.iter().any(|s| s.secret && s.name == w.name))
+            .map(|w| w.name.clone())
+            .collect();
+        let mut audit = crate::db::audit::AuditEntry::new(
+            crate::db::audit::Actor::forge(self.comment().author.login.clone()),
+            "deploy.secrets_written",
+        );
+        audit.forge = Some(self.forge().as_str().to_owned());
+        audit.installation = Some(self.inst.external_id.clone());
+        audit.repository = Some(self.repo_row.external_id.clone());
+        audit.repository_name = Some(self.repo_row.full_name.clone());
+        audit.target = Some(target.as_str().to_owned());
+        audit.details = serde_json::json!({
+            "names": names,
+            "scopes": writes.iter().map(|w| w.scope.clone()).collect::<std::collections::BTreeSet<_>>(),
+            "unmasked": unmasked,
+        });
+        crate::db::audit::record(self.db, &audit, self.ctx.clock.now())
+            .await
+            .context("cannot record the audit entry")?;
+        tracing::info!(repo = %self.handle.full_name, target = %target, count = names.len(), "deploy secrets written to the forge");
+        Ok(replies::SecretsOutcome::Written {
+            names,
+            unmasked,
+            missing,
         })
     }
 

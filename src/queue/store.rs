@@ -116,7 +116,7 @@ const JOB_COLUMNS: &str = "id, kind, payload, dedupe_key, concurrency_key, prior
     run_at, attempts, max_attempts, locked_by, locked_until, last_error, created_at, \
     updated_at, started_at, finished_at";
 
-fn job_from_row<R>(row: &R) -> Result<JobRow, sqlx::Error>
+pub(crate) fn job_from_row<R>(row: &R) -> Result<JobRow, sqlx::Error>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,

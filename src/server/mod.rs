@@ -29,6 +29,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Clock (signature timestamp windows).
     pub clock: Clock,
+    /// The GitHub App in force: its webhook secret verifies GitHub deliveries when
+    /// `PIPEWRIGHT_GITHUB_WEBHOOK_SECRET` is not set (an App stored by `/setup/github`).
+    pub github_app: Arc<crate::console::setup::GithubAppSlot>,
 }
 
 /// Adds pipewright's routes to an actix `App`, with the webhook body limit set on

@@ -115,7 +115,7 @@ async fn receive_inner(
     let metrics = &state.metrics;
 
     let enabled = match forge {
-        Forge::Github => !config.github_webhook_secrets.is_empty(),
+        Forge::Github => !state.github_app.webhook_secrets().is_empty(),
         Forge::Gitlab => {
             !config.gitlab_webhook_secrets.is_empty() || !config.gitlab_signing_keys.is_empty()
         }
@@ -258,7 +258,7 @@ fn authenticate(
     let config = &state.config;
     match forge {
         Forge::Github => verify::verify_hub_signature(
-            &config.github_webhook_secrets,
+            &state.github_app.webhook_secrets(),
             "X-Hub-Signature-256",
             header(headers, "X-Hub-Signature-256"),
             body,

@@ -125,6 +125,9 @@ impl Harness {
         let (intake, _writers) =
             Intake::start(t.db.clone(), clock.clone(), Arc::new(Notify::new()));
         let state = web::Data::new(AppState {
+            github_app: Arc::new(pipewright::console::setup::GithubAppSlot::from_config(
+                &config,
+            )),
             config: Arc::new(config),
             db: t.db.clone(),
             intake,

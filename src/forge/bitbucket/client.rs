@@ -25,6 +25,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
+use crate::forge::client::{CiSecret, SecretWrite};
 use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::github::client::seg;
 use crate::forge::Forge;
@@ -137,6 +138,7 @@ impl BitbucketClient {
         self.counter
             .record(Forge::Bitbucket, op, outcome_label(status));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let read = match tail {
             Some(max) if (200..300).contains(&status) => crate::forge::client::read_tail(resp, max)
                 .await
@@ -750,6 +752,10 @@ impl ForgeClient for BitbucketClient {
         self.counter.get()
     }
 
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
+    }
+
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
         let repos: Vec<BbRepo> = self
             .pages(
@@ -1058,6 +1064,93 @@ impl ForgeClient for BitbucketClient {
         Ok(c.id.to_string())
     }
 
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        environments: &[&str],
+        secrets: &[CiSecret],
+    ) -> Result<Vec<SecretWrite>, ApiError> {
+        #[derive(Deserialize)]
+        struct Env {
+            uuid: String,
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct Var {
+            uuid: String,
+            key: String,
+        }
+        let path = self.repo_path(repo)?;
+        let envs: Vec<Env> = self
+            .pages(
+                "list environments",
+                &format!("/repositories/{path}/environments"),
+            )
+            .await?;
+        let mut out = Vec::new();
+        for wanted in environments {
+            // Bitbucket names its default environments Test, Staging and Production.
+            let env = match envs.iter().find(|e| e.name.eq_ignore_ascii_case(wanted)) {
+                Some(e) => e.uuid.clone(),
+                None => {
+                    let kind = match wanted.to_ascii_lowercase().as_str() {
+                        "production" => "Production",
+                        "staging" => "Staging",
+                        _ => "Test",
+                    };
+                    let created: Env = self
+                        .json(
+                            "create environment",
+                            Method::POST,
+                            &format!("/repositories/{path}/environments"),
+                            Some(&json!({
+                                "type": "deployment_environment",
+                                "name": capitalise(wanted),
+                                "environment_type": {"type": "deployment_environment_type", "name": kind},
+                            })),
+                        )
+                        .await?;
+                    created.uuid
+                }
+            };
+            let env_seg = seg(&env);
+            let vars: Vec<Var> = self
+                .pages(
+                    "list deployment variables",
+                    &format!(
+                        "/repositories/{path}/deployments_config/environments/{env_seg}/variables"
+                    ),
+                )
+                .await?;
+            for s in secrets {
+                // Secured: write-only through the API and masked in logs.
+                let body = json!({
+                    "type": "pipeline_variable",
+                    "key": s.name,
+                    "value": s.value.expose(),
+                    "secured": s.secret,
+                });
+                let req = match vars.iter().find(|v| v.key == s.name) {
+                    Some(v) => self.api.http.put(self.url(&format!(
+                        "/repositories/{path}/deployments_config/environments/{env_seg}/variables/{}",
+                        seg(&v.uuid)
+                    ))),
+                    None => self.api.http.post(self.url(&format!(
+                        "/repositories/{path}/deployments_config/environments/{env_seg}/variables"
+                    ))),
+                };
+                self.call("write deployment variable", req.json(&body))
+                    .await?;
+                out.push(SecretWrite {
+                    name: s.name.clone(),
+                    scope: (*wanted).to_owned(),
+                    masked: s.secret,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn react(
         &self,
         _repo: &RepoHandle,
@@ -1286,6 +1379,14 @@ impl BitbucketClient {
             })
             .map(|p| p.uuid)
             .ok_or_else(|| ApiError::Config(format!("no pipeline {} for this commit", run.run_id)))
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::forge::client::{
     NewPullRequest, Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction,
     RemoteRepo, RemoteTree, RepoHandle, TreeFile,
 };
+use crate::forge::client::{CiSecret, SecretWrite};
 use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
@@ -169,6 +170,7 @@ impl GithubClient {
         self.counter
             .record(Forge::Github, op, outcome_label(status));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let mut body = resp.into_body();
         let bytes = match tail {
             Some(max) if (200..300).contains(&status) => {
@@ -223,6 +225,48 @@ impl GithubClient {
         let bytes = self.call(op, method, url, body).await?;
         decode(op, &bytes)
     }
+
+    /// The repository's Actions secrets public key (`GET …/actions/secrets/public-key`).
+    pub async fn actions_public_key(
+        &self,
+        repo: &RepoHandle,
+    ) -> Result<ActionsPublicKey, ApiError> {
+        self.json(
+            "secrets public key",
+            Method::GET,
+            &format!("/repos/{}/actions/secrets/public-key", repo_path(repo)),
+            None,
+        )
+        .await
+    }
+
+    /// Creates or updates one Actions secret with a value already sealed to the key
+    /// `key_id` (`PUT …/actions/secrets/{name}`: 201 created, 204 updated).
+    pub async fn put_actions_secret(
+        &self,
+        repo: &RepoHandle,
+        name: &str,
+        encrypted_value: &str,
+        key_id: &str,
+    ) -> Result<(), ApiError> {
+        self.call(
+            "write secret",
+            Method::PUT,
+            &format!("/repos/{}/actions/secrets/{}", repo_path(repo), seg(name)),
+            Some(&json!({ "encrypted_value": encrypted_value, "key_id": key_id })),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A repository's public key for Actions secrets.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionsPublicKey {
+    /// Its id, sent back with each secret.
+    pub key_id: String,
+    /// Base64 of the X25519 public key.
+    pub key: String,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(op: &'static str, bytes: &[u8]) -> Result<T, ApiError> {
@@ -349,6 +393,10 @@ impl ForgeClient for GithubClient {
 
     fn calls(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
     }
 
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
@@ -754,6 +802,39 @@ impl ForgeClient for GithubClient {
             )
             .await?;
         Ok(c.id.to_string())
+    }
+
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        _environments: &[&str],
+        secrets: &[CiSecret],
+    ) -> Result<Vec<SecretWrite>, ApiError> {
+        if secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One public key per repository; each value is sealed to it (libsodium sealed
+        // box), so only GitHub's Actions runtime can read it.
+        let pk = self.actions_public_key(repo).await?;
+        let mut out = Vec::with_capacity(secrets.len());
+        for s in secrets {
+            let encrypted =
+                crate::crypto::seal_for_public_key(&pk.key, s.value.expose().as_bytes()).map_err(
+                    |e| ApiError::Decode {
+                        forge: Forge::Github,
+                        operation: "secrets public key",
+                        detail: e.to_string(),
+                    },
+                )?;
+            self.put_actions_secret(repo, &s.name, &encrypted, &pk.key_id)
+                .await?;
+            out.push(SecretWrite {
+                name: s.name.clone(),
+                scope: "repository".into(),
+                masked: true,
+            });
+        }
+        Ok(out)
     }
 
     async fn react(

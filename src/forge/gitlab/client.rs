@@ -28,6 +28,7 @@ use crate::forge::client::{
     Parent, Permission, PrState, PullRequest, PullRequestUpdate, Reaction, RemoteRepo, RemoteTree,
     RepoHandle, TreeFile,
 };
+use crate::forge::client::{CiSecret, SecretWrite};
 use crate::forge::event::{Actor, CiJobRef, CiRun, CommentTarget};
 use crate::forge::Forge;
 
@@ -110,6 +111,7 @@ impl gl::AsyncClient for Op<'_> {
         self.counter
             .record(Forge::Gitlab, self.name, outcome_label(status.as_u16()));
         let headers = resp.headers().clone();
+        self.counter.observe_headers(&headers);
         let read = match self.tail {
             Some(max) if status.is_success() => crate::forge::client::read_tail(resp, max)
                 .await
@@ -390,6 +392,10 @@ impl ForgeClient for GitlabClient {
 
     fn calls(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn rate_reading(&self) -> Option<crate::forge::client::RateReading> {
+        self.counter.rate()
     }
 
     async fn list_repositories(&self) -> Result<Vec<RemoteRepo>, ApiError> {
@@ -700,6 +706,75 @@ impl ForgeClient for GitlabClient {
             }
         };
         result.map_err(|e| unwrap_err("react", e))
+    }
+
+    async fn write_ci_secrets(
+        &self,
+        repo: &RepoHandle,
+        _environments: &[&str],
+        secrets: &[CiSecret],
+    ) -> Result<Vec<SecretWrite>, ApiError> {
+        use gl::projects::variables::{
+            CreateProjectVariable, ProjectVariableFilter, UpdateProjectVariable,
+        };
+        self.check_scope(&repo.full_name)?;
+        let id = project_id(repo)?;
+        let mut out = Vec::with_capacity(secrets.len());
+        for s in secrets {
+            // Protected: only pipelines of protected branches and tags (the default
+            // branch, release tags) see it. Masked when GitLab can mask the value.
+            let masked = s.secret && crate::forge::client::gitlab_maskable(s.value.expose());
+            // Replace the variable of scope `*` if it exists, else create it.
+            let update = build(
+                UpdateProjectVariable::builder()
+                    .project(id)
+                    .key(s.name.as_str())
+                    .value(s.value.expose())
+                    .protected(true)
+                    .masked(masked)
+                    .raw(true)
+                    .filter(
+                        ProjectVariableFilter::builder()
+                            .environment_scope("*")
+                            .build()
+                            .map_err(|e| ApiError::Config(e.to_string()))?,
+                    )
+                    .build(),
+            )?;
+            match gl::ignore(update)
+                .query_async(&self.op("update variable"))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) => {
+                    let e = unwrap_err("update variable", e);
+                    if !e.is_not_found() {
+                        return Err(e);
+                    }
+                    let create = build(
+                        CreateProjectVariable::builder()
+                            .project(id)
+                            .key(s.name.as_str())
+                            .value(s.value.expose())
+                            .protected(true)
+                            .masked(masked)
+                            .raw(true)
+                            .environment_scope("*")
+                            .build(),
+                    )?;
+                    gl::ignore(create)
+                        .query_async(&self.op("create variable"))
+                        .await
+                        .map_err(|e| unwrap_err("create variable", e))?;
+                }
+            }
+            out.push(SecretWrite {
+                name: s.name.clone(),
+                scope: "project".into(),
+                masked,
+            });
+        }
+        Ok(out)
     }
 
     async fn permission(&self, repo: &RepoHandle, user: &Actor) -> Result<Permission, ApiError> {

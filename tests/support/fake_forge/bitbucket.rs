@@ -192,6 +192,33 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, tail: &[&str]) -> Resp {
             Some(n) => decline(w, idx, n),
             None => err(404, "Pull request not found"),
         },
+        ("GET", ["environments"]) => {
+            let envs: Vec<Value> = environments(&w.repos[idx])
+                .into_iter()
+                .map(|(uuid, name)| env_json(&uuid, &name))
+                .collect();
+            paged(w, r, envs, 10, 100)
+        }
+        ("POST", ["environments"]) => create_environment(w, r, idx),
+        ("GET", ["deployments_config", "environments", env, "variables"]) => {
+            let env = pct_decode(env);
+            if !environments(&w.repos[idx]).iter().any(|(u, _)| *u == env) {
+                return err(404, "Environment not found");
+            }
+            let vars: Vec<Value> = w.repos[idx]
+                .ci_vars
+                .iter()
+                .filter(|((scope, _), _)| *scope == env)
+                .map(|((_, key), v)| var_json(key, v))
+                .collect();
+            paged(w, r, vars, 10, 100)
+        }
+        ("POST", ["deployments_config", "environments", env, "variables"]) => {
+            write_variable(w, r, idx, &pct_decode(env), None)
+        }
+        ("PUT", ["deployments_config", "environments", env, "variables", var]) => {
+            write_variable(w, r, idx, &pct_decode(env), Some(&pct_decode(var)))
+        }
         ("POST", [kind @ ("pullrequests" | "issues"), id, "comments"]) => match num(id) {
             Some(n) => comment(w, r, idx, *kind == "pullrequests", n),
             None => err(404, "Resource not found"),
@@ -1189,4 +1216,127 @@ fn permissions(w: &World, r: &Req, ws: &str, slug: &str) -> Resp {
         })
         .collect();
     paged(w, r, values, 10, 100)
+}
+
+/// Scope under which created deployment environments are kept in `Repo::ci_vars`.
+const ENV_SCOPE: &str = "__environments__";
+
+/// A repository's deployment environments, `(uuid, name)`: Bitbucket's default three
+/// (Test, Staging, Production) and any created since.
+fn environments(repo: &Repo) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = ["Test", "Staging", "Production"]
+        .into_iter()
+        .map(|n| {
+            (
+                uuid_of(&format!("{}/env/{n}", repo.full_name)),
+                n.to_owned(),
+            )
+        })
+        .collect();
+    out.extend(
+        repo.ci_vars
+            .iter()
+            .filter(|((scope, _), _)| scope == ENV_SCOPE)
+            .map(|((_, name), v)| (v.uuid.clone(), name.clone())),
+    );
+    out
+}
+
+fn env_json(uuid: &str, name: &str) -> Value {
+    let kind = match name.to_ascii_lowercase().as_str() {
+        "production" => ("Production", 2),
+        "staging" => ("Staging", 1),
+        _ => ("Test", 0),
+    };
+    json!({
+        "type": "deployment_environment",
+        "uuid": uuid,
+        "name": name,
+        "slug": name.to_ascii_lowercase(),
+        "environment_type": {"type": "deployment_environment_type", "name": kind.0, "rank": kind.1},
+        "lock": {"type": "deployment_environment_lock_open", "name": "OPEN"},
+        "restrictions": {"type": "deployment_restrictions_configuration", "admin_only": false},
+        "hidden": false,
+    })
+}
+
+fn create_environment(w: &mut World, r: &Req, idx: usize) -> Resp {
+    let Ok(Value::Object(o)) = r.json() else {
+        return err(400, "Bad request");
+    };
+    let Some(name) = o
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    else {
+        return field_err("name", "This field is required.");
+    };
+    if environments(&w.repos[idx])
+        .iter()
+        .any(|(_, n)| n.eq_ignore_ascii_case(name))
+    {
+        return field_err("name", "Environment with this name already exists.");
+    }
+    let uuid = uuid_of(&format!("{}/env/{name}", w.repos[idx].full_name));
+    w.repos[idx].ci_vars.insert(
+        (ENV_SCOPE.to_owned(), name.to_owned()),
+        super::CiVar {
+            value: String::new(),
+            protected: false,
+            masked: false,
+            uuid: uuid.clone(),
+        },
+    );
+    Resp::json(201, env_json(&uuid, name))
+}
+
+/// A secured variable's value is never returned.
+fn var_json(key: &str, v: &super::CiVar) -> Value {
+    let mut j =
+        json!({"type": "pipeline_variable", "uuid": v.uuid, "key": key, "secured": v.masked});
+    if !v.masked {
+        j["value"] = json!(v.value);
+    }
+    j
+}
+
+fn write_variable(w: &mut World, r: &Req, idx: usize, env: &str, var: Option<&str>) -> Resp {
+    if !environments(&w.repos[idx]).iter().any(|(u, _)| u == env) {
+        return err(404, "Environment not found");
+    }
+    let Ok(Value::Object(o)) = r.json() else {
+        return err(400, "Bad request");
+    };
+    let key = match o.get("key").and_then(Value::as_str) {
+        Some(k) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+            k.to_owned()
+        }
+        _ => return field_err("key", "Enter a valid value."),
+    };
+    let Some(value) = o.get("value").and_then(Value::as_str) else {
+        return field_err("value", "This field is required.");
+    };
+    let secured = o.get("secured").and_then(Value::as_bool).unwrap_or(false);
+    let repo = &mut w.repos[idx];
+    let slot = (env.to_owned(), key.clone());
+    let uuid = match (var, repo.ci_vars.get(&slot)) {
+        (Some(u), Some(v)) if v.uuid == u => u.to_owned(),
+        (Some(_), _) => return err(404, "Variable not found"),
+        (None, Some(_)) => {
+            return field_err(
+                "key",
+                "A variable with this key already exists in this environment.",
+            )
+        }
+        (None, None) => uuid_of(&format!("{}/{env}/{key}", repo.full_name)),
+    };
+    let rec = super::CiVar {
+        value: value.to_owned(),
+        protected: false,
+        masked: secured,
+        uuid,
+    };
+    let body = var_json(&key, &rec);
+    repo.ci_vars.insert(slot, rec);
+    Resp::json(if var.is_some() { 200 } else { 201 }, body)
 }

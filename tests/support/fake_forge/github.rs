@@ -247,6 +247,11 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, rest: &[&str]) -> Resp {
             Err(_) => not_found(),
         },
         ("GET", ["collaborators", user, "permission"]) => permission(w, idx, user),
+        ("GET", ["actions", "secrets", "public-key"]) => {
+            let (id, _, key) = &w.repos[idx].secrets_key;
+            Resp::json(200, json!({"key_id": id, "key": key}))
+        }
+        ("PUT", ["actions", "secrets", name]) => put_secret(w, r, idx, name),
         (_, ["actions", ..]) => super::ci::github(w, r, idx, rest),
         _ => not_found(),
     }
@@ -1275,4 +1280,54 @@ fn graphql(w: &World, r: &Req, inst: &str) -> Resp {
         out.insert(key, value);
     }
     Resp::json(200, json!({"data": {"repository": Value::Object(out)}}))
+}
+
+/// `PUT /repos/{owner}/{repo}/actions/secrets/{secret_name}`: the value must be a sealed
+/// box for the repository's current key (GitHub can only store what its runners can
+/// open); 201 when created, 204 when updated.
+fn put_secret(w: &mut World, r: &Req, idx: usize, name: &str) -> Resp {
+    let o = match body_obj(r) {
+        Ok(o) => o,
+        Err(resp) => return resp,
+    };
+    // Names: letters, digits, underscores; not starting with a digit or GITHUB_.
+    let valid_name = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.to_ascii_uppercase().starts_with("GITHUB_");
+    if !valid_name {
+        return invalid("Secret names can only contain alphanumeric characters ([a-z], [A-Z], [0-9]) or underscores (_).");
+    }
+    let (Ok(value), Ok(key_id)) = (req_str(&o, "encrypted_value"), req_str(&o, "key_id")) else {
+        return invalid("encrypted_value and key_id are required");
+    };
+    let (id, sk, _) = w.repos[idx].secrets_key.clone();
+    if key_id != id {
+        return custom(
+            "Secret",
+            "key_id does not match the repository's public key",
+        );
+    }
+    let Ok(plain) = pipewright::crypto::open_sealed_box(&sk, value) else {
+        return invalid("encrypted_value is not a sealed box for this repository's key");
+    };
+    let value = String::from_utf8_lossy(&plain).into_owned();
+    let key = ("repository".to_owned(), name.to_ascii_uppercase());
+    let existed = w.repos[idx]
+        .ci_vars
+        .insert(
+            key,
+            super::CiVar {
+                value,
+                protected: false,
+                masked: true,
+                uuid: String::new(),
+            },
+        )
+        .is_some();
+    if existed {
+        Resp::empty(204)
+    } else {
+        Resp::json(201, json!({}))
+    }
 }

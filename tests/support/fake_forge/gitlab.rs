@@ -170,6 +170,8 @@ fn project_route(w: &mut World, r: &Req, p: &Params, idx: usize, tail: &[&str]) 
             )
         }
         ("PUT", ["hooks", id]) => edit_hook(w, p, idx, id),
+        ("POST", ["variables"]) => write_variable(w, p, idx, None),
+        ("PUT", ["variables", key]) => write_variable(w, p, idx, Some(key)),
         ("GET", ["merge_requests"]) => list_mrs(w, r, p, idx),
         ("POST", ["merge_requests"]) => create_mr(w, p, idx),
         ("GET", ["merge_requests", n]) => match num(n).and_then(|n| w.repos[idx].pr(n)) {
@@ -1062,4 +1064,68 @@ fn members(w: &World, r: &Req, p: &Params, idx: usize) -> Resp {
         })
         .collect();
     offset_page(w, r, p, values)
+}
+
+/// `POST /projects/:id/variables` and `PUT /projects/:id/variables/:key`: a masked value
+/// must be maskable (400 `value is invalid`), a key is unique per environment scope (400
+/// `has already been taken`), and an update of a missing key is 404.
+fn write_variable(w: &mut World, p: &Params, idx: usize, path_key: Option<&str>) -> Resp {
+    let key = match path_key.or(p.get("key")) {
+        Some(k)
+            if !k.is_empty()
+                && k.len() <= 255
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            k.to_owned()
+        }
+        Some(_) => {
+            return Resp::json(
+                400,
+                json!({"message": {"key": ["can contain only letters, digits and '_'."]}}),
+            )
+        }
+        None => return param_error("key is missing"),
+    };
+    let Some(value) = p.get("value").map(str::to_owned) else {
+        return param_error("value is missing");
+    };
+    let (protected, masked) = match (p.flag("protected"), p.flag("masked")) {
+        (Ok(a), Ok(b)) => (a.unwrap_or(false), b.unwrap_or(false)),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let scope = if path_key.is_some() {
+        p.get("filter[environment_scope]").unwrap_or("*").to_owned()
+    } else {
+        p.get("environment_scope").unwrap_or("*").to_owned()
+    };
+    if masked && !pipewright::forge::client::gitlab_maskable(&value) {
+        return Resp::json(400, json!({"message": {"value": ["is invalid"]}}));
+    }
+    let slot = (scope.clone(), key.clone());
+    let exists = w.repos[idx].ci_vars.contains_key(&slot);
+    match (path_key.is_some(), exists) {
+        (true, false) => return msg(404, "404 Variable Not Found"),
+        (false, true) => {
+            return Resp::json(
+                400,
+                json!({"message": {"key": [format!("({key}) has already been taken")]}}),
+            )
+        }
+        _ => {}
+    }
+    w.repos[idx].ci_vars.insert(
+        slot,
+        super::CiVar {
+            value: value.clone(),
+            protected,
+            masked,
+            uuid: String::new(),
+        },
+    );
+    Resp::json(
+        if path_key.is_some() { 200 } else { 201 },
+        json!({"variable_type": "env_var", "key": key, "value": value, "protected": protected,
+               "masked": masked, "hidden": false, "raw": p.get("raw") == Some("true"),
+               "environment_scope": scope, "description": null}),
+    )
 }

@@ -30,6 +30,9 @@ mod bitbucket;
 mod ci;
 mod github;
 mod gitlab;
+mod oauth;
+
+pub use oauth::OAuthWorld;
 
 #[allow(unused_imports)] // not every test binary uses every helper
 pub use ci::{CiJob, CiRun, JobSpec, JobState};
@@ -262,8 +265,28 @@ pub struct Repo {
     pub created: i64,
     /// Last push, seconds.
     pub pushed: Option<i64>,
+    /// CI secrets and variables by (scope, name): scope `repository` on GitHub, `*` (the
+    /// environment scope) on GitLab, the deployment environment's UUID on Bitbucket. The
+    /// value is the plaintext the forge's runners would see (GitHub's after the fake
+    /// opened the sealed box with its key).
+    pub ci_vars: BTreeMap<(String, String), CiVar>,
+    /// GitHub: the repository's Actions secrets key pair (key id, secret, public; base64).
+    pub secrets_key: (String, String, String),
     next_pr: u64,
     next_issue: u64,
+}
+
+/// A CI secret or variable as the forge holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiVar {
+    /// The value runners see.
+    pub value: String,
+    /// GitLab: protected; Bitbucket: (unused).
+    pub protected: bool,
+    /// GitLab: masked; Bitbucket: secured; GitHub: always.
+    pub masked: bool,
+    /// Bitbucket: the variable's UUID.
+    pub uuid: String,
 }
 
 impl Repo {
@@ -563,6 +586,8 @@ pub struct World {
     pub hooks: BTreeMap<String, Vec<HookRec>>,
     /// CI runs, jobs and logs (`ci.rs`).
     pub ci: ci::Ci,
+    /// Sign-in with the forge (OAuth clients, users, roles) and the App manifest flow.
+    pub oauth: OAuthWorld,
     log: Vec<RequestRec>,
     faults: Vec<Fault>,
     holds: Vec<Hold>,
@@ -594,6 +619,7 @@ impl World {
             quirks: Vec::new(),
             hooks: BTreeMap::new(),
             ci: ci::Ci::default(),
+            oauth: OAuthWorld::default(),
             log: Vec::new(),
             faults: Vec::new(),
             holds: Vec::new(),
@@ -670,6 +696,15 @@ impl World {
             permissions: BTreeMap::new(),
             created: now,
             pushed: None,
+            ci_vars: BTreeMap::new(),
+            secrets_key: {
+                let (sk, pk) = pipewright::crypto::generate_box_keypair();
+                (
+                    format!("{}", 3380204578043523366u64.wrapping_add(spec.id)),
+                    sk,
+                    pk,
+                )
+            },
             next_pr: 1,
             next_issue: 1,
         };
@@ -1332,10 +1367,13 @@ fn serve(world: &Mutex<World>, req: &HttpRequest, body: &[u8]) -> HttpResponse {
         None if matches!(r.method.as_str(), "GET" | "HEAD") && !r.body.is_empty() => {
             get_body_refused(w.kind)
         }
-        None => match w.kind {
-            Kind::Github => github::handle(&mut w, &r),
-            Kind::Gitlab => gitlab::handle(&mut w, &r),
-            Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+        None => match oauth::handle(&mut w, &r) {
+            Some(resp) => resp,
+            None => match w.kind {
+                Kind::Github => github::handle(&mut w, &r),
+                Kind::Gitlab => gitlab::handle(&mut w, &r),
+                Kind::Bitbucket => bitbucket::handle(&mut w, &r),
+            },
         },
     };
     drop(w);
