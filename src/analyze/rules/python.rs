@@ -916,7 +916,19 @@ fn detect(c: &Ctx) -> Draft {
                 .map(|_| c.path("tox.ini"))
         });
     if let Some(f) = flake8 {
-        if let Some(cmd) = tool_cmd("flake8", "", &mut d, &f) {
+        // uv and PDM install into a `.venv` inside the project, which flake8 (unlike ruff
+        // and black) does not skip by default: it would lint every installed package.
+        let config = c.text(f.rsplit('/').next().unwrap_or(&f)).unwrap_or("");
+        let in_project_venv = matches!(pm, PackageManager::Uv | PackageManager::Pdm)
+            && !config.contains(".venv")
+            && !config.contains("extend-exclude")
+            && !config.contains("extend_exclude");
+        let args = if in_project_venv {
+            "--extend-exclude .venv"
+        } else {
+            ""
+        };
+        if let Some(cmd) = tool_cmd("flake8", args, &mut d, &f) {
             d.add_lint(cmd);
             d.because(&LINTER, &f, "flake8");
         }
@@ -1069,4 +1081,47 @@ fn detect(c: &Ctx) -> Draft {
         d.test = Some(run("python manage.py test"));
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::analyze::{analyze, RepoTree};
+
+    fn lint_of(files: &[(&str, &str)]) -> Vec<String> {
+        let mut t = RepoTree::from_paths(files.iter().map(|(p, _)| *p));
+        for (p, c) in files {
+            t.insert_content(p, c.as_bytes());
+        }
+        analyze(&t).projects[0].commands.lint.clone()
+    }
+
+    #[test]
+    fn flake8_skips_the_in_project_venv_of_uv_and_pdm_only() {
+        let pyproject =
+            "[project]\nname = \"m\"\nversion = \"1\"\n\n[dependency-groups]\ndev = [\"flake8\"]\n";
+        let uv = lint_of(&[
+            ("pyproject.toml", pyproject),
+            ("uv.lock", "version = 1\n"),
+            (".flake8", "[flake8]\nmax-line-length = 100\n"),
+        ]);
+        assert!(
+            uv.iter()
+                .any(|l| l.ends_with("flake8 --extend-exclude .venv")),
+            "{uv:?}"
+        );
+        // The project excludes things itself: its own list stands.
+        let own = lint_of(&[
+            ("pyproject.toml", pyproject),
+            ("uv.lock", "version = 1\n"),
+            (".flake8", "[flake8]\nextend-exclude = build\n"),
+        ]);
+        assert!(own.iter().any(|l| l.ends_with("flake8")), "{own:?}");
+        // pip installs into the interpreter: nothing to skip.
+        let pip = lint_of(&[
+            ("requirements.txt", "flake8\n"),
+            ("setup.cfg", "[flake8]\nmax-line-length = 100\n"),
+            ("app.py", ""),
+        ]);
+        assert!(pip.iter().any(|l| l.ends_with("flake8")), "{pip:?}");
+    }
 }
