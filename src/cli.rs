@@ -691,29 +691,24 @@ fn generate(
         eprintln!("pipewright: {e}");
         return Ok(ExitCode::from(1));
     }
-    let plan = crate::plan::build(&analysis, &target);
-    let mut files = match crate::generate::render_plan(&plan, &target) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("pipewright: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    for n in &plan.notes {
-        eprintln!("note: {n}");
-    }
     for t in deploy {
         if !deploy_settings.iter().any(|s| s.target == *t) {
             deploy_settings.push(crate::deploy::DeploySettings::new(*t));
         }
     }
+    // Deploy files first: their targets join the plan, whose delivery workflow the
+    // renderers lay out beside CI.
+    let mut deploy_files = Vec::new();
     if !deploy_settings.is_empty() {
         let repo_name = std::fs::canonicalize(path)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "app".into());
-        match crate::deploy::deploy_files(&analysis, tree.files(), &repo_name, &deploy_settings) {
-            Ok(extra) => files.extend(extra),
+        match crate::deploy::prepare(&analysis, tree.files(), &repo_name, &deploy_settings) {
+            Ok(d) => {
+                deploy_files = d.files;
+                target.deploy = d.contexts;
+            }
             Err(
                 e @ (crate::deploy::DeployError::NothingToDeploy
                 | crate::deploy::DeployError::NoContainer(_)),
@@ -727,6 +722,18 @@ fn generate(
             }
         }
     }
+    let plan = crate::plan::build(&analysis, &target);
+    let mut files = match crate::generate::render_plan(&plan, &target) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("pipewright: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for n in &plan.notes {
+        eprintln!("note: {n}");
+    }
+    files.extend(deploy_files);
     if files.is_empty() {
         eprintln!("pipewright: nothing to generate (no buildable project or Dockerfile found)");
     }

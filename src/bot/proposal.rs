@@ -380,40 +380,58 @@ pub fn propose_full(
     );
     let adoption = learned.map(|(_, l)| l.adoption.clone()).unwrap_or_default();
     adopt_conventions(&adoption, &mut analysis, &mut target);
-    let mut files = if ci.is_empty() {
-        generate(&analysis, &target)?
-    } else if deploy.is_empty() {
-        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
-    } else {
-        Vec::new()
-    };
     let repo_name = if cd.repo_name.is_empty() {
         "app"
     } else {
         cd.repo_name.as_str()
     };
+    // Deploy targets are decided first: the plan renders their delivery workflow.
     let mut contexts = Vec::new();
     let mut delivery = String::new();
+    let mut deploy_files = Vec::new();
     if !deploy.is_empty() {
-        match crate::deploy::deploy_files(&analysis, tree.files(), repo_name, &deploy) {
-            Ok(extra) => {
-                files.extend(extra);
-                for s in &deploy {
-                    if let Ok(ctx) = crate::deploy::context(&analysis, repo_name, s) {
-                        contexts.push((s.target, ctx));
-                    }
-                }
-                let stored = |t: crate::deploy::DeployTarget, n: &str| {
-                    cd.stored.iter().any(|(st, sn)| *st == t && sn == n)
-                };
-                delivery = crate::deploy::pr_section(&contexts, forge, repo_name, &stored);
-            }
-            // A repository with nothing to deploy gets its CI alone; the command's reply
-            // says why (see `run_command`).
-            Err(_) if !files.is_empty() => {}
-            Err(_) => return Ok(Decision::Skip(Skip::NothingToBuild)),
+        // A repository with nothing to deploy gets its CI alone; the command's reply
+        // says why (see `run_command`).
+        if let Ok(d) = crate::deploy::prepare(&analysis, tree.files(), repo_name, &deploy) {
+            deploy_files = d.files;
+            contexts = d.contexts;
+            target.deploy.clone_from(&contexts);
+            let stored = |t: crate::deploy::DeployTarget, n: &str| {
+                cd.stored.iter().any(|(st, sn)| *st == t && sn == n)
+            };
+            delivery = crate::deploy::pr_section(&contexts, forge, repo_name, &stored);
         }
     }
+    let mut files = if ci.is_empty() {
+        generate(&analysis, &target)?
+    } else if deploy.is_empty() {
+        return Ok(Decision::Skip(Skip::HasCi { files: ci }));
+    } else if contexts.is_empty() {
+        Vec::new()
+    } else {
+        // CI exists: only the delivery workflow, beside it (never an edit of its files).
+        crate::generate::check_branches(&target)?;
+        let mut plan = crate::plan::build(&analysis, &target);
+        plan.retain_deploy_only();
+        let rendered = crate::generate::render_plan(&plan, &target)?;
+        delivery.push_str(&match target.provider {
+            Provider::Gitlab => format!(
+                "\nThe repository has its own `.gitlab-ci.yml`, which pipewright does not edit: \
+                 the deploy jobs are in `{}`. Add it to the pipeline with \
+                 `include: [{{ local: {} }}]`.\n",
+                crate::generate::gitlab::INCLUDE_PATH,
+                crate::generate::gitlab::INCLUDE_PATH
+            ),
+            Provider::Bitbucket => "\nThe repository has its own `bitbucket-pipelines.yml`, which \
+                 pipewright does not edit and Bitbucket cannot include from another file: add \
+                 the deploy steps by hand (`pipewright generate . --provider bitbucket --deploy …` \
+                 prints them).\n"
+                .to_owned(),
+            Provider::Github => String::new(),
+        });
+        rendered
+    };
+    files.extend(deploy_files);
     if files.is_empty() {
         return Ok(Decision::Skip(Skip::NothingToBuild));
     }

@@ -101,6 +101,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: None,
         oidc: true,
+        audience: Some("sts.amazonaws.com"),
         image: "docker:27-cli",
         credentials: vec!["AWS_ROLE_ARN", "ECS_CLUSTER", "ECR_REPOSITORY"],
         env: vec![

@@ -68,6 +68,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: None,
         oidc: true,
+        audience: Some("api://AzureADTokenExchange"),
         image: "mcr.microsoft.com/azure-cli:latest",
         credentials: vec![
             "AZURE_CLIENT_ID",

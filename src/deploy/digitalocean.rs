@@ -78,6 +78,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: None,
         oidc: false,
+        audience: None,
         image: "docker:27-cli",
         credentials: vec!["DIGITALOCEAN_ACCESS_TOKEN", "DOCR_REGISTRY"],
         env: vec![

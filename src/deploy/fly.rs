@@ -92,6 +92,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: Some(format!("https://{app}.fly.dev")),
         oidc: false,
+        audience: None,
         image: "debian:bookworm-slim",
         credentials: vec!["FLY_API_TOKEN"],
         env: vec![

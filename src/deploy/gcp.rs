@@ -103,6 +103,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: None,
         oidc: true,
+        audience: Some("https://iam.googleapis.com/$GCP_WORKLOAD_IDENTITY_PROVIDER"),
         image: "google/cloud-sdk:slim",
         credentials: vec![
             "GCP_WORKLOAD_IDENTITY_PROVIDER",

@@ -405,6 +405,9 @@ pub struct DeployJob {
     pub url: Option<String>,
     /// Short-lived OIDC token needed (only this job gets `id-token: write`).
     pub oidc: bool,
+    /// The audience the OIDC token is minted for (the cloud's token exchange checks it);
+    /// may name a variable of the job (`$GCP_WORKLOAD_IDENTITY_PROVIDER`).
+    pub audience: Option<&'static str>,
     /// Container image for container-based CI (GitLab, Bitbucket).
     pub image: &'static str,
     /// Credential names the job reads, as environment variables of the same names.
@@ -648,6 +651,32 @@ pub fn deploy_files(
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| seen.insert(f.path.clone()));
     Ok(out)
+}
+
+/// What continuous delivery adds for a set of settings: the files ([`deploy_files`]) and
+/// each target's decided context, which the plan turns into deploy jobs
+/// (`generate::Target::deploy`).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Config files, and the generated Dockerfile + .dockerignore when there is none.
+    pub files: Vec<GeneratedFile>,
+    /// Each target with its context, in the order of the settings.
+    pub contexts: Vec<(DeployTarget, DeployContext)>,
+}
+
+/// [`deploy_files`] and the contexts of `settings`, decided once.
+pub fn prepare(
+    analysis: &Analysis,
+    repo_files: &[String],
+    repo_name: &str,
+    settings: &[DeploySettings],
+) -> Result<Delivery, DeployError> {
+    let files = deploy_files(analysis, repo_files, repo_name, settings)?;
+    let contexts = settings
+        .iter()
+        .map(|s| context(analysis, repo_name, s).map(|c| (s.target, c)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Delivery { files, contexts })
 }
 
 /// The PR body's delivery section: per target, the secrets the deploy job reads (names

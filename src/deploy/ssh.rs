@@ -164,6 +164,7 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
         environment: env,
         url: None,
         oidc: false,
+        audience: None,
         image: "debian:bookworm-slim",
         credentials: vec![
             "SSH_HOST",

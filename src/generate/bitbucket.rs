@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::containers::container_job;
 use super::render::render;
 use super::{GenerateError, GeneratedFile, Target};
+use crate::deploy::DeployTrigger;
 use crate::plan::{JobKind, Plan, Trigger};
 
 /// Minutes a step may run.
@@ -28,7 +29,7 @@ struct Svc {
     env: Vec<(&'static str, &'static str)>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct Step {
     name: String,
     image: String,
@@ -38,6 +39,12 @@ struct Step {
     paths: Vec<String>,
     script: Vec<String>,
     artifacts: Vec<String>,
+    /// Deployment environment (deploy steps).
+    deployment: Option<&'static str>,
+    /// Waits for a person to start it (production).
+    manual: bool,
+    /// Gets an OIDC token (`BITBUCKET_STEP_OIDC_TOKEN`).
+    oidc: bool,
 }
 
 #[derive(Serialize)]
@@ -48,8 +55,100 @@ struct Pipelines {
     runs_on: Vec<String>,
     caches: Vec<Cache>,
     services: Vec<Svc>,
-    branches: Vec<String>,
+    /// Branch pipelines: the branch, and whether it deploys staging (the default branch).
+    branches: Vec<(String, bool)>,
     steps: Vec<Step>,
+    /// Delivery steps after the CI steps of the default branch's pipeline.
+    deploy_branch: Vec<Step>,
+    /// Delivery steps after the CI (and release) steps of the `v*` tag pipeline.
+    deploy_tags: Vec<Step>,
+}
+
+fn plain_step(name: String, image: String, script: Vec<String>) -> Step {
+    Step {
+        name,
+        image,
+        max_time: STEP_MAX_MINUTES,
+        caches: Vec::new(),
+        services: Vec::new(),
+        paths: Vec::new(),
+        script,
+        artifacts: Vec::new(),
+        deployment: None,
+        manual: false,
+        oidc: false,
+    }
+}
+
+/// The delivery steps: for the default branch's pipeline and for the `v*` tags'. Each
+/// pipeline publishes the image first when a deploy runs it. Bitbucket allows one step
+/// per deployment environment in a pipeline (the plan keeps one target per environment
+/// on Bitbucket), and runs one deployment per environment at a time itself.
+fn delivery(plan: &Plan) -> (Vec<Step>, Vec<Step>) {
+    let Some(w) = plan.deploy_workflow() else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut publish = None;
+    let mut branch = Vec::new();
+    let mut tags = Vec::new();
+    for j in &w.jobs {
+        match (j.kind, &j.deploy) {
+            (JobKind::DeployImage, _) => {
+                let mut script = vec!["echo \"$DOCKER_PASSWORD\" | docker login --username \"$DOCKER_USERNAME\" --password-stdin".to_owned()];
+                for f in &j.dockerfiles {
+                    // Bitbucket's Docker service refuses the BuildKit container builder that
+                    // attestations need: a plain build and push.
+                    script.extend(crate::plan::release::deploy_image_commands(
+                        f,
+                        "$DOCKER_IMAGE",
+                        "$BITBUCKET_COMMIT",
+                        false,
+                    ));
+                }
+                let mut step =
+                    plain_step(j.id.clone(), "atlassian/default-image:4".to_owned(), script);
+                step.services = vec!["docker"];
+                publish = Some(step);
+            }
+            (JobKind::Deploy, Some(d)) => {
+                let mut script = vec!["export IMAGE_TAG=\"$BITBUCKET_COMMIT\"".to_owned()];
+                if d.oidc {
+                    script.push("export OIDC_TOKEN=\"$BITBUCKET_STEP_OIDC_TOKEN\"".to_owned());
+                }
+                if let Some(f) = j.dockerfiles.first() {
+                    script.push(format!(
+                        "export IMAGE=\"{}\"",
+                        crate::plan::release::image_ref(f, "$DOCKER_IMAGE", "$BITBUCKET_COMMIT")
+                    ));
+                }
+                script.extend(
+                    d.env
+                        .iter()
+                        .map(|(k, v)| format!("export {k}={}", super::render::shell_quote(v))),
+                );
+                script.extend(d.commands.iter().cloned());
+                let mut step = plain_step(j.name.clone(), d.image.to_owned(), script);
+                step.deployment = Some(d.environment.as_str());
+                step.manual = d.gate.approval;
+                step.oidc = d.oidc;
+                if d.needs_docker {
+                    step.services = vec!["docker"];
+                }
+                let list = match d.gate.trigger {
+                    DeployTrigger::DefaultBranch => &mut branch,
+                    DeployTrigger::VersionTags => &mut tags,
+                };
+                // The image is published once per pipeline, before the first deploy
+                // that runs it.
+                if !j.needs.is_empty() && !list.iter().any(|s: &Step| s.deployment.is_none()) {
+                    list.extend(publish.clone());
+                }
+                list.push(step);
+            }
+            _ => {}
+        }
+    }
+    (branch, tags)
 }
 
 /// The `bitbucket-pipelines.yml` for `plan`.
@@ -73,6 +172,9 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                     .collect(),
                 script: j.script,
                 artifacts: Vec::new(),
+                deployment: None,
+                manual: false,
+                oidc: false,
             });
             continue;
         }
@@ -132,12 +234,18 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                     .collect(),
                 script: script.clone(),
                 artifacts: j.coverage.iter().map(|(p, _)| p.clone()).collect(),
+                deployment: None,
+                manual: false,
+                oidc: false,
             });
         }
     }
+    // Without CI steps of pipewright's own (the repository has its CI in this one file,
+    // which pipewright never edits) there is no pipeline to add deploys to.
     if steps.is_empty() {
         return Ok(Vec::new());
     }
+    let (deploy_branch, deploy_tags) = delivery(plan);
     let mut release = Vec::new();
     for w in plan
         .workflows
@@ -162,6 +270,9 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                         paths: Vec::new(),
                         script,
                         artifacts: Vec::new(),
+                        deployment: None,
+                        manual: false,
+                        oidc: false,
                     });
                 }
                 // Bitbucket has no release entity: the tag is the release.
@@ -177,6 +288,9 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                         paths: Vec::new(),
                         script: c.script,
                         artifacts: Vec::new(),
+                        deployment: None,
+                        manual: false,
+                        oidc: false,
                     });
                 }
             }
@@ -191,8 +305,23 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
             runs_on: target.runs_on.clone(),
             caches,
             services,
-            branches: target.push_branches(),
+            branches: {
+                let mut b: Vec<(String, bool)> = target
+                    .push_branches()
+                    .into_iter()
+                    .map(|b| {
+                        let d = b == target.default_branch && !deploy_branch.is_empty();
+                        (b, d)
+                    })
+                    .collect();
+                if !deploy_branch.is_empty() && !b.iter().any(|(_, d)| *d) {
+                    b.push((target.default_branch.clone(), true));
+                }
+                b
+            },
             steps,
+            deploy_branch,
+            deploy_tags,
         },
     )?;
     Ok(vec![GeneratedFile {

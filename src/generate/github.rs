@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::pins::pin;
 use super::render::render;
 use super::{GenerateError, GeneratedFile, Target};
+use crate::deploy::{DeployJob, DeployTrigger};
 use crate::plan::{self, Action, JobKind, Plan, Trigger};
 
 #[derive(Debug, Serialize)]
@@ -18,10 +19,11 @@ struct Workflow {
     name: String,
     /// Tag patterns: a release workflow (push of tags only, never cancelled).
     tags: Vec<String>,
+    /// The delivery workflow: pushes only (branches and/or tags), never pull requests.
+    deploy: bool,
     branches: Vec<String>,
     paths: Vec<String>,
     paths_ignore: Vec<String>,
-    runs_on: Vec<String>,
     jobs: Vec<Job>,
 }
 
@@ -29,8 +31,19 @@ struct Workflow {
 struct Job {
     id: String,
     name: String,
-    /// Job-level permissions beyond the top-level `contents: read` (release jobs).
+    /// Job-level permissions beyond the top-level `contents: read` (release and deploy
+    /// jobs); `contents: read` is repeated, since a job's permissions replace the top
+    /// level's.
     permissions: Vec<(&'static str, &'static str)>,
+    /// Jobs that must succeed first.
+    needs: Vec<String>,
+    /// Job condition (an expression of constants and GitHub contexts, never repository
+    /// data).
+    cond: Option<String>,
+    /// Deployment environment: name and URL.
+    environment: Option<(&'static str, Option<String>)>,
+    /// Concurrency group of a deploy: one at a time per environment, never cancelled.
+    concurrency: Option<String>,
     timeout: u32,
     working_directory: Option<String>,
     matrix: Option<Matrix>,
@@ -40,6 +53,8 @@ struct Job {
     /// A call of the org's reusable workflow: `uses` and its `with:` inputs, in place of
     /// `runs-on` and steps.
     reusable: Option<(String, Vec<Input>)>,
+    /// Runner labels; empty = GitHub's hosted Linux runner.
+    runs_on: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,10 +80,10 @@ struct Step {
     uses: Option<String>,
     version: Option<&'static str>,
     with: Vec<(&'static str, String)>,
-    env: Vec<(&'static str, String)>,
-    /// Environment entries written verbatim: constants of this crate
+    env: Vec<(String, String)>,
+    /// Environment entries written verbatim: built only from constants of this crate
     /// (`${{ secrets.CODECOV_TOKEN }}`), never repository data.
-    raw_env: Vec<(&'static str, &'static str)>,
+    raw_env: Vec<(&'static str, String)>,
     /// Inputs written verbatim: built only from constants of this crate.
     raw_with: Vec<(&'static str, &'static str)>,
     run: Option<String>,
@@ -123,8 +138,16 @@ fn step(s: &plan::Step, newest: &Option<String>) -> Step {
             u
         }
     };
-    out.env = s.env.clone();
-    out.raw_env = s.raw_env.clone();
+    out.env = s
+        .env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    out.raw_env = s
+        .raw_env
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
     if s.newest_only {
         out.cond = newest.clone();
     }
@@ -174,8 +197,12 @@ fn job(j: &plan::Job, target: &Target) -> Job {
                 "Create the GitHub release",
                 "gh release create \"$TAG\" --verify-tag --generate-notes --repo \"$GITHUB_REPOSITORY\"",
             );
-            release.raw_env.push(("GH_TOKEN", "${{ github.token }}"));
-            release.raw_env.push(("TAG", "${{ github.ref_name }}"));
+            release
+                .raw_env
+                .push(("GH_TOKEN", "${{ github.token }}".to_owned()));
+            release
+                .raw_env
+                .push(("TAG", "${{ github.ref_name }}".to_owned()));
             steps.push(release);
         }
         JobKind::ImagePublish => {
@@ -195,6 +222,36 @@ fn job(j: &plan::Job, target: &Target) -> Job {
                 "${GITHUB_REF_NAME}",
             );
             steps.extend([checkout(), login, run("Build and push", push.join(" && "))]);
+        }
+        JobKind::DeployImage => {
+            let mut login = uses(
+                "Log in to GHCR",
+                "docker/login-action",
+                vec![("registry", "ghcr.io".to_owned())],
+            );
+            login.raw_with.push(("username", "${{ github.actor }}"));
+            login
+                .raw_with
+                .push(("password", "${{ secrets.GITHUB_TOKEN }}"));
+            let mut build = Vec::new();
+            for f in &j.dockerfiles {
+                build.extend(plan::release::deploy_image_commands(
+                    f,
+                    GHCR_IMAGE,
+                    "${GITHUB_SHA}",
+                    true,
+                ));
+            }
+            steps.extend([
+                checkout(),
+                login,
+                run("Build and push, with provenance and SBOM", build.join("\n")),
+            ]);
+        }
+        JobKind::Deploy => {
+            if let Some(d) = &j.deploy {
+                steps.extend([checkout(), deploy_step(j, d)]);
+            }
         }
         _ if j.reusable.is_some() => {}
         _ => {
@@ -231,7 +288,25 @@ fn job(j: &plan::Job, target: &Target) -> Job {
         } else {
             j.name.clone()
         },
-        permissions: j.permissions.clone(),
+        permissions: if j.permissions.is_empty()
+            || j.permissions.iter().any(|(k, _)| *k == "contents")
+        {
+            j.permissions.clone()
+        } else {
+            std::iter::once(("contents", "read"))
+                .chain(j.permissions.iter().copied())
+                .collect()
+        },
+        needs: j.needs.clone(),
+        cond: job_condition(j),
+        environment: j
+            .deploy
+            .as_ref()
+            .map(|d| (d.environment.as_str(), d.url.clone())),
+        concurrency: j
+            .deploy
+            .as_ref()
+            .map(|d| format!("{}-{}", d.gate.concurrency_group, d.target.as_str())),
         timeout: j.timeout_minutes,
         working_directory: (j.dir != ".").then(|| j.dir.clone()),
         matrix,
@@ -248,6 +323,7 @@ fn job(j: &plan::Job, target: &Target) -> Job {
             })
             .collect(),
         steps,
+        runs_on: Vec::new(),
         reusable: j.reusable.as_ref().map(|r| {
             (
                 r.uses.clone(),
@@ -255,6 +331,68 @@ fn job(j: &plan::Job, target: &Target) -> Job {
             )
         }),
     }
+}
+
+/// Image name expression of GHCR in a `run:` script: image names must be lowercase, and
+/// the shell lowercases the repository name.
+const GHCR_IMAGE: &str = "ghcr.io/${GITHUB_REPOSITORY,,}";
+
+/// When a delivery job runs: never in a fork (its pushes run the fork's copy of the
+/// workflow, without the deploy credentials); staging only for the default branch,
+/// production only for `v*` tags.
+fn job_condition(j: &plan::Job) -> Option<String> {
+    const NOT_FORK: &str = "!github.event.repository.fork";
+    match (j.kind, &j.deploy) {
+        (JobKind::DeployImage, _) => Some(format!(
+            "${{{{ github.event_name == 'push' && {NOT_FORK} }}}}"
+        )),
+        (JobKind::Deploy, Some(d)) => Some(match d.gate.trigger {
+            DeployTrigger::DefaultBranch => format!(
+                "${{{{ github.event_name == 'push' && github.ref_type == 'branch' && github.ref_name == github.event.repository.default_branch && {NOT_FORK} }}}}"
+            ),
+            DeployTrigger::VersionTags => format!(
+                "${{{{ github.event_name == 'push' && github.ref_type == 'tag' && startsWith(github.ref_name, 'v') && {NOT_FORK} }}}}"
+            ),
+        }),
+        _ => None,
+    }
+}
+
+/// The step that runs a deploy: its commands as one script, after fetching the job's
+/// OIDC token for the target's audience (kept in the script, masked, never in
+/// `GITHUB_ENV`) and naming the published image. Credentials come from repository
+/// secrets of the same names (pipewright writes them there).
+fn deploy_step(j: &plan::Job, d: &DeployJob) -> Step {
+    let mut script = vec!["set -euo pipefail".to_owned()];
+    if let (true, Some(aud)) = (d.oidc, d.audience) {
+        script.push(format!("aud=\"$(jq -rn --arg a \"{aud}\" '$a|@uri')\""));
+        script.push("OIDC_TOKEN=\"$(curl -fsS -H \"Authorization: bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN\" \"$ACTIONS_ID_TOKEN_REQUEST_URL&audience=$aud\" | jq -r .value)\"".to_owned());
+        script.push("echo \"::add-mask::$OIDC_TOKEN\"".to_owned());
+        script.push("export OIDC_TOKEN".to_owned());
+    }
+    if let Some(f) = j.dockerfiles.first() {
+        script.push(format!(
+            "export IMAGE=\"{}\"",
+            plan::release::image_ref(f, GHCR_IMAGE, "$IMAGE_TAG")
+        ));
+    }
+    script.extend(d.commands.iter().cloned());
+    let mut step = run(
+        &format!(
+            "Deploy to {} ({})",
+            d.target.spec().name,
+            d.environment.as_str()
+        ),
+        script.join("\n"),
+    );
+    step.env = d.env.clone();
+    step.raw_env
+        .push(("IMAGE_TAG", "${{ github.sha }}".to_owned()));
+    for name in &d.credentials {
+        step.raw_env
+            .push((name, format!("${{{{ secrets.{name} }}}}")));
+    }
+    step
 }
 
 /// A `with:` input: key, value, and whether the value is written unquoted.
@@ -276,10 +414,40 @@ fn input(key: &str, value: &str) -> Input {
 
 /// The workflow files for `plan`.
 pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
+    // Staging deploys follow green checks: with one CI workflow, the staging jobs join it
+    // and need every CI job. Production (version tags) stays in a delivery workflow of
+    // its own, behind the environment's approval: a CI workflow that tag pushes run
+    // would publish from what the dependency caches hold (cache poisoning). A monorepo's
+    // several CI workflows cannot be waited on from another workflow without running
+    // them twice, so there every delivery job is in the delivery workflow.
+    let ci_count = plan.ci_workflows().count();
+    let (into_ci, own_file) = split_delivery(plan, ci_count == 1);
     let mut files = Vec::new();
     for wf in &plan.workflows {
-        let (tags, paths, paths_ignore, branches) = match &wf.trigger {
+        let (tags, paths, paths_ignore, mut branches) = match &wf.trigger {
             Trigger::Tags { patterns } => (patterns.clone(), Vec::new(), Vec::new(), Vec::new()),
+            Trigger::Deploy { .. } => {
+                let staging = own_file
+                    .iter()
+                    .any(|j| is_trigger(j, DeployTrigger::DefaultBranch));
+                let production = own_file
+                    .iter()
+                    .any(|j| is_trigger(j, DeployTrigger::VersionTags));
+                (
+                    if production {
+                        vec!["v*".to_owned()]
+                    } else {
+                        Vec::new()
+                    },
+                    Vec::new(),
+                    Vec::new(),
+                    if staging {
+                        vec![target.default_branch.clone()]
+                    } else {
+                        Vec::new()
+                    },
+                )
+            }
             Trigger::Ci { paths } => {
                 // GitHub refuses `paths` and `paths-ignore` together: fold ignores into
                 // `paths`.
@@ -297,15 +465,46 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                 }
             }
         };
+        let deploy = matches!(wf.trigger, Trigger::Deploy { .. });
+        let mut jobs: Vec<Job> = if deploy {
+            // Deploys run on GitHub's hosted runners, whose images carry the clouds' CLIs
+            // (aws, az, gcloud) and Docker with BuildKit; an org's own labels may not.
+            own_file.iter().map(|j| job(j, target)).collect()
+        } else {
+            wf.jobs
+                .iter()
+                .map(|j| {
+                    let mut out = job(j, target);
+                    out.runs_on.clone_from(&target.runs_on);
+                    out
+                })
+                .collect()
+        };
+        if deploy && jobs.is_empty() {
+            continue;
+        }
+        if matches!(wf.trigger, Trigger::Ci { .. }) && !into_ci.is_empty() {
+            let checks: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+            if !branches.contains(&target.default_branch) {
+                branches.push(target.default_branch.clone());
+            }
+            for j in &into_ci {
+                let mut out = job(j, target);
+                let mut needs = checks.clone();
+                needs.append(&mut out.needs);
+                out.needs = needs;
+                jobs.push(out);
+            }
+        }
         let out = Workflow {
             summary: wf.summary.clone(),
             name: wf.name.clone(),
             tags,
+            deploy,
             branches,
             paths,
             paths_ignore,
-            runs_on: target.runs_on.clone(),
-            jobs: wf.jobs.iter().map(|j| job(j, target)).collect(),
+            jobs,
         };
         let content = render(
             "github/workflow.yml.j2",
@@ -318,6 +517,33 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
         });
     }
     Ok(files)
+}
+
+fn is_trigger(j: &plan::Job, t: DeployTrigger) -> bool {
+    j.deploy.as_ref().is_some_and(|d| d.gate.trigger == t)
+}
+
+/// The delivery jobs that join the CI workflow (staging, when there is one CI workflow)
+/// and those of the delivery workflow's own file; the image job goes with the deploys
+/// that need it (to both when both do).
+fn split_delivery(plan: &Plan, merge: bool) -> (Vec<&plan::Job>, Vec<&plan::Job>) {
+    let Some(w) = plan.deploy_workflow() else {
+        return (Vec::new(), Vec::new());
+    };
+    let deploys = || w.jobs.iter().filter(|j| j.kind == JobKind::Deploy);
+    let (mut ci, mut own): (Vec<&plan::Job>, Vec<&plan::Job>) = if merge {
+        deploys().partition(|j| is_trigger(j, DeployTrigger::DefaultBranch))
+    } else {
+        (Vec::new(), deploys().collect())
+    };
+    if let Some(img) = w.jobs.iter().find(|j| j.kind == JobKind::DeployImage) {
+        for list in [&mut ci, &mut own] {
+            if list.iter().any(|j| j.needs.contains(&img.id)) {
+                list.insert(0, img);
+            }
+        }
+    }
+    (ci, own)
 }
 
 #[cfg(test)]

@@ -147,6 +147,9 @@ pub struct Target {
     /// GitHub: the org's reusable workflow the primary project's job calls (adopted from
     /// sibling repositories that call it).
     pub reusable_workflow: Option<crate::analyze::conventions::ReusableCall>,
+    /// Deploy targets with their settings decided ([`crate::deploy::context`]): the plan
+    /// gains a delivery workflow for them.
+    pub deploy: Vec<(crate::deploy::DeployTarget, crate::deploy::DeployContext)>,
 }
 
 impl Target {
@@ -163,6 +166,7 @@ impl Target {
             runs_on: Vec::new(),
             adjustments: Vec::new(),
             reusable_workflow: None,
+            deploy: Vec::new(),
         }
     }
 
@@ -281,7 +285,7 @@ pub fn render_plan(
         Provider::Bitbucket => bitbucket::generate(plan, target)?,
     };
     for f in &files {
-        let problems = validate::check(target.provider, &f.content);
+        let problems = validate::check_file(target.provider, &f.path, &f.content);
         if !problems.is_empty() {
             return Err(GenerateError::Invalid {
                 path: f.path.clone(),

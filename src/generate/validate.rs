@@ -26,9 +26,22 @@ pub fn check(provider: Provider, content: &str) -> Vec<String> {
     };
     match provider {
         Provider::Github => check_github(&doc),
-        Provider::Gitlab => check_gitlab(&doc),
+        Provider::Gitlab => check_gitlab(&doc, false),
         Provider::Bitbucket => check_bitbucket(&doc),
     }
+}
+
+/// [`check`] for the file at `path`: a GitLab file the repository's pipeline includes
+/// ([`super::gitlab::INCLUDE_PATH`]) has jobs only, no pipeline-wide settings of its own.
+pub fn check_file(provider: Provider, path: &str, content: &str) -> Vec<String> {
+    if provider == Provider::Gitlab && path == super::gitlab::INCLUDE_PATH {
+        return match YamlLoader::load_from_str(content) {
+            Ok(mut docs) if docs.len() == 1 => check_gitlab(&docs.remove(0), true),
+            Ok(docs) => vec![format!("expected one YAML document, found {}", docs.len())],
+            Err(e) => vec![format!("not valid YAML: {e}")],
+        };
+    }
+    check(provider, content)
 }
 
 /// Top-level GitLab keys that are not jobs.
@@ -50,15 +63,21 @@ fn script_lines(v: &Yaml) -> Option<Vec<&str>> {
     (!lines.is_empty()).then_some(lines)
 }
 
-fn check_gitlab(doc: &Yaml) -> Vec<String> {
+fn check_gitlab(doc: &Yaml, included: bool) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(top) = doc.as_hash() else {
         return vec!["not a mapping".to_owned()];
     };
-    if doc["default"]["timeout"].as_str().is_none() {
+    if included {
+        for key in ["workflow", "default", "stages"] {
+            if !doc[key].is_badvalue() {
+                problems.push(format!("an included file must not set `{key}`"));
+            }
+        }
+    } else if doc["default"]["timeout"].as_str().is_none() {
         problems.push("no default timeout".to_owned());
     }
-    if doc["workflow"]["rules"].as_vec().is_none() {
+    if !included && doc["workflow"]["rules"].as_vec().is_none() {
         problems
             .push("no workflow rules (pipelines would run twice for merge requests)".to_owned());
     }

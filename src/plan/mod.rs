@@ -11,6 +11,7 @@
 //! ([`Plan::notes`]), rather than proposing CI that fails on its first run.
 
 pub mod adjust;
+pub mod deploy;
 pub mod heal;
 pub mod local;
 pub mod release;
@@ -77,6 +78,14 @@ pub enum Trigger {
         /// Tag patterns.
         patterns: Vec<String>,
     },
+    /// Continuous delivery: pushes to the default branch deploy `staging`, version tags
+    /// (`v*`) deploy `production`. Never pull requests, never forks; never cancelled.
+    Deploy {
+        /// Pushes to the default branch deploy (a staging job exists).
+        branch: bool,
+        /// Version tags deploy (a production job exists).
+        tags: bool,
+    },
 }
 
 /// What a job is for (renderers lay some kinds out with the forge's own facilities).
@@ -93,6 +102,11 @@ pub enum JobKind {
     ImagePublish,
     /// Create the forge's release entry for the tag.
     ForgeRelease,
+    /// Build and push the image a deploy runs, tagged with the commit SHA, with
+    /// provenance and SBOM attestations where the forge's builder allows them.
+    DeployImage,
+    /// Deploy to one target and environment ([`Job::deploy`]).
+    Deploy,
 }
 
 /// One job.
@@ -129,6 +143,10 @@ pub struct Job {
     /// GitHub: the org's reusable workflow this job calls instead of running steps
     /// (adopted from sibling repositories); such a job has no toolchain and no steps.
     pub reusable: Option<crate::analyze::conventions::ReusableCall>,
+    /// Jobs of the same workflow that must succeed first.
+    pub needs: Vec<String>,
+    /// A deploy job's provider-neutral description (credentials, commands, gate).
+    pub deploy: Option<Box<crate::deploy::DeployJob>>,
 }
 
 /// A version matrix.
@@ -447,6 +465,8 @@ pub fn build(analysis: &Analysis, target: &Target) -> Plan {
     if target.features.release && !workflows.is_empty() {
         workflows.push(release::workflow(&analysis, summary(&projects)));
     }
+    let deploy_targets = deploy::for_provider(&target.deploy, target.provider, &mut notes);
+    workflows.extend(deploy::workflow(&deploy_targets, &summary(&projects)));
     let mut plan = Plan {
         summary: summary(&projects),
         workflows,
@@ -773,6 +793,8 @@ fn project_job(
             Vec::new()
         },
         reusable: None,
+        needs: Vec::new(),
+        deploy: None,
     }
 }
 
@@ -816,6 +838,8 @@ fn minimum_job(p: &Project, id: &str, monorepo: bool) -> Option<Job> {
             Vec::new()
         },
         reusable: None,
+        needs: Vec::new(),
+        deploy: None,
     })
 }
 
@@ -1032,6 +1056,8 @@ fn docker_job(dockerfiles: Vec<String>) -> Job {
         dockerfiles,
         changes: Vec::new(),
         reusable: None,
+        needs: Vec::new(),
+        deploy: None,
     }
 }
 
@@ -1039,6 +1065,20 @@ impl Plan {
     /// Every job of every workflow.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.workflows.iter().flat_map(|w| w.jobs.iter())
+    }
+
+    /// The delivery workflow, if the plan deploys.
+    pub fn deploy_workflow(&self) -> Option<&Workflow> {
+        self.workflows
+            .iter()
+            .find(|w| matches!(w.trigger, Trigger::Deploy { .. }))
+    }
+
+    /// Keeps only the delivery workflow: what a repository whose CI exists gets when it
+    /// asks for deploys.
+    pub fn retain_deploy_only(&mut self) {
+        self.workflows
+            .retain(|w| matches!(w.trigger, Trigger::Deploy { .. }));
     }
 
     /// The CI workflows (not releases).

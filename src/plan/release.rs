@@ -48,6 +48,8 @@ fn job(id: String, name: String, dir: String, image: &str, steps: Vec<Step>) -> 
         dockerfiles: Vec::new(),
         changes: Vec::new(),
         reusable: None,
+        needs: Vec::new(),
+        deploy: None,
     }
 }
 
@@ -206,23 +208,61 @@ pub fn workflow(analysis: &Analysis, summary: String) -> Workflow {
     }
 }
 
+/// The image a Dockerfile is published as: `registry` (the provider's image-name
+/// expression) with the Dockerfile's directory as a sub-name when it is not at the root,
+/// and `tag`. Deploy jobs run exactly this reference.
+pub fn image_ref(dockerfile: &str, registry: &str, tag: &str) -> String {
+    match dockerfile.rsplit_once('/') {
+        Some((d, _)) => format!("{registry}/{}:{tag}", super::slug(d)),
+        None => format!("{registry}:{tag}"),
+    }
+}
+
+fn build_context(dockerfile: &str) -> &str {
+    dockerfile.rsplit_once('/').map_or(".", |(d, _)| d)
+}
+
 /// `docker build` + `docker push` of every Dockerfile for a release. `registry` is the
 /// provider's image-name expression and `tag` its tag variable; a Dockerfile outside
 /// the root gets its directory as a sub-name.
 pub fn docker_push_commands(dockerfiles: &[String], registry: &str, tag: &str) -> Vec<String> {
     let mut out = Vec::new();
     for f in dockerfiles {
-        let (ctx, sub) = match f.rsplit_once('/') {
-            Some((d, _)) => (d, format!("/{}", super::slug(d))),
-            None => (".", String::new()),
-        };
-        let image = format!("\"{registry}{sub}:{tag}\"");
+        let image = format!("\"{}\"", image_ref(f, registry, tag));
         out.push(format!(
             "docker build --file {} --tag {image} {}",
             crate::generate::render::shell_quote(f),
-            crate::generate::render::shell_quote(ctx)
+            crate::generate::render::shell_quote(build_context(f))
         ));
         out.push(format!("docker push {image}"));
     }
     out
+}
+
+/// Build and push of the image deploys run, tagged with the commit: with BuildKit's
+/// provenance (SLSA, `mode=max`) and SBOM attestations attached to the image when
+/// `attest` (needs a BuildKit builder in a container, which docker-in-docker and GitHub's
+/// runners give, Bitbucket's restricted daemon does not).
+pub fn deploy_image_commands(
+    dockerfile: &str,
+    registry: &str,
+    tag: &str,
+    attest: bool,
+) -> Vec<String> {
+    let image = format!("\"{}\"", image_ref(dockerfile, registry, tag));
+    let file = crate::generate::render::shell_quote(dockerfile);
+    let ctx = crate::generate::render::shell_quote(build_context(dockerfile));
+    if attest {
+        vec![
+            "docker buildx create --use --driver docker-container".to_owned(),
+            format!(
+                "docker buildx build --provenance=mode=max --sbom=true --push --file {file} --tag {image} {ctx}"
+            ),
+        ]
+    } else {
+        vec![
+            format!("docker build --file {file} --tag {image} {ctx}"),
+            format!("docker push {image}"),
+        ]
+    }
 }
