@@ -374,7 +374,8 @@ const FLY_TOKEN: &str = "FlyV1 fm2_e2e-secret-token-value-0123456789";
 /// `add deploy fly` on pipewright's pull request: the PR gains `fly.toml` and a
 /// Dockerfile and a delivery section naming the secret, the forge gets the secret (as
 /// each forge keeps secrets), the audit log has the entry, and no log line holds the
-/// value. (The deploy workflow itself is a job of the CI plan: not in this branch yet.)
+/// value. The CI file on the branch gains the deploy jobs: staging after the checks,
+/// production from version tags behind an approval.
 async fn add_deploy_fly(forge: Forge) {
     let logs = capture_logs();
     let mut h = Harness::new(TestDb::sqlite().await, forge, 10).await;
@@ -497,6 +498,59 @@ async fn add_deploy_fly(forge: Forge) {
     assert!(
         docker.contains("uv sync --frozen") && docker.contains("USER 10001"),
         "{docker}"
+    );
+    // The deploy jobs, as each forge runs them.
+    let (path, staging, production) = match forge {
+        Forge::Github => (
+            ".github/workflows/ci.yml",
+            "deploy-fly-staging:",
+            "deploy-fly-production:",
+        ),
+        Forge::Gitlab => (
+            ".gitlab-ci.yml",
+            "deploy-fly-staging:",
+            "deploy-fly-production:",
+        ),
+        Forge::Bitbucket => (
+            "bitbucket-pipelines.yml",
+            "deployment: staging",
+            "deployment: production",
+        ),
+    };
+    let ci = h
+        .fake
+        .world()
+        .file(&full, BRANCH, path)
+        .unwrap_or_else(|| panic!("{forge}: no {path} on the branch"));
+    assert!(ci.contains(staging), "{forge}: no staging deploy\n{ci}");
+    assert!(
+        ci.contains("flyctl deploy --remote-only"),
+        "{forge}: no flyctl\n{ci}"
+    );
+    if forge == Forge::Github {
+        // Production: its own workflow, on version tags, in the `production` environment.
+        let prod = h
+            .fake
+            .world()
+            .file(&full, BRANCH, ".github/workflows/deploy.yml")
+            .expect("the production deploy workflow");
+        assert!(
+            prod.contains(production) && prod.contains("name: production"),
+            "{prod}"
+        );
+        assert!(
+            ci.contains("FLY_API_TOKEN: ${{ secrets.FLY_API_TOKEN }}"),
+            "{ci}"
+        );
+    } else {
+        assert!(
+            ci.contains(production),
+            "{forge}: no production deploy\n{ci}"
+        );
+    }
+    assert!(
+        !ci.contains("fm2_e2e"),
+        "{forge}: the CI file holds the secret"
     );
     let body = h.prs("Hello-World").last().unwrap().body.clone();
     assert!(

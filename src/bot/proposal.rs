@@ -613,12 +613,27 @@ mod tests {
             go(&fastapi(&[ci]), &cd(&[]), &settings),
             Decision::Skip(Skip::HasCi { .. })
         ));
-        // Opted in: a CD-only proposal (no CI file), named after the target.
+        // Opted in: a CD-only proposal (the delivery workflow beside the repository's own
+        // CI, never an edit of it), named after the target.
         let Decision::Propose(p) = go(&fastapi(&[ci]), &cd(&[DeployTarget::Fly]), &settings) else {
             panic!("no CD proposal")
         };
         let paths: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["fly.toml", "Dockerfile", ".dockerignore"]);
+        assert_eq!(
+            paths,
+            [
+                ".github/workflows/deploy.yml",
+                "fly.toml",
+                "Dockerfile",
+                ".dockerignore"
+            ]
+        );
+        let deploy = &p.files[0].content;
+        assert!(
+            deploy.contains("deploy-fly-staging:") && deploy.contains("deploy-fly-production:"),
+            "{deploy}"
+        );
+        assert!(!deploy.contains("pull_request"), "{deploy}");
         assert_eq!(p.title(), "Add deploys to Fly.io");
         assert!(p.body_region(None).contains("### Continuous delivery"));
         // A repository that deploys already is left alone even when opted in.

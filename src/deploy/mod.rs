@@ -694,9 +694,9 @@ pub fn pr_section(
     }
     let mut s = String::from("\n### Continuous delivery\n\n");
     s.push_str(
-        "`staging` deploys every push to the default branch; `production` deploys version tags \
-         (`v*`) after an approval. Deploys never run for pull requests or forks, and one deploy \
-         per environment runs at a time.\n",
+        "`staging` deploys every push to the default branch once its checks pass; `production` \
+         deploys version tags (`v*`) after an approval. Deploys never run for pull requests or \
+         forks, and one deploy per environment runs at a time, never cancelled half-way.\n",
     );
     for (target, ctx) in contexts {
         let spec = target.spec();
@@ -757,9 +757,10 @@ pub fn pr_section(
     s
 }
 
-/// Whether a generated path is a CI configuration file (as opposed to a deploy file).
+/// Whether a generated path is a CI configuration file (as opposed to a deploy file,
+/// such as the delivery workflow a repository with its own CI gets).
 pub fn is_ci_path(path: &str) -> bool {
-    path.starts_with(".github/workflows/")
+    (path.starts_with(".github/workflows/") && path != ".github/workflows/deploy.yml")
         || path == ".gitlab-ci.yml"
         || path == "bitbucket-pipelines.yml"
 }
