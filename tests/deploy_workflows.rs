@@ -257,13 +257,19 @@ fn check_bitbucket(name: &str, files: &[GeneratedFile], oidc: bool) {
 #[test]
 fn every_fixture_provider_and_target() {
     let mut checked = 0;
+    // Per target: total time (µs) and runs of analysis-to-files (deploy files, plan,
+    // render, self-check), printed with `--nocapture`.
+    let mut timing = [(0u128, 0u32); TARGETS.len()];
     for dir in fixtures() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        for target in TARGETS {
+        for (ti, target) in TARGETS.into_iter().enumerate() {
             for provider in PROVIDERS {
+                let started = std::time::Instant::now();
                 let Some((files, plan)) = generate(&dir, provider, &[target]) else {
                     continue;
                 };
+                timing[ti].0 += started.elapsed().as_micros();
+                timing[ti].1 += 1;
                 // The plan's invariant: every executable a step calls is provided.
                 assert!(
                     plan::tools::check(&plan).is_empty(),
@@ -295,6 +301,12 @@ fn every_fixture_provider_and_target() {
         "only {checked} combinations were deployable"
     );
     eprintln!("deploy workflows checked: {checked} fixture × provider × target combinations");
+    for (t, (us, n)) in TARGETS.iter().zip(timing) {
+        eprintln!(
+            "  {t}: {:.1} ms per repository (load, analyse, deploy files, plan, render, check; debug build, {n} runs)",
+            us as f64 / 1000.0 / f64::from(n.max(1))
+        );
+    }
 }
 
 #[test]

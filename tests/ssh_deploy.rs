@@ -415,3 +415,145 @@ fn good_release_switches_bad_release_rolls_back() {
         "{printed}"
     );
 }
+
+/// The deploy job as each forge's file has it — its script and environment read back from
+/// the rendered YAML, the image it runs named the way the forge names it — runs against
+/// the host: the release the publish job pushed goes live. Only the test's own bindings
+/// are replaced (the host's port, its deploy folder, the public port, the secrets' values
+/// that the forge would inject).
+#[test]
+fn the_rendered_deploy_job_of_every_forge_deploys() {
+    use pipewright::generate::{render_plan, Provider, Target};
+    use yaml_rust2::{Yaml, YamlLoader};
+
+    let Some(host) = start_host() else { return };
+    let tree = pipewright::analyze::tree::RepoTree::from_paths(["Dockerfile"]);
+    let analysis = pipewright::analyze::analyze(&tree);
+    let mut settings = pipewright::deploy::DeploySettings::new(DeployTarget::Ssh);
+    settings.environments = vec![Environment::Staging];
+    settings.health_path = Some("/healthz".into());
+    let delivery =
+        pipewright::deploy::prepare(&analysis, tree.files(), "Acme/Demo", &[settings]).unwrap();
+    let repo = tempfile::tempdir().unwrap();
+    for f in &delivery.files {
+        let p = repo.path().join(&f.path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, &f.content).unwrap();
+    }
+    let secrets = [
+        ("SSH_HOST", "127.0.0.1".to_owned()),
+        ("SSH_PORT", host.port.to_string()),
+        ("SSH_USER", host.user.clone()),
+        ("SSH_PRIVATE_KEY", host.key_b64.clone()),
+        ("SSH_KNOWN_HOSTS", host.known_hosts.clone()),
+    ];
+    let s = |y: &Yaml| y.as_str().unwrap_or("").to_owned();
+    for (i, provider) in [Provider::Github, Provider::Gitlab, Provider::Bitbucket]
+        .into_iter()
+        .enumerate()
+    {
+        let target = Target {
+            provider,
+            deploy: delivery.contexts.clone(),
+            ..Target::github()
+        };
+        let plan = pipewright::plan::build(&analysis, &target);
+        let files = render_plan(&plan, &target).unwrap();
+        let public = free_port_triple();
+        let dir = host.dir.path().join(format!("srv/{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sha = format!("c0ffee{i}");
+        // What the test binds: the host's deploy folder, a free public port, a short
+        // health timeout.
+        let bind = [
+            ("SSH_DEPLOY_DIR", dir.to_str().unwrap().to_owned()),
+            ("PUBLIC_PORT", public.to_string()),
+            ("HEALTH_TIMEOUT", HEALTH_TIMEOUT_SECS.to_owned()),
+        ];
+        let bound = |k: &str| bind.iter().any(|(b, _)| *b == k);
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(repo.path());
+        for (k, v) in secrets.iter().chain(&bind) {
+            cmd.env(k, v);
+        }
+        let (script, expected_image) = match provider {
+            Provider::Github => {
+                let ci = files
+                    .iter()
+                    .find(|f| f.path == ".github/workflows/ci.yml")
+                    .unwrap();
+                let doc = YamlLoader::load_from_str(&ci.content).unwrap().remove(0);
+                let step = doc["jobs"]["deploy-ssh-staging"]["steps"].as_vec().unwrap()[1].clone();
+                for (k, v) in step["env"].as_hash().unwrap() {
+                    let (k, v) = (s(k), s(v));
+                    if v.starts_with("${{ secrets.") || bound(&k) {
+                        continue; // the secret's value (set above) or the test's binding
+                    }
+                    cmd.env(
+                        &k,
+                        if v == "${{ github.sha }}" {
+                            sha.clone()
+                        } else {
+                            v
+                        },
+                    );
+                }
+                cmd.env("GITHUB_REPOSITORY", "Acme/Demo");
+                (s(&step["run"]), format!("ghcr.io/acme/demo:{sha}"))
+            }
+            Provider::Gitlab => {
+                let f = files.iter().find(|f| f.path == ".gitlab-ci.yml").unwrap();
+                let doc = YamlLoader::load_from_str(&f.content).unwrap().remove(0);
+                let job = &doc["deploy-ssh-staging"];
+                // GitLab expands `$VAR` in variables as the shell does.
+                let mut lines = vec!["set -e".to_owned()];
+                for (k, v) in job["variables"].as_hash().unwrap() {
+                    if !bound(&s(k)) {
+                        lines.push(format!("export {}=\"{}\"", s(k), s(v)));
+                    }
+                }
+                lines.extend(job["script"].as_vec().unwrap().iter().map(s));
+                cmd.env("CI_REGISTRY_IMAGE", "registry.gitlab.com/acme/demo");
+                cmd.env("CI_COMMIT_SHA", &sha);
+                (
+                    lines.join("\n"),
+                    format!("registry.gitlab.com/acme/demo:{sha}"),
+                )
+            }
+            Provider::Bitbucket => {
+                let f = files
+                    .iter()
+                    .find(|f| f.path == "bitbucket-pipelines.yml")
+                    .unwrap();
+                let doc = YamlLoader::load_from_str(&f.content).unwrap().remove(0);
+                let step = doc["pipelines"]["branches"]["main"]
+                    .as_vec()
+                    .unwrap()
+                    .iter()
+                    .find(|i| s(&i["step"]["deployment"]) == "staging")
+                    .unwrap()["step"]
+                    .clone();
+                let mut lines = vec!["set -e".to_owned()];
+                lines.extend(step["script"].as_vec().unwrap().iter().map(s).filter(|l| {
+                    !bind
+                        .iter()
+                        .any(|(b, _)| l.starts_with(&format!("export {b}=")))
+                }));
+                cmd.env("DOCKER_IMAGE", "docker.io/acme/demo");
+                cmd.env("BITBUCKET_COMMIT", &sha);
+                (lines.join("\n"), format!("docker.io/acme/demo:{sha}"))
+            }
+        };
+        let out = run(cmd.arg("-c").arg(&script));
+        assert!(
+            out.status.success(),
+            "{provider:?}\n{script}\n{}",
+            text(&out)
+        );
+        assert_eq!(
+            get(public).as_deref(),
+            Some(format!("release {expected_image}").as_str()),
+            "{provider:?}"
+        );
+    }
+}

@@ -89,7 +89,9 @@ pub fn deploy_job(ctx: &DeployContext, env: Environment) -> DeployJob {
             ("CONTEXT_DIR".into(), ctx.context_dir.clone()),
         ],
         commands: vec![
-            "command -v doctl >/dev/null || { wget -qO- https://github.com/digitalocean/doctl/releases/download/v1.120.2/doctl-1.120.2-linux-amd64.tar.gz | tar -xz -C /usr/local/bin doctl; }".into(),
+            // Into the user's own bin: GitHub's runners do not run as root.
+            "mkdir -p \"$HOME/.local/bin\" && export PATH=\"$HOME/.local/bin:$PATH\"".into(),
+            "command -v doctl >/dev/null || { wget -qO- https://github.com/digitalocean/doctl/releases/download/v1.120.2/doctl-1.120.2-linux-amd64.tar.gz | tar -xz -C \"$HOME/.local/bin\" doctl; }".into(),
             // doctl reads DIGITALOCEAN_ACCESS_TOKEN from the environment.
             "doctl registry login --expiry-seconds 1200".into(),
             "image=\"registry.digitalocean.com/$DOCR_REGISTRY/$DO_REPOSITORY:$IMAGE_TAG\"".into(),
