@@ -70,6 +70,21 @@ async fn follows_the_org(t: TestDb) {
             ],
         );
     }
+    // The org's shared workflows, tagged `v3` (the proposal pins the call to that commit).
+    let shared = h.add_repo(
+        300,
+        ".github",
+        &[(
+            ".github/workflows/python-library.yml",
+            "on:\n  workflow_call:\n    inputs:\n      python-version: {type: string}\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo test\n",
+        )],
+    );
+    {
+        let full = h.full(".github");
+        let mut w = h.fake.world();
+        let idx = w.repos.iter().position(|r| r.full_name == full).unwrap();
+        w.repos[idx].tags.insert("v3".to_owned(), shared.clone());
+    }
     h.add_repo(
         303,
         "tool-rs",
@@ -141,7 +156,7 @@ async fn follows_the_org(t: TestDb) {
     // inputs typed as they wrote them, and without handing it every secret.
     assert!(
         workflow.contains(&format!(
-            "    uses: {owner}/.github/.github/workflows/python-library.yml@v3\n    with:\n"
+            "    uses: {owner}/.github/.github/workflows/python-library.yml@{shared} # v3\n    with:\n"
         )) && workflow.contains("      python-version: \"3.10\"\n")
             && workflow.contains("      coverage: true\n")
             && workflow.contains("      shards: 2\n"),
@@ -184,8 +199,8 @@ async fn follows_the_org(t: TestDb) {
         .unwrap();
     assert_eq!(
         store::installation_count(&h.t.db, inst.id).await.unwrap(),
-        4,
-        "{name}: every analysed repository was recorded"
+        5,
+        "{name}: every analysed repository was recorded (the org's `.github` too)"
     );
     let mut p = fixture("github/installation.deleted.json").unwrap();
     set(&mut p, "/installation/id", json!(957387));

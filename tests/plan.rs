@@ -327,7 +327,21 @@ fn the_orgs_reusable_workflow_replaces_the_primary_job_on_github_only() {
         ]
         .into(),
         secrets_inherit: true,
+        typed: None,
+        pinned: Some("0123456789abcdef0123456789abcdef01234567".to_owned()),
     };
+    // A ref nobody resolved to a commit is not called: the job is written out.
+    let mut unpinned = Target::github();
+    let mut loose = call("acme/.github/.github/workflows/rust.yml@v2");
+    loose.pinned = None;
+    unpinned.reusable_workflow = Some(loose);
+    let p = plan_of("rust-axum", &unpinned);
+    assert!(p.jobs().all(|j| j.reusable.is_none()));
+    assert!(
+        p.notes.iter().any(|n| n.contains("could not be resolved")),
+        "{:?}",
+        p.notes
+    );
     let mut target = Target::github();
     target.reusable_workflow = Some(call("acme/.github/.github/workflows/rust.yml@v2"));
     let p = plan_of("rust-axum", &target);
@@ -350,7 +364,7 @@ fn the_orgs_reusable_workflow_replaces_the_primary_job_on_github_only() {
     let files = pipewright::generate::render_plan(&p, &target).unwrap();
     let wf = &files[0].content;
     assert!(
-        wf.contains("    uses: acme/.github/.github/workflows/rust.yml@v2\n    with:\n      toolchain: \"stable\"\n"),
+        wf.contains("    uses: acme/.github/.github/workflows/rust.yml@0123456789abcdef0123456789abcdef01234567 # v2\n    with:\n      toolchain: \"stable\"\n"),
         "{wf}"
     );
     assert!(!wf.contains("runs-on") && !wf.contains("steps:"), "{wf}");

@@ -26,12 +26,41 @@ pub struct ReusableCall {
     pub with: BTreeMap<String, String>,
     /// `secrets: inherit`.
     pub secrets_inherit: bool,
+    /// The `with:` keys whose values were YAML numbers or booleans (written unquoted
+    /// again; every other value was a string and stays quoted, so `"2"` is not turned into
+    /// the number 2). `None` for calls recorded before the types were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typed: Option<BTreeSet<String>>,
+    /// The commit its ref pointed at when pipewright adopted it: the call is written
+    /// pinned to it, the ref kept as a comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<String>,
 }
 
 impl ReusableCall {
     /// The workflow without its ref (`owner/repo/.github/workflows/file.yml`).
     pub fn workflow(&self) -> &str {
         self.uses.split('@').next().unwrap_or(&self.uses)
+    }
+
+    /// The ref as written (`v3`, `main`, a SHA).
+    pub fn reference(&self) -> &str {
+        self.uses.split_once('@').map_or("", |(_, r)| r)
+    }
+
+    /// `owner/repo` of the repository that holds the workflow.
+    pub fn repository(&self) -> String {
+        self.workflow()
+            .splitn(3, '/')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Written with a full commit SHA already (nothing to resolve).
+    pub fn is_pinned(&self) -> bool {
+        let r = self.reference();
+        r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())
     }
 
     /// The owner of the repository that holds the workflow.
@@ -184,7 +213,7 @@ pub fn extract(tree: &RepoTree) -> Conventions {
             }
             if github {
                 if let Some(uses) = job["uses"].as_str().filter(|u| is_reusable_ref(u)) {
-                    let with = job["with"]
+                    let with: BTreeMap<String, String> = job["with"]
                         .as_hash()
                         .map(|h| {
                             h.iter()
@@ -193,10 +222,22 @@ pub fn extract(tree: &RepoTree) -> Conventions {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    let typed = job["with"]
+                        .as_hash()
+                        .map(|h| {
+                            h.iter()
+                                .filter(|(_, v)| !matches!(v, Yaml::String(_)))
+                                .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+                                .filter(|k| with.contains_key(k))
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     calls.insert(ReusableCall {
                         uses: uses.to_owned(),
                         with,
                         secrets_inherit: job["secrets"].as_str() == Some("inherit"),
+                        typed: Some(typed),
+                        pinned: None,
                     });
                 }
                 if let Some(set) = runner_labels(&job["runs-on"]) {

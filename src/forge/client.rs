@@ -364,6 +364,18 @@ pub trait ForgeClient: Send + Sync {
     /// Recursive file listing of a commit.
     async fn tree(&self, repo: &RepoHandle, commit: &str) -> Result<RemoteTree, ApiError>;
 
+    /// The commit a branch, tag or SHA of another repository the installation can read
+    /// (`owner/name`) points at; `None` when it does not exist or cannot be read. Used to
+    /// pin an org's reusable workflow to a commit. Forges without reusable workflows of
+    /// that kind answer `None`.
+    async fn resolve_commit(
+        &self,
+        _full_name: &str,
+        _reference: &str,
+    ) -> Result<Option<String>, ApiError> {
+        Ok(None)
+    }
+
     /// Contents of `paths` at `commit` (missing files are left out).
     async fn read_files(
         &self,

@@ -326,8 +326,15 @@ fn job(j: &plan::Job, target: &Target) -> Job {
         runs_on: Vec::new(),
         reusable: j.reusable.as_ref().map(|r| {
             (
-                r.uses.clone(),
-                r.with.iter().map(|(k, v)| input(k, v)).collect(),
+                // Pinned to the commit its ref named when adopted; the ref stays readable.
+                match &r.pinned {
+                    Some(sha) => format!("{}@{sha} # {}", r.workflow(), r.reference()),
+                    None => r.uses.clone(),
+                },
+                r.with
+                    .iter()
+                    .map(|(k, v)| input(k, v, r.typed.as_ref().map(|t| t.contains(k))))
+                    .collect(),
             )
         }),
     }
@@ -398,17 +405,32 @@ fn deploy_step(j: &plan::Job, d: &DeployJob) -> Step {
 /// A `with:` input: key, value, and whether the value is written unquoted.
 type Input = (String, String, bool);
 
-/// A `with:` input of a reusable-workflow call: booleans and numbers stay unquoted
+/// A `with:` input of a reusable-workflow call: numbers and booleans stay unquoted
 /// (GitHub checks an input's declared type, and `'true'` is no boolean), anything else
-/// is written as a quoted string.
-fn input(key: &str, value: &str) -> Input {
-    // Integers only: `3.10` unquoted would be the number 3.1 (a Python version).
+/// is written as a quoted string. `typed` says whether the siblings wrote the value as a
+/// number or boolean; without it (calls recorded before types were kept) the value's
+/// look decides.
+fn input(key: &str, value: &str, typed: Option<bool>) -> Input {
+    // Integers only when guessing: `3.10` unquoted would be the number 3.1 (a Python
+    // version).
     let digits = value.strip_prefix('-').unwrap_or(value);
-    let plain = matches!(value, "true" | "false")
-        || (!digits.is_empty()
-            && digits.len() <= 18
-            && digits.chars().all(|c| c.is_ascii_digit())
-            && !(digits.len() > 1 && digits.starts_with('0')));
+    let integer = !digits.is_empty()
+        && digits.len() <= 18
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !(digits.len() > 1 && digits.starts_with('0'));
+    let number = !value.is_empty()
+        && value.len() <= 32
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && value.parse::<f64>().is_ok();
+    let boolean = matches!(value, "true" | "false");
+    let plain = match typed {
+        // Written back only in a form that reads as the same number or boolean.
+        Some(true) => boolean || integer || number,
+        Some(false) => false,
+        None => boolean || integer,
+    };
     (key.to_owned(), value.to_owned(), plain)
 }
 
@@ -548,7 +570,22 @@ fn split_delivery(plan: &Plan, merge: bool) -> (Vec<&plan::Job>, Vec<&plan::Job>
 
 #[cfg(test)]
 mod tests {
+    use super::input;
     use crate::plan::slug;
+
+    #[test]
+    fn reusable_inputs_keep_the_type_the_siblings_wrote() {
+        // A quoted "2" stays a string; an unquoted 2 or 0.5 stays a number.
+        assert!(!input("shards", "2", Some(false)).2);
+        assert!(input("shards", "2", Some(true)).2);
+        assert!(input("ratio", "0.5", Some(true)).2);
+        assert!(input("coverage", "true", Some(true)).2);
+        // Never unquoted when the text would not read back as that type.
+        assert!(!input("x", "1; rm -rf /", Some(true)).2);
+        // Recorded without types: integers and booleans by their look, never `3.10`.
+        assert!(input("shards", "2", None).2);
+        assert!(!input("python", "3.10", None).2);
+    }
 
     #[test]
     fn slugs_are_valid_job_ids() {

@@ -532,7 +532,18 @@ impl Adoption {
     pub fn applied(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(call) = &self.reusable_workflow {
-            out.push(format!("the reusable workflow {} (GitHub)", call.uses));
+            match &call.pinned {
+                Some(sha) => out.push(format!(
+                    "the reusable workflow {} (GitHub), pinned to {}",
+                    call.uses,
+                    &sha[..sha.len().min(12)]
+                )),
+                None if call.is_pinned() => {
+                    out.push(format!("the reusable workflow {} (GitHub)", call.uses))
+                }
+                // Not called: its ref could not be pinned to a commit (the plan says so).
+                None => {}
+            }
         }
         if !self.runs_on.is_empty() {
             out.push(format!("runner labels {}", self.runs_on.join(", ")));
@@ -620,6 +631,8 @@ mod tests {
             uses: u.into(),
             with: BTreeMap::new(),
             secrets_inherit: true,
+            typed: None,
+            pinned: None,
         };
         let a = Conventions {
             reusable_workflows: vec![call("acme/.github/.github/workflows/py.yml@v2")],

@@ -498,8 +498,20 @@ pub fn build(analysis: &Analysis, target: &Target) -> Plan {
 /// it does would fork the org's conventions. Only a call that is well-formed is used;
 /// `with:` inputs keep the keys GitHub allows, and `secrets: inherit` is never copied
 /// (a new repository's secrets are not handed to a workflow without a person's say).
+///
+/// The call is pinned to a commit like every action pipewright writes: a ref the bot
+/// resolved (`pinned`) or a SHA as written. An unpinned call is not adopted; the job is
+/// inlined and a note says why.
 fn call_org_workflow(plan: &mut Plan, primary: &Project, call: &ReusableCall) {
     if !crate::analyze::conventions::is_reusable_ref(&call.uses) {
+        return;
+    }
+    if !call.is_pinned() && call.pinned.is_none() {
+        plan.notes.push(format!(
+            "The siblings call {}, but its ref could not be resolved to a commit to pin it \
+             to; the job is written out instead",
+            call.uses
+        ));
         return;
     }
     let valid_key = |k: &str| {
@@ -516,6 +528,8 @@ fn call_org_workflow(plan: &mut Plan, primary: &Project, call: &ReusableCall) {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         secrets_inherit: false,
+        typed: call.typed.clone(),
+        pinned: call.pinned.clone(),
     };
     let Some(wf) = plan.workflows.iter_mut().find(|w| {
         matches!(w.trigger, Trigger::Ci { .. })

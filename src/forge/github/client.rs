@@ -463,6 +463,41 @@ impl ForgeClient for GithubClient {
         }
     }
 
+    async fn resolve_commit(
+        &self,
+        full_name: &str,
+        reference: &str,
+    ) -> Result<Option<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Commit {
+            sha: String,
+        }
+        let Some((owner, name)) = full_name.split_once('/') else {
+            return Ok(None);
+        };
+        let url = format!(
+            "/repos/{}/{}/commits/{}",
+            seg(owner),
+            seg(name),
+            seg(reference)
+        );
+        match self
+            .json::<Commit>("resolve a reference", Method::GET, &url, None)
+            .await
+        {
+            Ok(c) if c.sha.len() == 40 && c.sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Some(c.sha))
+            }
+            Ok(_) => Ok(None),
+            // 404: no such repository or reference (or not readable by the installation);
+            // 422: not a commit-ish.
+            Err(e) if e.is_not_found() || e.status() == Some(422) || e.status() == Some(403) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn tree(&self, repo: &RepoHandle, commit: &str) -> Result<RemoteTree, ApiError> {
         #[derive(Deserialize)]
         struct Tree {

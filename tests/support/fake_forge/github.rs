@@ -208,6 +208,28 @@ fn repo_route(w: &mut World, r: &Req, idx: usize, rest: &[&str]) -> Resp {
             }
         }
         ("GET", ["git", "trees", sha]) => get_tree(w, r, idx, sha),
+        // `GET /repos/{owner}/{repo}/commits/{ref}`: a SHA, branch or tag (also
+        // `heads/…`, `tags/…`); GitHub answers 422 for a ref that names no commit.
+        ("GET", ["commits", reference @ ..]) if !reference.is_empty() => {
+            let repo = &w.repos[idx];
+            let reference = joined(reference);
+            let sha = if repo.commits.contains_key(&reference) {
+                Some(reference.clone())
+            } else if let Some(b) = reference.strip_prefix("heads/") {
+                repo.branches.get(b).cloned()
+            } else if let Some(t) = reference.strip_prefix("tags/") {
+                repo.tags.get(t).cloned()
+            } else {
+                repo.branches
+                    .get(&reference)
+                    .or_else(|| repo.tags.get(&reference))
+                    .cloned()
+            };
+            match sha {
+                Some(sha) => Resp::json(200, rest_commit_json(w, repo, &sha)),
+                None => err(422, &format!("No commit found for SHA: {reference}")),
+            }
+        }
         ("GET", ["git", "commits", sha]) => {
             let repo = &w.repos[idx];
             if repo.is_empty() {
@@ -304,6 +326,32 @@ fn ref_json(w: &World, repo: &Repo, branch: &str, sha: &str) -> Value {
         "node_id": format!("REF_{sha}"),
         "url": format!("{}/git/refs/heads/{branch}", api(w, repo)),
         "object": {"type": "commit", "sha": sha, "url": format!("{}/git/commits/{sha}", api(w, repo))},
+    })
+}
+
+/// The REST API's commit (`GET /repos/{owner}/{repo}/commits/{ref}`): the git commit
+/// under `commit`, with the SHA, links and parents at the top.
+fn rest_commit_json(w: &World, repo: &Repo, sha: &str) -> Value {
+    let git = commit_json(w, repo, sha);
+    json!({
+        "sha": sha,
+        "node_id": git["node_id"],
+        "url": format!("{}/commits/{sha}", api(w, repo)),
+        "html_url": git["html_url"],
+        "comments_url": format!("{}/commits/{sha}/comments", api(w, repo)),
+        "commit": {
+            "url": git["url"],
+            "author": git["author"],
+            "committer": git["committer"],
+            "message": git["message"],
+            "tree": git["tree"],
+            "comment_count": 0,
+            "verification": git["verification"],
+        },
+        "author": null,
+        "committer": null,
+        "parents": git["parents"],
+        "files": [],
     })
 }
 

@@ -251,6 +251,8 @@ pub struct Repo {
     pub blobs: HashMap<String, String>,
     /// Branch → tip.
     pub branches: BTreeMap<String, String>,
+    /// Tag → commit (lightweight tags).
+    pub tags: BTreeMap<String, String>,
     /// Pull requests in creation order.
     pub prs: Vec<Pr>,
     /// Issues.
@@ -689,6 +691,7 @@ impl World {
             trees: HashMap::new(),
             blobs: HashMap::new(),
             branches: BTreeMap::new(),
+            tags: BTreeMap::new(),
             prs: Vec::new(),
             issues: Vec::new(),
             comments: Vec::new(),
