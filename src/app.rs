@@ -23,6 +23,9 @@ use crate::server::{self, AppState, Intake};
 
 /// How long succeeded jobs are kept for `jobs list`, in milliseconds (7 days).
 pub const SUCCEEDED_JOB_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Cached embeddings no repository refers to are kept this long (milliseconds): a
+/// repository that flips back to an earlier manifest within a month finds its vector.
+pub const EMBEDDING_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// How long per-installation API usage is kept, in milliseconds (7 days).
 pub const API_USAGE_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// How often retention sweeps run, in seconds.
@@ -412,6 +415,11 @@ async fn sweep_loop(db: Db, clock: Clock, forges: Arc<Forges>, reconcile_secs: u
         if let Err(e) = crate::db::console::purge_api_usage(&db, now - API_USAGE_RETENTION_MS).await
         {
             warn!(error = %e, "cannot sweep API usage");
+        }
+        match crate::db::learn::purge_embeddings(&db, now - EMBEDDING_RETENTION_MS).await {
+            Ok(n) if n > 0 => info!(n, "forgot cached embeddings no repository refers to"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot sweep cached embeddings"),
         }
         match store::purge_succeeded(&db, now - SUCCEEDED_JOB_RETENTION_MS).await {
             Ok(n) if n > 0 => info!(n, "purged old succeeded jobs"),

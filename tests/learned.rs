@@ -620,3 +620,48 @@ async fn embeddings_are_cached_by_fingerprint() {
         );
     }
 }
+
+/// The sweeper's purge: a cached vector no repository refers to any more is forgotten
+/// once it is older than the retention; vectors still referred to stay, whatever their
+/// age, and recent ones stay either way.
+#[tokio::test]
+async fn unreferenced_embeddings_are_forgotten() {
+    for t in TestDb::all().await {
+        let db = &t.db;
+        let s = Siblings::new(s_model(), None);
+        let acme = org(db, "3003", "acme", 7000).await;
+        let referenced = vector(3, 0);
+        record(
+            &s,
+            db,
+            &acme,
+            "py-a",
+            "python",
+            &python_ci("acme", "x"),
+            &referenced,
+            10,
+        )
+        .await;
+        store::put_embeddings(db, s_model(), &[("old-orphan".into(), vector(4, 0))], 10)
+            .await
+            .unwrap();
+        store::put_embeddings(db, s_model(), &[("new-orphan".into(), vector(5, 0))], 1_000)
+            .await
+            .unwrap();
+        let removed = store::purge_embeddings(db, 500).await.unwrap();
+        assert_eq!(removed, 1, "{}", t.name);
+        let hashes = [
+            format!("py-a-{}-{}", acme.installation, referenced[0]),
+            "old-orphan".to_owned(),
+            "new-orphan".to_owned(),
+        ];
+        let left = store::get_embeddings(db, s_model(), &hashes).await.unwrap();
+        assert!(
+            left.contains_key(&hashes[0]),
+            "{}: the referenced vector stays",
+            t.name
+        );
+        assert!(!left.contains_key("old-orphan"), "{}", t.name);
+        assert!(left.contains_key("new-orphan"), "{}", t.name);
+    }
+}

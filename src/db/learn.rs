@@ -94,6 +94,24 @@ pub async fn put_embeddings(
     Ok(())
 }
 
+/// Forgets cached vectors stored before `before` that no repository's conventions refer
+/// to (the repository changed, or was removed): the cache would otherwise grow with
+/// every manifest edit of every repository. Returns how many were removed. Vectors still
+/// referred to stay, whatever their age; a forgotten one is recomputed if its text
+/// returns.
+pub async fn purge_embeddings(db: &Db, before: Millis) -> Result<u64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query(
+            "DELETE FROM embeddings WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM repo_conventions c WHERE c.fingerprint_hash = embeddings.fingerprint_hash)",
+        )
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+}
+
 /// Number of cached vectors per model.
 pub async fn embedding_counts(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
     with_pool!(db, pool => {

@@ -826,6 +826,31 @@ pub fn same_commit(a: &str, b: &str) -> bool {
     n >= 7 && a[..n].eq_ignore_ascii_case(&b[..n])
 }
 
+/// Resolves the org's reusable workflow the siblings call (`…@v3`) to the commit it names
+/// now, so the proposal calls it pinned, like every action pipewright writes. A ref that
+/// cannot be resolved (the installation cannot read that repository, or the ref is gone)
+/// leaves the call unpinned, and the plan then writes the job out instead of calling it.
+async fn pin_reusable_workflow(client: &dyn ForgeClient, adoption: &mut crate::learn::Adoption) {
+    let Some(call) = adoption.reusable_workflow.as_mut() else {
+        return;
+    };
+    if call.is_pinned() || call.pinned.is_some() {
+        return;
+    }
+    match client
+        .resolve_commit(&call.repository(), call.reference())
+        .await
+    {
+        Ok(Some(sha)) => call.pinned = Some(sha),
+        Ok(None) => {
+            warn!(workflow = %call.uses, "the org's reusable workflow cannot be resolved to a commit; not calling it");
+        }
+        Err(e) => {
+            warn!(workflow = %call.uses, error = %e, "resolving the org's reusable workflow failed; not calling it");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,30 +919,5 @@ mod tests {
         assert!(Outcome::NoWorkflowsPermission
             .describe(Forge::Github)
             .contains("workflows: write"));
-    }
-}
-
-/// Resolves the org's reusable workflow the siblings call (`…@v3`) to the commit it names
-/// now, so the proposal calls it pinned, like every action pipewright writes. A ref that
-/// cannot be resolved (the installation cannot read that repository, or the ref is gone)
-/// leaves the call unpinned, and the plan then writes the job out instead of calling it.
-async fn pin_reusable_workflow(client: &dyn ForgeClient, adoption: &mut crate::learn::Adoption) {
-    let Some(call) = adoption.reusable_workflow.as_mut() else {
-        return;
-    };
-    if call.is_pinned() || call.pinned.is_some() {
-        return;
-    }
-    match client
-        .resolve_commit(&call.repository(), call.reference())
-        .await
-    {
-        Ok(Some(sha)) => call.pinned = Some(sha),
-        Ok(None) => {
-            warn!(workflow = %call.uses, "the org's reusable workflow cannot be resolved to a commit; not calling it");
-        }
-        Err(e) => {
-            warn!(workflow = %call.uses, error = %e, "resolving the org's reusable workflow failed; not calling it");
-        }
     }
 }
