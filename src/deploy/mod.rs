@@ -730,6 +730,20 @@ pub fn pr_section(
                 status
             );
         }
+        // Bitbucket has no registry of its own: the image the SSH deploy runs is pushed to
+        // the registry these repository variables name.
+        if *target == DeployTarget::Ssh && forge == crate::forge::Forge::Bitbucket {
+            for (name, kind) in [
+                ("DOCKER_IMAGE", "variable"),
+                ("DOCKER_USERNAME", "variable"),
+                ("DOCKER_PASSWORD", "secret"),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "| `{name}` | {kind} | set it as a secured repository variable (the image registry) |"
+                );
+            }
+        }
         s.push_str(
             "\nOperators store values with `pipewright credentials set --installation … [--repo …] \
              --target ",
@@ -866,6 +880,36 @@ mod tests {
         assert_eq!(p.trigger, DeployTrigger::VersionTags);
         assert!(p.approval && !p.cancel_in_progress);
         assert_ne!(s.concurrency_group, p.concurrency_group);
+    }
+
+    #[test]
+    fn the_pr_names_bitbucket_registry_variables_for_the_ssh_image() {
+        let ctx = DeployContext {
+            app: "demo".into(),
+            port: 8080,
+            port_known: true,
+            health_path: None,
+            region: String::new(),
+            strategy: Strategy::Bluegreen,
+            environments: Environment::ALL.to_vec(),
+            dockerfile: "Dockerfile".into(),
+            context_dir: ".".into(),
+        };
+        let none = |_: DeployTarget, _: &str| false;
+        let bb = pr_section(
+            &[(DeployTarget::Ssh, ctx.clone())],
+            crate::forge::Forge::Bitbucket,
+            "acme/demo",
+            &none,
+        );
+        assert!(bb.contains("`DOCKER_IMAGE`") && bb.contains("`DOCKER_PASSWORD` | secret"));
+        let gh = pr_section(
+            &[(DeployTarget::Ssh, ctx)],
+            crate::forge::Forge::Github,
+            "acme/demo",
+            &none,
+        );
+        assert!(!gh.contains("DOCKER_IMAGE") && gh.contains("`SSH_PRIVATE_KEY` | secret"));
     }
 
     #[test]
