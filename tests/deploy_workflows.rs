@@ -382,28 +382,41 @@ fn staging_follows_green_checks_and_the_image_precedes_its_deploys() {
 }
 
 #[test]
-fn a_monorepo_keeps_every_deploy_in_the_delivery_workflow() {
+fn a_monorepo_deploys_staging_after_the_checks_of_the_service_it_deploys() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/repos/monorepo-backend-frontend");
     let Some((files, _)) = generate(&dir, Provider::Github, &[DeployTarget::Fly]) else {
         panic!("the monorepo has a service to deploy");
     };
-    let d = files
+    let wf = |p: &str| {
+        yaml(
+            files
+                .iter()
+                .find(|f| f.path == p)
+                .unwrap_or_else(|| panic!("no {p}")),
+        )
+    };
+    // Staging joins the backend's CI (its path filters decide, as for its checks) and
+    // needs its jobs; the frontend's CI has no deploy.
+    let backend = wf(".github/workflows/ci-backend.yml");
+    let needs: Vec<&str> = backend["jobs"]["deploy-fly-staging"]["needs"]
+        .as_vec()
+        .unwrap()
         .iter()
-        .find(|f| f.path == ".github/workflows/deploy.yml")
-        .unwrap();
-    let doc = yaml(d);
-    let ids: Vec<&str> = doc["jobs"].as_hash().unwrap().keys().map(s).collect();
-    assert_eq!(ids, ["deploy-fly-staging", "deploy-fly-production"]);
-    assert!(
-        !doc["on"]["push"]["branches"].is_badvalue() && !doc["on"]["push"]["tags"].is_badvalue()
-    );
-    for f in files
+        .map(s)
+        .collect();
+    assert!(needs.contains(&"backend"), "{needs:?}");
+    assert!(!files
         .iter()
-        .filter(|f| f.path.starts_with(".github/workflows/ci"))
-    {
-        assert!(!f.content.contains("deploy-fly"), "{}", f.path);
-    }
+        .find(|f| f.path == ".github/workflows/ci-frontend.yml")
+        .unwrap()
+        .content
+        .contains("deploy-fly"));
+    // Production: the delivery workflow, tags only.
+    let d = wf(".github/workflows/deploy.yml");
+    let ids: Vec<&str> = d["jobs"].as_hash().unwrap().keys().map(s).collect();
+    assert_eq!(ids, ["deploy-fly-production"]);
+    assert!(d["on"]["push"]["branches"].is_badvalue() && !d["on"]["push"]["tags"].is_badvalue());
 }
 
 #[test]

@@ -436,14 +436,14 @@ fn input(key: &str, value: &str, typed: Option<bool>) -> Input {
 
 /// The workflow files for `plan`.
 pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, GenerateError> {
-    // Staging deploys follow green checks: with one CI workflow, the staging jobs join it
-    // and need every CI job. Production (version tags) stays in a delivery workflow of
-    // its own, behind the environment's approval: a CI workflow that tag pushes run
-    // would publish from what the dependency caches hold (cache poisoning). A monorepo's
-    // several CI workflows cannot be waited on from another workflow without running
-    // them twice, so there every delivery job is in the delivery workflow.
-    let ci_count = plan.ci_workflows().count();
-    let (into_ci, own_file) = split_delivery(plan, ci_count == 1);
+    // Staging deploys follow green checks: the staging jobs join the CI workflow of the
+    // project they deploy (the only one, or in a monorepo the service's) and need every
+    // job of it. Production (version tags) stays in a delivery workflow of its own, behind
+    // the environment's approval: a CI workflow that tag pushes run would publish from
+    // what the dependency caches hold (cache poisoning). A staging deploy with no such
+    // CI workflow (a root build context in a monorepo) is in the delivery workflow too:
+    // another workflow's checks cannot be waited on without running them twice.
+    let (into_ci, own_file) = split_delivery(plan);
     let mut files = Vec::new();
     for wf in &plan.workflows {
         let (tags, paths, paths_ignore, mut branches) = match &wf.trigger {
@@ -505,12 +505,17 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
         if deploy && jobs.is_empty() {
             continue;
         }
-        if matches!(wf.trigger, Trigger::Ci { .. }) && !into_ci.is_empty() {
+        let into_this: Vec<&plan::Job> = into_ci
+            .iter()
+            .filter(|(file, _)| *file == wf.file)
+            .map(|(_, j)| *j)
+            .collect();
+        if matches!(wf.trigger, Trigger::Ci { .. }) && !into_this.is_empty() {
             let checks: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
             if !branches.contains(&target.default_branch) {
                 branches.push(target.default_branch.clone());
             }
-            for j in &into_ci {
+            for j in &into_this {
                 let mut out = job(j, target);
                 let mut needs = checks.clone();
                 needs.append(&mut out.needs);
@@ -545,27 +550,55 @@ fn is_trigger(j: &plan::Job, t: DeployTrigger) -> bool {
     j.deploy.as_ref().is_some_and(|d| d.gate.trigger == t)
 }
 
-/// The delivery jobs that join the CI workflow (staging, when there is one CI workflow)
-/// and those of the delivery workflow's own file; the image job goes with the deploys
-/// that need it (to both when both do).
-fn split_delivery(plan: &Plan, merge: bool) -> (Vec<&plan::Job>, Vec<&plan::Job>) {
+/// The delivery jobs that join a CI workflow — staging jobs, into the one CI workflow, or
+/// in a monorepo into the workflow of the project they deploy (its path filters then
+/// decide, as they do for its checks) — with that workflow's file stem, and those of the
+/// delivery workflow's own file. The image job goes with the deploys that need it (to
+/// every place that has one).
+fn split_delivery(plan: &Plan) -> (Vec<(String, &plan::Job)>, Vec<&plan::Job>) {
     let Some(w) = plan.deploy_workflow() else {
         return (Vec::new(), Vec::new());
     };
-    let deploys = || w.jobs.iter().filter(|j| j.kind == JobKind::Deploy);
-    let (mut ci, mut own): (Vec<&plan::Job>, Vec<&plan::Job>) = if merge {
-        deploys().partition(|j| is_trigger(j, DeployTrigger::DefaultBranch))
-    } else {
-        (Vec::new(), deploys().collect())
+    let ci: Vec<&plan::Workflow> = plan.ci_workflows().collect();
+    let home = |j: &plan::Job| -> Option<String> {
+        if !is_trigger(j, DeployTrigger::DefaultBranch) {
+            return None;
+        }
+        if let [only] = ci.as_slice() {
+            return Some(only.file.clone());
+        }
+        let dir = j.service.as_deref().filter(|d| *d != ".")?;
+        ci.iter()
+            .find(|wf| {
+                wf.jobs
+                    .iter()
+                    .any(|p| p.kind == JobKind::Project && p.dir == dir)
+            })
+            .map(|wf| wf.file.clone())
     };
-    if let Some(img) = w.jobs.iter().find(|j| j.kind == JobKind::DeployImage) {
-        for list in [&mut ci, &mut own] {
-            if list.iter().any(|j| j.needs.contains(&img.id)) {
-                list.insert(0, img);
-            }
+    let mut merged: Vec<(String, &plan::Job)> = Vec::new();
+    let mut own: Vec<&plan::Job> = Vec::new();
+    for j in w.jobs.iter().filter(|j| j.kind == JobKind::Deploy) {
+        match home(j) {
+            Some(file) => merged.push((file, j)),
+            None => own.push(j),
         }
     }
-    (ci, own)
+    if let Some(img) = w.jobs.iter().find(|j| j.kind == JobKind::DeployImage) {
+        let mut files: Vec<String> = merged
+            .iter()
+            .filter(|(_, j)| j.needs.contains(&img.id))
+            .map(|(f, _)| f.clone())
+            .collect();
+        files.dedup();
+        for f in files.into_iter().rev() {
+            merged.insert(0, (f, img));
+        }
+        if own.iter().any(|j| j.needs.contains(&img.id)) {
+            own.insert(0, img);
+        }
+    }
+    (merged, own)
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ fn job(id: String, name: String, kind: JobKind, image: &str) -> Job {
         reusable: None,
         needs: Vec::new(),
         deploy: None,
+        service: None,
     }
 }
 
@@ -105,6 +106,7 @@ pub fn workflow(targets: &[(DeployTarget, DeployContext)], summary: &str) -> Opt
                         "docker:27",
                     );
                     p.permissions = vec![("packages", "write")];
+                    p.service = Some(ctx.context_dir.clone());
                     p
                 });
                 if !publish.dockerfiles.contains(&ctx.dockerfile) {
@@ -116,6 +118,7 @@ pub fn workflow(targets: &[(DeployTarget, DeployContext)], summary: &str) -> Opt
             if d.oidc {
                 j.permissions = vec![("id-token", "write")];
             }
+            j.service = Some(ctx.context_dir.clone());
             j.deploy = Some(Box::new(d));
             jobs.push(j);
         }

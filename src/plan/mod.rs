@@ -147,6 +147,9 @@ pub struct Job {
     pub needs: Vec<String>,
     /// A deploy job's provider-neutral description (credentials, commands, gate).
     pub deploy: Option<Box<crate::deploy::DeployJob>>,
+    /// Delivery jobs: the directory of the service they deploy (its build context), so a
+    /// renderer can gate them on that project's checks.
+    pub service: Option<String>,
 }
 
 /// A version matrix.
@@ -809,6 +812,7 @@ fn project_job(
         reusable: None,
         needs: Vec::new(),
         deploy: None,
+        service: None,
     }
 }
 
@@ -854,6 +858,7 @@ fn minimum_job(p: &Project, id: &str, monorepo: bool) -> Option<Job> {
         reusable: None,
         needs: Vec::new(),
         deploy: None,
+        service: None,
     })
 }
 
@@ -1072,6 +1077,7 @@ fn docker_job(dockerfiles: Vec<String>) -> Job {
         reusable: None,
         needs: Vec::new(),
         deploy: None,
+        service: None,
     }
 }
 

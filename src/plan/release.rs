@@ -50,6 +50,7 @@ fn job(id: String, name: String, dir: String, image: &str, steps: Vec<Step>) -> 
         reusable: None,
         needs: Vec::new(),
         deploy: None,
+        service: None,
     }
 }
 
