@@ -1,14 +1,15 @@
 //! The BERT encoder behind all-MiniLM-L6-v2, written for inference on the CPU only.
 //!
-//! candle-transformers' `BertModel` pads every batch to its longest text, masks the
-//! padding inside each attention, and runs each step (bias, residual, layer norm, GELU,
-//! softmax) as separate single-threaded passes with a fresh tensor each. Here texts are
-//! packed one after the other without padding: every per-token step (the dense layers,
-//! GELU, layer norms) runs once over all real tokens of the batch, and attention runs per
-//! text over its own tokens, so there is no mask and no wasted work. The query, key and
-//! value projections are one matmul (weights concatenated at load, the 1/√d scale folded
-//! into the query); bias + GELU and bias + residual + layer norm are fused passes written
-//! in place into the matmul's output and split across threads when large.
+//! candle-transformers' `BertModel` pads every batch to its longest text and masks the
+//! padding inside each attention, and runs bias, residual, GELU and softmax as separate
+//! passes with a fresh tensor each (GELU on one thread, through libm's erff). Here texts
+//! are packed one after the other without padding: every per-token step (the dense
+//! layers, GELU, layer norms) runs once over all real tokens of the batch, and attention
+//! runs per text over its own tokens, so there is no mask and no wasted work. The query,
+//! key and value projections are one matmul (weights concatenated at load, the 1/√d scale
+//! folded into the query); bias + GELU, softmax and bias + residual + layer norm are
+//! fused passes written in place into the matmul's output, on candle's thread pool when
+//! large.
 //!
 //! Weights keep their safetensors names (`embeddings.*`, `encoder.layer.N.*`), so the
 //! same file loads.
@@ -235,8 +236,8 @@ impl Layer {
                 |i: usize| -> Result<Tensor> { s.narrow(1, i, 1)?.squeeze(1)?.transpose(0, 1) };
             let (q, k, v) = (head(0)?, head(1)?, head(2)?);
             let scores = q.matmul(&k.t()?)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            parts.push(probs.matmul(&v)?.transpose(0, 1)?);
+            scores.inplace_op1(&Softmax)?;
+            parts.push(scores.matmul(&v)?.transpose(0, 1)?);
         }
         let context = if parts.len() == 1 {
             parts.pop().expect("one part").contiguous()?
@@ -268,36 +269,43 @@ impl Layer {
     }
 }
 
-/// Elements below which a pass stays on the calling thread: spawning costs more than
-/// the work.
-const PARALLEL_MIN: usize = 1 << 15;
+/// Elements below which a pass stays on the calling thread: waking a worker costs
+/// more than the work.
+const PARALLEL_MIN: usize = 1 << 14;
 
-/// Runs `f` over `rows`-sized chunks of `dst` (and the matching chunks of `src`, when
-/// given), split over the threads candle's matmul uses when the pass is large.
+/// Runs `f` over row-aligned chunks of `dst` (and the matching chunks of `src`, when
+/// given), on candle's persistent barrier pool when the pass is large. Spawning threads
+/// per pass cost ~25 µs each, and `candle_core::utils::get_num_threads` re-reads
+/// /proc/cpuinfo on every call, so neither is used here.
 fn par_rows(
     dst: &mut [f32],
     src: Option<&[f32]>,
     row: usize,
     f: impl Fn(&mut [f32], Option<&[f32]>) + Sync,
 ) {
-    let threads = candle_core::utils::get_num_threads().max(1);
+    let pool = candle_core::utils::barrier_pool();
+    let threads = pool.n_workers() + 1;
     let rows = dst.len() / row;
     if threads == 1 || dst.len() < PARALLEL_MIN || rows < 2 {
         f(dst, src);
         return;
     }
-    let per = rows.div_ceil(threads) * row;
-    std::thread::scope(|scope| {
-        let f = &f;
-        let mut chunks = dst.chunks_mut(per).enumerate();
-        let first = chunks.next();
-        for (i, chunk) in chunks {
-            let s = src.map(|s| &s[i * per..i * per + chunk.len()]);
-            scope.spawn(move || f(chunk, s));
-        }
-        if let Some((_, chunk)) = first {
-            let s = src.map(|s| &s[..chunk.len()]);
-            f(chunk, s);
+    // A few chunks per thread, so one slow thread does not hold up the pass; each chunk
+    // is locked once by whichever thread takes it (never contended).
+    let per = rows.div_ceil(threads * 4) * row;
+    let chunks: Vec<std::sync::Mutex<(&mut [f32], Option<&[f32]>)>> = dst
+        .chunks_mut(per)
+        .enumerate()
+        .map(|(i, d)| {
+            let s = src.map(|s| &s[i * per..i * per + d.len()]);
+            std::sync::Mutex::new((d, s))
+        })
+        .collect();
+    pool.execute_chunked(chunks.len(), |range| {
+        for i in range {
+            let mut chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
+            let (d, s) = &mut *chunk;
+            f(d, *s);
         }
     });
 }
@@ -347,6 +355,34 @@ impl InplaceOp1 for BiasGelu<'_> {
                 for (x, b) in row.iter_mut().zip(bias) {
                     *x = gelu(*x + b);
                 }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Softmax over the last dimension, in place, with the vectorised exp below (candle's
+/// softmax calls libm's expf per element).
+struct Softmax;
+
+impl InplaceOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> Result<()> {
+        let width = *l.dims().last().unwrap_or(&1);
+        let dst = contiguous_f32(s, l, "softmax")?;
+        par_rows(dst, None, width, |dst, _| {
+            for row in dst.chunks_exact_mut(width) {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, x| m.max(*x));
+                let mut sum = 0f32;
+                for x in row.iter_mut() {
+                    *x = exp_neg(*x - max);
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|x| *x *= inv);
             }
         });
         Ok(())
