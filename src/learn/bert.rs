@@ -15,6 +15,7 @@
 //! same file loads.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 use serde::Deserialize;
@@ -273,6 +274,9 @@ impl Layer {
 /// more than the work.
 const PARALLEL_MIN: usize = 1 << 14;
 
+/// A slice of a pass's output and the matching slice of its second input.
+type Chunk<'a> = (&'a mut [f32], Option<&'a [f32]>);
+
 /// Runs `f` over row-aligned chunks of `dst` (and the matching chunks of `src`, when
 /// given), on candle's persistent barrier pool when the pass is large. Spawning threads
 /// per pass cost ~25 µs each, and `candle_core::utils::get_num_threads` re-reads
@@ -293,12 +297,12 @@ fn par_rows(
     // A few chunks per thread, so one slow thread does not hold up the pass; each chunk
     // is locked once by whichever thread takes it (never contended).
     let per = rows.div_ceil(threads * 4) * row;
-    let chunks: Vec<std::sync::Mutex<(&mut [f32], Option<&[f32]>)>> = dst
+    let chunks: Vec<Mutex<Chunk>> = dst
         .chunks_mut(per)
         .enumerate()
         .map(|(i, d)| {
             let s = src.map(|s| &s[i * per..i * per + d.len()]);
-            std::sync::Mutex::new((d, s))
+            Mutex::new((d, s))
         })
         .collect();
     pool.execute_chunked(chunks.len(), |range| {
