@@ -8,14 +8,14 @@
 //! runs per text over its own tokens, so there is no mask and no wasted work. The query,
 //! key and value projections are one matmul (weights concatenated at load, the 1/√d scale
 //! folded into the query); bias + GELU, softmax and bias + residual + layer norm are
-//! fused passes written in place into the matmul's output, on candle's thread pool when
+//! fused passes written in place into the matmul's output, split over threads when
 //! large.
 //!
 //! Weights keep their safetensors names (`embeddings.*`, `encoder.layer.N.*`), so the
 //! same file loads.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, DType, Device, InplaceOp1, InplaceOp2, Layout, Result, Tensor};
 use serde::Deserialize;
@@ -270,46 +270,45 @@ impl Layer {
     }
 }
 
-/// Elements below which a pass stays on the calling thread: waking a worker costs
+/// Elements below which a pass stays on the calling thread: starting a thread costs
 /// more than the work.
-const PARALLEL_MIN: usize = 1 << 14;
+const PARALLEL_MIN: usize = 1 << 15;
 
-/// A slice of a pass's output and the matching slice of its second input.
-type Chunk<'a> = (&'a mut [f32], Option<&'a [f32]>);
+/// Threads for the elementwise passes: candle's count (what its matmul uses), asked
+/// once — `candle_core::utils::get_num_threads` re-reads /proc/cpuinfo on every call.
+fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
+}
 
 /// Runs `f` over row-aligned chunks of `dst` (and the matching chunks of `src`, when
-/// given), on candle's persistent barrier pool when the pass is large. Spawning threads
-/// per pass cost ~25 µs each, and `candle_core::utils::get_num_threads` re-reads
-/// /proc/cpuinfo on every call, so neither is used here.
+/// given), split over [`threads`] scoped threads when the pass is large. Scoped threads
+/// rather than candle's spinning barrier pool: with another process on the cores, a
+/// spinning waiter whose partner is descheduled made batch 1 several times slower.
 fn par_rows(
     dst: &mut [f32],
     src: Option<&[f32]>,
     row: usize,
     f: impl Fn(&mut [f32], Option<&[f32]>) + Sync,
 ) {
-    let pool = candle_core::utils::barrier_pool();
-    let threads = pool.n_workers() + 1;
+    let threads = threads();
     let rows = dst.len() / row;
     if threads == 1 || dst.len() < PARALLEL_MIN || rows < 2 {
         f(dst, src);
         return;
     }
-    // A few chunks per thread, so one slow thread does not hold up the pass; each chunk
-    // is locked once by whichever thread takes it (never contended).
-    let per = rows.div_ceil(threads * 4) * row;
-    let chunks: Vec<Mutex<Chunk>> = dst
-        .chunks_mut(per)
-        .enumerate()
-        .map(|(i, d)| {
-            let s = src.map(|s| &s[i * per..i * per + d.len()]);
-            Mutex::new((d, s))
-        })
-        .collect();
-    pool.execute_chunked(chunks.len(), |range| {
-        for i in range {
-            let mut chunk = chunks[i].lock().unwrap_or_else(|e| e.into_inner());
-            let (d, s) = &mut *chunk;
-            f(d, *s);
+    let per = rows.div_ceil(threads) * row;
+    std::thread::scope(|scope| {
+        let f = &f;
+        let mut chunks = dst.chunks_mut(per).enumerate();
+        let first = chunks.next();
+        for (i, chunk) in chunks {
+            let s = src.map(|s| &s[i * per..i * per + chunk.len()]);
+            scope.spawn(move || f(chunk, s));
+        }
+        if let Some((_, chunk)) = first {
+            let s = src.map(|s| &s[..chunk.len()]);
+            f(chunk, s);
         }
     });
 }
