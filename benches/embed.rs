@@ -94,6 +94,8 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 }
 
 fn main() {
+    // As the pipewright binary does, before any thread starts.
+    pipewright::learn::model::fix_thread_count();
     let rounds: usize = std::env::var("EMBED_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
