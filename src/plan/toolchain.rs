@@ -512,24 +512,10 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
         // Learned archetypes (src/learn): PlatformIO brings its own compilers and needs
         // Python; notebooks (nbval) and SQL (sqlfluff) are checked with Python tools.
         (Language::C | Language::Cpp, _) if p.frameworks.contains(&Framework::Platformio) => {
-            t.kind = ToolchainKind::Python;
-            t.steps.push(github(uses(
-                "Set up Python",
-                "actions/setup-python",
-                vec![("python-version", "3.13".to_owned())],
-            )));
-            t.images = vec!["python:3.13".to_owned()];
-            t.provides = provides(&["python", "python3", "pip"]);
+            python_for_tools(&mut t);
         }
         (Language::Jupyter | Language::Sql, _) => {
-            t.kind = ToolchainKind::Python;
-            t.steps.push(github(uses(
-                "Set up Python",
-                "actions/setup-python",
-                vec![("python-version", "3.13".to_owned())],
-            )));
-            t.images = vec!["python:3.13".to_owned()];
-            t.provides = provides(&["python", "python3", "pip"]);
+            python_for_tools(&mut t);
         }
         // A hand-written static site is checked with an npm tool through npx.
         (Language::Html, _) => {
@@ -648,14 +634,7 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
             t.provides = provides(&["helm"]);
         }
         (Language::Yaml, _) => {
-            t.kind = ToolchainKind::Python;
-            t.steps.push(github(uses(
-                "Set up Python",
-                "actions/setup-python",
-                vec![("python-version", "3.13".to_owned())],
-            )));
-            t.images = vec!["python:3.13".to_owned()];
-            t.provides = provides(&["python", "python3", "pip"]);
+            python_for_tools(&mut t);
         }
         (Language::Markdown, _) if p.frameworks.contains(&Framework::Jekyll) => {
             t.kind = ToolchainKind::Docs;
@@ -689,14 +668,7 @@ pub fn toolchain(p: &Project, versions: &[String], lint: bool) -> Toolchain {
         (Language::Markdown, _) => {
             // MkDocs and Sphinx are Python tools: a Python toolchain (and a fresh
             // interpreter environment under `try`).
-            t.kind = ToolchainKind::Python;
-            t.steps.push(github(uses(
-                "Set up Python",
-                "actions/setup-python",
-                vec![("python-version", "3.13".to_owned())],
-            )));
-            t.images = vec!["python:3.13".to_owned()];
-            t.provides = provides(&["python", "python3", "pip"]);
+            python_for_tools(&mut t);
         }
         (Language::Tex, _) => {
             t.kind = ToolchainKind::Docs;
@@ -753,6 +725,19 @@ pub fn pip_spec_of(tool: &str) -> &'static str {
         "uv" => "uv",
         _ => "",
     }
+}
+
+/// The Python toolchain of projects checked with Python tools (docs, notebooks, SQL,
+/// YAML, PlatformIO): the newest Python on GitHub's runners and in containers.
+fn python_for_tools(t: &mut Toolchain) {
+    t.kind = ToolchainKind::Python;
+    t.steps.push(github(uses(
+        "Set up Python",
+        "actions/setup-python",
+        vec![("python-version", "3.13".to_owned())],
+    )));
+    t.images = vec!["python:3.13".to_owned()];
+    t.provides = ["python", "python3", "pip"].map(str::to_owned).to_vec();
 }
 
 #[cfg(test)]
