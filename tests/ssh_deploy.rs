@@ -40,9 +40,21 @@ impl Drop for Host {
             for e in entries.flatten() {
                 if e.path().extension().is_some_and(|x| x == "pid") {
                     if let Ok(pid) = std::fs::read_to_string(e.path()) {
-                        let _ = Command::new("kill")
-                            .args(["-TERM", &format!("-{}", pid.trim())])
-                            .status();
+                        // Only a process the shim started: its pid may have been reused by
+                        // now (pids wrap at 32768 here), and a process group of someone
+                        // else's must never be signalled.
+                        let pid = pid.trim();
+                        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+                            .map(|c| {
+                                let c = String::from_utf8_lossy(&c);
+                                c.contains("fake_app.py") || c.contains("fake_proxy.py")
+                            })
+                            .unwrap_or(false);
+                        if ours && pid.parse::<u32>().is_ok_and(|p| p > 1) {
+                            let _ = Command::new("kill")
+                                .args(["-TERM", &format!("-{pid}")])
+                                .status();
+                        }
                     }
                 }
             }
