@@ -635,22 +635,7 @@ pub fn deploy_files(
     repo_name: &str,
     settings: &[DeploySettings],
 ) -> Result<Vec<GeneratedFile>, DeployError> {
-    let mut out: Vec<GeneratedFile> = Vec::new();
-    let mut health: Option<String> = None;
-    for s in settings {
-        let ctx = context(analysis, repo_name, s)?;
-        health = health.or(ctx.health_path.clone());
-        out.extend(s.target.config_files(&ctx));
-    }
-    if !settings.is_empty() {
-        match container::dockerfile_for(analysis, repo_files, health.as_deref()) {
-            Ok(files) => out.extend(files),
-            Err(e) => return Err(DeployError::NoContainer(e.to_string())),
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    out.retain(|f| seen.insert(f.path.clone()));
-    Ok(out)
+    prepare(analysis, repo_files, repo_name, settings).map(|d| d.files)
 }
 
 /// What continuous delivery adds for a set of settings: the files ([`deploy_files`]) and
@@ -664,18 +649,30 @@ pub struct Delivery {
     pub contexts: Vec<(DeployTarget, DeployContext)>,
 }
 
-/// [`deploy_files`] and the contexts of `settings`, decided once.
+/// The files of `settings` and their contexts, each context decided once.
 pub fn prepare(
     analysis: &Analysis,
     repo_files: &[String],
     repo_name: &str,
     settings: &[DeploySettings],
 ) -> Result<Delivery, DeployError> {
-    let files = deploy_files(analysis, repo_files, repo_name, settings)?;
-    let contexts = settings
-        .iter()
-        .map(|s| context(analysis, repo_name, s).map(|c| (s.target, c)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut files: Vec<GeneratedFile> = Vec::new();
+    let mut contexts = Vec::with_capacity(settings.len());
+    let mut health: Option<String> = None;
+    for s in settings {
+        let ctx = context(analysis, repo_name, s)?;
+        health = health.or(ctx.health_path.clone());
+        files.extend(s.target.config_files(&ctx));
+        contexts.push((s.target, ctx));
+    }
+    if !settings.is_empty() {
+        match container::dockerfile_for(analysis, repo_files, health.as_deref()) {
+            Ok(more) => files.extend(more),
+            Err(e) => return Err(DeployError::NoContainer(e.to_string())),
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.path.clone()));
     Ok(Delivery { files, contexts })
 }
 

@@ -159,23 +159,18 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
     for pj in plan.ci_workflows().flat_map(|w| w.jobs.iter()) {
         let j = container_job(pj);
         if j.docker {
-            steps.push(Step {
-                name: "Docker build".to_owned(),
-                image: "atlassian/default-image:4".to_owned(),
-                max_time: STEP_MAX_MINUTES,
-                caches: Vec::new(),
-                services: vec!["docker"],
-                paths: j
-                    .changes
-                    .iter()
-                    .map(|c| c.trim_end_matches("/*").to_owned())
-                    .collect(),
-                script: j.script,
-                artifacts: Vec::new(),
-                deployment: None,
-                manual: false,
-                oidc: false,
-            });
+            let mut step = plain_step(
+                "Docker build".to_owned(),
+                "atlassian/default-image:4".to_owned(),
+                j.script,
+            );
+            step.services = vec!["docker"];
+            step.paths = j
+                .changes
+                .iter()
+                .map(|c| c.trim_end_matches("/*").to_owned())
+                .collect();
+            steps.push(step);
             continue;
         }
         let mut names = Vec::new();
@@ -261,37 +256,19 @@ pub fn generate(plan: &Plan, target: &Target) -> Result<Vec<GeneratedFile>, Gene
                         "$DOCKER_IMAGE",
                         "$BITBUCKET_TAG",
                     ));
-                    release.push(Step {
-                        name: "publish-docker".to_owned(),
-                        image: "atlassian/default-image:4".to_owned(),
-                        max_time: STEP_MAX_MINUTES,
-                        caches: Vec::new(),
-                        services: vec!["docker"],
-                        paths: Vec::new(),
+                    let mut step = plain_step(
+                        "publish-docker".to_owned(),
+                        "atlassian/default-image:4".to_owned(),
                         script,
-                        artifacts: Vec::new(),
-                        deployment: None,
-                        manual: false,
-                        oidc: false,
-                    });
+                    );
+                    step.services = vec!["docker"];
+                    release.push(step);
                 }
                 // Bitbucket has no release entity: the tag is the release.
                 JobKind::ForgeRelease => {}
                 _ => {
                     let c = container_job(pj);
-                    release.push(Step {
-                        name: c.id,
-                        image: c.image,
-                        max_time: STEP_MAX_MINUTES,
-                        caches: Vec::new(),
-                        services: Vec::new(),
-                        paths: Vec::new(),
-                        script: c.script,
-                        artifacts: Vec::new(),
-                        deployment: None,
-                        manual: false,
-                        oidc: false,
-                    });
+                    release.push(plain_step(c.id, c.image, c.script));
                 }
             }
         }
